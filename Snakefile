@@ -1,0 +1,19 @@
+# repgeom: geometry of transformer representations. See README.md and config/config.yaml.
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/tokens.smk"
+include: "rules/models.smk"
+include: "rules/extract.smk"
+include: "rules/metrics.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.spine.input,

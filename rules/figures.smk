@@ -1,0 +1,32 @@
+rule figure_anisotropy:
+    """Anisotropy by layer, one line per checkpoint, one panel per corpus."""
+    input:
+        f"{RESULTS}/metrics/anisotropy/{{model}}.nc",
+    output:
+        png=report(
+            f"{RESULTS}/figures/anisotropy/{{model}}.png",
+            caption="../report/anisotropy.rst",
+            category="Anisotropy",
+            subcategory="{model}",
+        ),
+        pdf=f"{RESULTS}/figures/anisotropy/{{model}}.pdf",
+    params:
+        model=lambda w: w.model,
+    log:
+        f"{LOGS}/figures/anisotropy/{{model}}.log",
+    benchmark:
+        f"{BENCH}/figures/anisotropy/{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/figure_anisotropy.py"
+
+
+rule spine:
+    """Corpus -> tokens -> checkpoints -> activations -> anisotropy -> figures."""
+    input:
+        expand(f"{RESULTS}/figures/anisotropy/{{model}}.png", model=MODELS),
+        expand(f"{RESULTS}/metrics/anisotropy/{{model}}.nc", model=MODELS),

@@ -1,0 +1,33 @@
+# One training rule per trained model: its checkpoints are the rule's outputs, so that the
+# static DAG knows every step directory before anything runs.
+for _name, _model in MODELS.items():
+    if _model["source"] != "train":
+        continue
+
+    rule:
+        name:
+            f"train_{_name}"
+        input:
+            tokens=model_tokens(_name, _model["corpus"]),
+            tokenizer=tokenizer_dir(_model["tokenizer"]),
+        output:
+            log_nc=f"{RESULTS}/models/{_name}/training.nc",
+            checkpoints=[directory(f"{RESULTS}/models/{_name}/{s}") for s in STEPS[_name]],
+        params:
+            name=_name,
+            architecture=_model["architecture"],
+            model_config=_model["config"],
+            training=_model["training"],
+            steps=STEPS[_name],
+        log:
+            f"{LOGS}/models/{_name}.log",
+        benchmark:
+            f"{BENCH}/models/{_name}.tsv"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            gpu=1 if _model["training"]["device"] != "cpu" else 0,
+        conda:
+            "../envs/core.yaml"
+        script:
+            "../scripts/train_model.py"

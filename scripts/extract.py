@@ -1,0 +1,28 @@
+"""Snakemake adapter: hidden states of one checkpoint on one corpus, written to Zarr."""
+
+import json
+
+from repgeom.extraction import extract
+from repgeom.models import Checkpoint, resolve_device
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, set_threads
+from repgeom.tokens import read_tokens, tokens_attrs
+
+log_to(snakemake.log[0])
+set_threads(snakemake.threads)
+p = snakemake.params
+cfg = p.extraction
+device = resolve_device(cfg["device"])
+model = Checkpoint(p.source["path"], p.source["revision"]).load(cfg["dtype"], device)
+windows = read_tokens(snakemake.input.tokens, cfg["split"], cfg["max_tokens"])
+attrs = provenance(
+    {"extraction": cfg, "source": p.source},
+    model=p.model,
+    step=p.step,
+    corpus=p.corpus,
+    model_source=json.dumps(p.source),
+    device=device,
+    corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
+)
+summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, cfg["eval_loss"])
+print(summary)

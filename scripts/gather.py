@@ -1,0 +1,11 @@
+"""Snakemake adapter: gather one metric of one model over steps and corpora."""
+
+from repgeom.gather import gather
+from repgeom.io import read_dataset, write_dataset
+from repgeom.runtime import log_to
+
+log_to(snakemake.log[0])
+p = snakemake.params
+keys = [(s, c) for s in p.steps for c in p.corpora]
+datasets = {k: read_dataset(path) for k, path in zip(keys, snakemake.input, strict=True)}
+write_dataset(gather(datasets, p.steps, p.corpora), snakemake.output[0])

@@ -1,0 +1,103 @@
+"""Config checks with messages that name the key: schema errors, then cross-references and paths."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key and what to do."""
+
+
+def key_path(parts: Any) -> str:
+    """'models.decoder.training.lr' from a jsonschema path."""
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def describe(error: jsonschema.ValidationError) -> str:
+    """One line per schema error, naming the config key."""
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"config key '{where}': unknown key(s) {', '.join(map(repr, extra))}{hint}"
+    if error.validator == "required":
+        return f"config key '{where}': {error.message} (add it to the config)"
+    return f"config key '{where}': {error.message}"
+
+
+def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """Every violation of the schema, most specific first, one message each."""
+    cls = jsonschema.validators.validator_for(schema)
+    errors = []
+    for err in sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path)):
+        leaves = [e for e in err.context] if err.context else []
+        errors.append(describe(min(leaves, key=lambda e: -len(e.absolute_path)) if leaves else err))
+    return errors
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    """The YAML JSON schema."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Raise ConfigError listing every schema violation by key."""
+    errors = schema_errors(config, load_schema(schema_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def check_references(config: dict[str, Any]) -> None:
+    """Names used across sections exist and have the right kind; raise ConfigError otherwise."""
+    corpora, tokenizers, models = config["corpora"], config["tokenizers"], config["models"]
+    errors = []
+
+    def need(section: dict, name: Any, key: str, kind_ok: Any = None) -> None:
+        if name not in section:
+            errors.append(
+                f"config key '{key}': {name!r} is not defined (defined: {sorted(section)})"
+            )
+        elif kind_ok is not None and not kind_ok(section[name]):
+            errors.append(f"config key '{key}': {name!r} cannot be used here")
+
+    def not_random(c: dict) -> bool:
+        return c["kind"] != "random_tokens"
+
+    for name, tok in tokenizers.items():
+        if tok["kind"] == "train":
+            need(corpora, tok["corpus"], f"tokenizers.{name}.corpus", not_random)
+        else:
+            need(models, tok["model"], f"tokenizers.{name}.model", lambda m: m["source"] != "train")
+    for name, model in models.items():
+        need(tokenizers, model["tokenizer"], f"models.{name}.tokenizer")
+        if model["source"] == "train":
+            need(corpora, model["corpus"], f"models.{name}.corpus", not_random)
+            ckpts = model["training"]["checkpoints"]
+            if isinstance(ckpts, list) and max(ckpts) > model["training"]["steps"]:
+                errors.append(
+                    f"config key 'models.{name}.training.checkpoints': step {max(ckpts)} is beyond"
+                    f" training.steps={model['training']['steps']}"
+                )
+    for i, name in enumerate(config["extraction"]["corpora"] or []):
+        need(corpora, name, f"extraction.corpora[{i}]")
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
+    """A message if a text corpus's path matches no file, else None."""
+    if corpus["kind"] != "text" or glob.glob(corpus["path"], recursive=True):
+        return None
+    how = (
+        f"it will be downloaded from {corpus['url']} when the network allows"
+        if corpus.get("url")
+        else "put the file there or change the path"
+    )
+    return f"config key 'corpora.{name}.path': no file matches {corpus['path']!r}; {how}"

@@ -1,0 +1,124 @@
+"""Extraction: hidden states of every layer for token windows, written batch by batch to Zarr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from tqdm import tqdm
+from transformers import PreTrainedModel
+
+from repgeom.io import atomic_path
+from repgeom.models import objective
+from repgeom.store import LayerWriter
+from repgeom.tokens import Windows
+
+FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
+
+
+def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
+    """Index of the hidden state after the final norm, or None (post-LN encoders have none)."""
+    base = getattr(model, model.base_model_prefix, model)
+    if any(isinstance(getattr(base, n, None), torch.nn.Module) for n in FINAL_NORM_NAMES):
+        return n_states - 1
+    return None
+
+
+def next_token_nll(
+    logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor
+) -> tuple[float, int]:
+    """Summed next-token negative log-likelihood (float64) and count, padding excluded."""
+    lp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+    target = ids[:, 1:]
+    keep = valid[:, 1:] & valid[:, :-1]
+    nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return float(nll[keep].sum()), int(keep.sum())
+
+
+def batches(w: Windows, batch_size: int) -> list[np.ndarray]:
+    """Row indices of each batch, in order."""
+    return [
+        np.arange(s, min(len(w.lengths), s + batch_size))
+        for s in range(0, len(w.lengths), batch_size)
+    ]
+
+
+@torch.inference_mode()
+def extract(
+    model: PreTrainedModel,
+    windows: Windows,
+    out_path: str | Path,
+    batch_size: int,
+    attrs: dict[str, Any],
+    eval_loss: bool = True,
+) -> dict[str, Any]:
+    """Write hidden states (all layers incl. the embedding output) of every non-padding token.
+
+    Raises FloatingPointError naming the layer if any activation is NaN or infinite. Returns the
+    summary attributes written to the store (eval loss for causal LMs when asked).
+    """
+    device = next(model.parameters()).device
+    n_tokens = windows.n_tokens
+    n_layers = model.config.num_hidden_layers + 1
+    d = model.config.hidden_size
+    causal = objective(model) == "causal"
+    seq_ids = np.repeat(np.arange(len(windows.lengths)), windows.lengths)
+    positions = np.concatenate([np.arange(n) for n in windows.lengths])
+    valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    token_ids = windows.ids[valid_np]
+    nll, count = 0.0, 0
+    with atomic_path(out_path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w")
+        hidden = root.create_group("hidden")
+        writers = [LayerWriter(hidden, str(i), n_tokens, d) for i in range(n_layers)]
+        for name, values in (
+            ("token_id", token_ids),
+            ("sequence", seq_ids),
+            ("position", positions),
+        ):
+            root.create_array(name, data=values.astype(np.int64))
+        norm_index = None
+        for rows in tqdm(
+            batches(windows, batch_size), file=sys.stderr, mininterval=5, desc="extract"
+        ):
+            width = int(windows.lengths[rows].max())
+            ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
+            valid = torch.from_numpy(valid_np[rows, :width]).to(device)
+            out = model(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+            states = out.hidden_states
+            if len(states) != n_layers:
+                raise RuntimeError(
+                    f"model returned {len(states)} hidden states, expected {n_layers}"
+                )
+            norm_index = final_norm_index(model, len(states))
+            for i, h in enumerate(states):
+                x = h[valid].float()
+                if not torch.isfinite(x).all():
+                    raise FloatingPointError(
+                        f"layer {i} has NaN or infinite activations in batch starting at window "
+                        f"{rows[0]}; load the model in float32 (extraction.dtype)"
+                        " or check the checkpoint"
+                    )
+                writers[i].append(x.cpu().numpy())
+            if eval_loss and causal:
+                s, c = next_token_nll(out.logits, ids, valid)
+                nll, count = nll + s, count + c
+        for w in writers:
+            w.close()
+        summary: dict[str, Any] = {
+            "n_tokens": n_tokens,
+            "n_sequences": len(windows.lengths),
+            "n_layers": n_layers,
+            "hidden_size": d,
+            "layer_dtypes": [str(w.dtype) for w in writers],
+            "final_norm_index": -1 if norm_index is None else norm_index,
+            "objective": "causal" if causal else "masked",
+        }
+        if eval_loss and causal and count:
+            summary.update(eval_loss=nll / count, eval_loss_tokens=count)
+        root.attrs.update({**attrs, **summary})
+    return summary

@@ -1,0 +1,31 @@
+"""Gathering per-checkpoint datasets of one model into one dataset over steps and corpora."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from repgeom.plan import step_number
+
+
+def gather(
+    datasets: dict[tuple[str, str], xr.Dataset], steps: Sequence[str], corpora: Sequence[str]
+) -> xr.Dataset:
+    """Stack datasets keyed by (step, corpus) on new dims ``step`` and ``corpus``."""
+    missing = [(s, c) for s in steps for c in corpora if (s, c) not in datasets]
+    if missing:
+        raise KeyError(f"no dataset for (step, corpus) {missing}")
+    per_step = [
+        xr.concat([datasets[(s, c)] for c in corpora], dim="corpus", combine_attrs="drop_conflicts")
+        for s in steps
+    ]
+    out = xr.concat(per_step, dim="step", combine_attrs="drop_conflicts")
+    out = out.assign_coords(
+        step=list(steps),
+        corpus=list(corpora),
+        step_number=("step", np.array([step_number(s) for s in steps])),
+    )
+    out["step_number"].attrs = {"long_name": "training step", "units": "steps"}
+    return out

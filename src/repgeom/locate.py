@@ -1,0 +1,57 @@
+"""Where checkpoints live: local directories, the Hugging Face cache, the hub (no torch import)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def local_checkpoints(path: str | Path) -> dict[str, Path]:
+    """Checkpoints of a local directory: itself ('final') or one per subdirectory with a config."""
+    root = Path(path)
+    if (root / "config.json").is_file():
+        return {"final": root}
+    subdirs = {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+    if not subdirs:
+        raise FileNotFoundError(
+            f"{root} holds no checkpoint: expected config.json in it or in its subdirectories"
+        )
+    return subdirs
+
+
+def hub_cached_commit(repo_id: str, revision: str) -> str | None:
+    """The commit hash a revision resolves to in the local HF cache, or None if not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(found, str):
+        return None
+    return Path(found).parent.name
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for cache-only loading."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def check_hub_revision(repo_id: str, revision: str) -> str:
+    """The commit of a hub revision, from the cache or the hub; raises saying what to do."""
+    commit = hub_cached_commit(repo_id, revision)
+    if commit is not None:
+        return commit
+    how = (
+        f"pre-download it on a machine with network: `hf download {repo_id} --revision {revision}`"
+        " (or huggingface-cli download), then run with HF_HUB_OFFLINE=1"
+    )
+    if hub_offline():
+        raise LookupError(f"model {repo_id!r} revision {revision!r} is not in the HF cache; {how}")
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, revision=revision, timeout=10)
+    except Exception as err:  # network errors, missing repo or revision
+        raise LookupError(
+            f"model {repo_id!r} revision {revision!r} cannot be reached ({type(err).__name__}: "
+            f"{err}); {how}"
+        ) from err
+    return str(info.sha)

@@ -1,0 +1,1 @@
+"""Geometry metrics: functions on arrays, with streaming accumulators for large data."""

@@ -1,0 +1,46 @@
+"""Exact k-nearest neighbours: float32 blocked search, float64 distances for the kept ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def knn(
+    query: np.ndarray,
+    ref: np.ndarray | None = None,
+    k: int = 2,
+    block: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (float64, ascending) and indices of the k nearest rows of ``ref`` to each query.
+
+    With ``ref=None`` the reference set is ``query`` itself and each point's own index is
+    excluded (a duplicate of a point is still a neighbour, at distance 0). The search runs as a
+    blocked float32 matmul in torch; the kept neighbours' distances are recomputed in float64.
+    """
+    q64 = np.asarray(query, dtype=np.float64)
+    self_search = ref is None
+    r64 = q64 if self_search else np.asarray(ref, dtype=np.float64)
+    if q64.ndim != 2 or r64.ndim != 2 or q64.shape[1] != r64.shape[1]:
+        raise ValueError(f"query {q64.shape} and ref {r64.shape} must be (n, d) with the same d")
+    n_ref = r64.shape[0] - (1 if self_search else 0)
+    if k > n_ref:
+        raise ValueError(f"k={k} neighbours asked for but only {n_ref} reference points")
+    centre = r64.mean(axis=0)
+    q = torch.from_numpy((q64 - centre).astype(np.float32))
+    r = torch.from_numpy((r64 - centre).astype(np.float32))
+    r_sq = (r * r).sum(dim=1)
+    kk = k + 1 if self_search else k
+    idx = np.empty((q.shape[0], k), dtype=np.int64)
+    for start in range(0, q.shape[0], block):
+        qb = q[start : start + block]
+        d2 = (qb * qb).sum(dim=1, keepdim=True) - 2.0 * qb @ r.T + r_sq
+        if self_search:
+            rows = torch.arange(qb.shape[0])
+            d2[rows, rows + start] = float("inf")
+        top = torch.topk(d2, kk, dim=1, largest=False).indices[:, :k]
+        idx[start : start + block] = top.numpy()
+    diff = q64[:, None, :] - r64[idx]
+    dist = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)

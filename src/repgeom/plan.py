@@ -1,0 +1,59 @@
+"""What the workflow builds, derived from the config alone (the DAG is static)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repgeom.locate import local_checkpoints
+
+
+def pythia_schedule(steps: int, n_linear: int = 4) -> list[int]:
+    """Pythia's schedule scaled down: 0, 1, 2, 4, … up to steps/2, then evenly to the end."""
+    points = {0}
+    p = 1
+    while p <= steps // 2:
+        points.add(p)
+        p *= 2
+    last = max(points)
+    points.update(round(last + (steps - last) * i / n_linear) for i in range(1, n_linear + 1))
+    return sorted(points)
+
+
+def checkpoint_steps(training: dict[str, Any]) -> list[int]:
+    """Training steps at which a trained model is saved."""
+    ckpts = training["checkpoints"]
+    if ckpts == "pythia":
+        return pythia_schedule(training["steps"], training["n_linear_checkpoints"])
+    return sorted(ckpts)
+
+
+def model_steps(model: dict[str, Any]) -> list[str]:
+    """Checkpoint labels of a model: step{N} (trained), revisions (hub), subdirectories (local)."""
+    if model["source"] == "train":
+        return [f"step{s}" for s in checkpoint_steps(model["training"])]
+    if model["source"] == "hub":
+        return list(model["revisions"])
+    return list(model.get("steps") or local_checkpoints(model["path"]))
+
+
+def extraction_corpora(config: dict[str, Any]) -> list[str]:
+    """Corpora whose activations are extracted (all corpora unless the config lists some)."""
+    return list(config["extraction"]["corpora"] or config["corpora"])
+
+
+def step_number(label: str) -> float:
+    """The training step of a checkpoint label ('step512' -> 512); NaN when it has none."""
+    digits = label[4:] if label.startswith("step") else ""
+    return float(digits) if digits.isdigit() else float("nan")
+
+
+def checkpoint_location(
+    name: str, model: dict[str, Any], step: str, results: str = "results"
+) -> tuple[str, str | None]:
+    """(path or hub id, revision) of one checkpoint of a model."""
+    if model["source"] == "train":
+        return f"{results}/models/{name}/{step}", None
+    if model["source"] == "hub":
+        return model["id"], step
+    root = model["path"]
+    return (str(local_checkpoints(root).get(step, f"{root}/{step}")), None)

@@ -1,0 +1,1 @@
+"""Figures: matplotlib functions of xarray datasets only."""

@@ -1,0 +1,122 @@
+"""Token windows: int32 (sequence, position) arrays per split, stored in Zarr."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+SPLITS = ("train", "eval")
+
+
+@dataclass
+class Windows:
+    """Token ids (sequence, position) with the valid length of each row (the rest is padding)."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def bos_id(tokenizer: Any) -> int:
+    """The token prepended to each window: BOS, else CLS; raises if the tokenizer has neither."""
+    for name in ("bos_token_id", "cls_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            return int(value)
+    raise ValueError("bos: prepend needs a tokenizer with a BOS or CLS token; set bos: none")
+
+
+def encode(docs: list[str], tokenizer: Any) -> list[list[int]]:
+    """Token ids of each document, without special tokens."""
+    if not docs:
+        return []
+    return tokenizer(docs, add_special_tokens=False)["input_ids"]
+
+
+def stream_windows(encoded: list[list[int]], window: int, sep: int, bos: int | None) -> Windows:
+    """Concatenate documents with a separator and cut fixed-length windows (the tail is dropped)."""
+    body = window - (1 if bos is not None else 0)
+    if body < 1:
+        raise ValueError(f"window={window} leaves no room for tokens")
+    stream = np.fromiter(
+        (t for doc in encoded for t in [*doc, sep]),
+        dtype=np.int64,
+        count=sum(len(d) + 1 for d in encoded),
+    )
+    n = len(stream) // body
+    ids = stream[: n * body].reshape(n, body)
+    if bos is not None:
+        ids = np.concatenate([np.full((n, 1), bos, dtype=np.int64), ids], axis=1)
+    return Windows(ids.astype(np.int32), np.full(n, window, dtype=np.int32))
+
+
+def document_windows(encoded: list[list[int]], window: int, pad: int, bos: int | None) -> Windows:
+    """One row per document, truncated to the window and padded (ragged lengths kept)."""
+    body = window - (1 if bos is not None else 0)
+    rows = [([bos] if bos is not None else []) + doc[:body] for doc in encoded if doc]
+    ids = np.full((len(rows), window), pad, dtype=np.int32)
+    lengths = np.zeros(len(rows), dtype=np.int32)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        lengths[i] = len(row)
+    return Windows(ids, lengths)
+
+
+def random_windows(
+    n_sequences: int, window: int, vocab_size: int, exclude: list[int], bos: int | None, seed: int
+) -> Windows:
+    """Uniform random token ids over the vocabulary without special tokens (the paper's control)."""
+    allowed = np.setdiff1d(np.arange(vocab_size), np.asarray(exclude, dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    body = window - (1 if bos is not None else 0)
+    ids = allowed[rng.integers(0, len(allowed), size=(n_sequences, body))]
+    if bos is not None:
+        ids = np.concatenate([np.full((n_sequences, 1), bos), ids], axis=1)
+    return Windows(ids.astype(np.int32), np.full(n_sequences, window, dtype=np.int32))
+
+
+def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, Any]) -> None:
+    """Write each split's ids and lengths to a Zarr group, atomically."""
+    from repgeom.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w")
+        for name, w in splits.items():
+            if len(w.lengths) == 0:
+                raise ValueError(
+                    f"the {name} split yields no token window; lower the window length"
+                    " or add documents"
+                )
+            g = root.create_group(name)
+            rows = max(1, min(len(w.ids), (1 << 20) // (4 * w.ids.shape[1])))
+            g.create_array("ids", data=w.ids, chunks=(rows, w.ids.shape[1]))
+            g.create_array("lengths", data=w.lengths)
+            g.attrs.update(n_sequences=len(w.lengths), n_tokens=w.n_tokens)
+        root.attrs.update(attrs)
+
+
+def read_tokens(path: str | Path, split: str, max_tokens: int | None = None) -> Windows:
+    """The first sequences of a split holding at most ``max_tokens`` tokens (all if None)."""
+    root = zarr.open_group(str(path), mode="r")
+    if split not in root:
+        raise KeyError(f"{path} has no split {split!r}; it has {sorted(root.group_keys())}")
+    lengths = np.asarray(root[split]["lengths"][:])
+    n = len(lengths)
+    if max_tokens is not None:
+        n = int(np.searchsorted(np.cumsum(lengths), max_tokens, side="right"))
+        if n == 0:
+            raise ValueError(f"max_tokens={max_tokens} is shorter than one window of {path}")
+    ids = np.asarray(root[split]["ids"][:n])
+    return Windows(ids, lengths[:n])
+
+
+def tokens_attrs(path: str | Path) -> dict[str, Any]:
+    """The attributes of a token store."""
+    return dict(zarr.open_group(str(path), mode="r").attrs)
