@@ -23,7 +23,7 @@ for _name, _model in MODELS.items():
             f"{LOGS}/models/{_name}.log",
         benchmark:
             f"{BENCH}/models/{_name}.tsv"
-        threads: 2
+        threads: _model["training"]["threads"]
         resources:
             mem_mb=8000,
             gpu=1 if _model["training"]["device"] != "cpu" else 0,

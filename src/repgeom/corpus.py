@@ -172,10 +172,10 @@ def write_corpus(
                 f"the {name} split is empty ({len(docs)} documents, eval_fraction={eval_fraction});"
                 " change eval_fraction or add documents"
             )
-        with atomic_path(out / f"{name}.jsonl") as tmp:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for d in part:
-                    f.write(json.dumps({"text": d}, ensure_ascii=False) + "\n")
+    for name, part in splits.items():
+        with atomic_path(out / f"{name}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for d in part:
+                f.write(json.dumps({"text": d}, ensure_ascii=False) + "\n")
         stats[f"n_{name}"] = len(part)
         stats[f"sha256_{name}"] = content_sha256(part)
     write_json(stats, out / "stats.json")

@@ -1,0 +1,86 @@
+"""Config validation: schema errors and cross-references name the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repgeom.config import ConfigError, check_references, check_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_shipped_configs_validate(name):
+    check_schema(load(name), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c["corpora"]["docs"].update(bogus=1), "corpora.docs': unknown key(s) 'bogus'"),
+        (lambda c: c["models"]["decoder"]["training"].update(lr="fast"), "models.decoder.training.lr"),
+        (lambda c: c["models"]["decoder"].pop("tokenizer"), "models.decoder': 'tokenizer' is a required"),
+        (lambda c: c.update(extra_section={}), "unknown key(s) 'extra_section'"),
+        (lambda c: c["corpora"]["docs"].update(eval_fraction=1.5), "corpora.docs.eval_fraction"),
+    ],
+)
+def test_schema_errors_name_the_key(edit, expected):
+    cfg = copy.deepcopy(load("test.yaml"))
+    edit(cfg)
+    with pytest.raises(ConfigError) as err:
+        check_schema(cfg, SCHEMA)
+    assert expected in str(err.value)
+
+
+def test_references_name_the_key():
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(load("test.yaml"))
+    cfg["models"]["decoder"]["tokenizer"] = "nope"
+    cfg["tokenizers"]["bpe"]["corpus"] = "random"
+    validate(cfg, str(SCHEMA), set_default=True)
+    with pytest.raises(ConfigError) as err:
+        check_references(cfg)
+    assert "models.decoder.tokenizer': 'nope' is not defined" in str(err.value)
+    assert "tokenizers.bpe.corpus': 'random' cannot be used here" in str(err.value)
+
+
+def test_snakemake_stops_before_any_job(tmp_path):
+    cfg = copy.deepcopy(load("test.yaml"))
+    cfg["corpora"]["docs"]["windoes"] = "stream"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "-s",
+         str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode != 0
+    assert "corpora.docs': unknown key(s) 'windoes'" in res.stderr + res.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_text_corpus_stops_with_path(tmp_path):
+    cfg = copy.deepcopy(load("test.yaml"))
+    cfg["corpora"]["enwik8"] = {"kind": "text", "path": str(tmp_path / "enwik8.zip")}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "-s",
+         str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = res.stderr + res.stdout
+    assert res.returncode != 0
+    assert "corpora.enwik8.path" in out and "enwik8.zip" in out

@@ -1,0 +1,111 @@
+"""Extraction: stored hidden states equal a direct forward pass; padding never stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repgeom.extraction import extract, next_token_nll
+from repgeom.store import ActivationStore, LayerWriter
+from repgeom.tokens import Windows
+
+
+def direct_states(model, w: Windows) -> list[np.ndarray]:
+    """Hidden states of every non-padding token, one window at a time, float32."""
+    per_layer = None
+    with torch.no_grad():
+        for row, n in zip(w.ids, w.lengths, strict=True):
+            ids = torch.from_numpy(row[:n].astype(np.int64))[None]
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states
+            if per_layer is None:
+                per_layer = [[] for _ in states]
+            for i, h in enumerate(states):
+                per_layer[i].append(h[0].numpy())
+    return [np.concatenate(x) for x in per_layer]
+
+
+def test_store_equals_direct_forward(tiny_model, windows, tmp_path):
+    w = Windows(windows.ids[:10], windows.lengths[:10])
+    summary = extract(tiny_model, w, tmp_path / "a.zarr", batch_size=4, attrs={"model": "m"})
+    store = ActivationStore(tmp_path / "a.zarr")
+    ref = direct_states(tiny_model, w)
+    assert store.layers == list(range(len(ref))) and store.n_tokens == w.n_tokens
+    for layer, expected in zip(store.layers, ref, strict=True):
+        got = store.read(layer)
+        assert store.dtype(layer) == np.float16
+        np.testing.assert_allclose(got, expected, rtol=2**-10, atol=1e-6 + 2**-10 * np.abs(expected).max())
+    assert np.array_equal(store.token_id, w.ids.reshape(-1))
+    assert store.position.tolist() == list(range(32)) * 10
+    assert store.attrs["model"] == "m" and summary["n_tokens"] == 320
+    blocks = list(store.iter_blocks(1, rows=np.arange(0, 320, 3), block=25))
+    np.testing.assert_array_equal(np.concatenate(blocks), store.read(1)[::3])
+
+
+def test_ragged_batches_store_no_padding(tiny_model, windows, tmp_path):
+    lengths = np.array([32, 7, 20, 1, 32, 13], dtype=np.int32)
+    ids = windows.ids[:6].copy()
+    for i, n in enumerate(lengths):
+        ids[i, n:] = 1  # padding id
+    w = Windows(ids, lengths)
+    extract(tiny_model, w, tmp_path / "r.zarr", batch_size=3, attrs={})
+    store = ActivationStore(tmp_path / "r.zarr")
+    assert store.n_tokens == lengths.sum()
+    ref = direct_states(tiny_model, w)
+    for layer in store.layers:
+        np.testing.assert_allclose(store.read(layer), ref[layer], atol=2e-3 * max(1, np.abs(ref[layer]).max()))
+    assert store.sequence.tolist() == np.repeat(np.arange(6), lengths).tolist()
+
+
+def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
+    from repgeom.models import build_model
+    from tests.conftest import TINY
+
+    model = build_model("gpt_neox", TINY, tokenizer, seed=1).eval()
+    w = Windows(windows.ids[:8], windows.lengths[:8])
+    summary = extract(model, w, tmp_path / "e.zarr", batch_size=3, attrs={})
+    ids = torch.from_numpy(w.ids.astype(np.int64))
+    with torch.no_grad():
+        ref = model(input_ids=ids, labels=ids).loss.item()
+    assert summary["eval_loss"] == pytest.approx(ref, rel=1e-5)
+    assert summary["eval_loss_tokens"] == 8 * 31
+
+
+def test_next_token_nll_excludes_padding():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    ids = torch.randint(7, (2, 5))
+    valid = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    total, n = next_token_nll(logits, ids, valid)
+    lp = torch.log_softmax(logits.double(), -1)
+    ref = [-lp[b, t, ids[b, t + 1]].item() for b, m in ((0, 4), (1, 2)) for t in range(m)]
+    assert n == 6 and total == pytest.approx(sum(ref), rel=1e-12)
+
+
+def test_nan_activations_raise_and_leave_nothing(tokenizer, windows, tmp_path):
+    from repgeom.models import build_model
+    from tests.conftest import TINY
+
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    with torch.no_grad():
+        model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="layer 1"):
+        extract(model, Windows(windows.ids[:2], windows.lengths[:2]), tmp_path / "n.zarr", 2, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_layer_writer_promotes_overflowing_layer(tmp_path):
+    import zarr
+
+    g = zarr.open_group(str(tmp_path / "w.zarr"), mode="w")
+    writer = LayerWriter(g, "0", n_tokens=5000, hidden_size=512)
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(3000, 512)).astype(np.float32)
+    big = (rng.normal(size=(2000, 512)) * 1e5).astype(np.float32)
+    writer.append(small)
+    assert writer.written == 2048  # whole float16 chunks of 1024 rows already on disk
+    writer.append(big)
+    writer.close()
+    assert g["0"].dtype == np.float32
+    np.testing.assert_array_equal(g["0"][3000:], big)
+    np.testing.assert_allclose(g["0"][:3000], small, rtol=2**-10, atol=1e-4)

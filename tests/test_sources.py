@@ -1,0 +1,68 @@
+"""Hub models from an offline HF cache (two revisions) and local directories, through the workflow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from repgeom.models import build_model
+from repgeom.store import ActivationStore
+from tests.conftest import TINY
+from tests.hfcache import add_revision
+from tests.workflow import snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, tokenizer):
+    root = tmp_path_factory.mktemp("sources")
+    commits = {}
+    for i, rev in enumerate(("step1", "step2")):
+        model = build_model("gpt_neox", TINY, tokenizer, seed=i)
+        commits[rev] = add_revision(root / "hub", "tiny-org/tiny-neox", rev, model, tokenizer)
+        enc = build_model("bert", TINY, tokenizer, seed=i)
+        enc.save_pretrained(root / "local" / f"ckpt{i}")
+    cfg = {
+        "corpora": {"docs": {"kind": "python_docs", "max_documents": 120, "eval_fraction": 0.3}},
+        "tokenizers": {"hubtok": {"kind": "from_model", "model": "hub", "window": 32}},
+        "models": {
+            "hub": {"source": "hub", "id": "tiny-org/tiny-neox", "revisions": ["step1", "step2"],
+                    "tokenizer": "hubtok"},
+            "mine": {"source": "local", "path": str(root / "local"), "tokenizer": "hubtok"},
+        },
+        "extraction": {"max_tokens": 256, "device": "cpu"},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return root, commits, cfg
+
+
+def test_hub_and_local_models_offline(sources):
+    root, commits, _ = sources
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
+    res = snakemake(root, root / "config.yaml", "--cores", "2", env=env)
+    assert res.returncode == 0, res.stderr[-4000:]
+    for rev, commit in commits.items():
+        store = ActivationStore(root / "results" / "activations" / "hub" / rev / "docs.zarr")
+        source = json.loads(store.attrs["model_source"])
+        assert source == {"path": "tiny-org/tiny-neox", "revision": rev, "commit": commit}
+        assert store.attrs["eval_loss"] > 0
+    a = ActivationStore(root / "results" / "activations" / "hub" / "step1" / "docs.zarr").read(2)
+    b = ActivationStore(root / "results" / "activations" / "hub" / "step2" / "docs.zarr").read(2)
+    assert a.shape == b.shape and not (a == b).all()  # two revisions, two different models
+    for ckpt in ("ckpt0", "ckpt1"):
+        assert (root / "results" / "metrics" / "anisotropy" / "mine" / ckpt / "docs.nc").is_file()
+
+
+def test_missing_revision_stops_before_any_job(sources, tmp_path):
+    root, _, cfg = sources
+    cfg = json.loads(json.dumps(cfg))
+    cfg["models"]["hub"]["revisions"] = ["step1", "step999"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path, path, "-n", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")})
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "models.hub.revisions" in out and "step999" in out and "hf download" in out

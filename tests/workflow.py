@@ -1,0 +1,36 @@
+"""Run the workflow in a directory, as a user would (a subprocess), and read its dry-run plan."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, env: dict | None = None,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """snakemake -s ROOT/Snakefile --directory workdir --configfile configfile ARGS."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(configfile), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from a dry run's 'Job stats' table ({} when nothing is to be done)."""
+    out = res.stdout + res.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
