@@ -4,7 +4,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from repgeom.config import ConfigError, check_references, check_schema, text_corpus_missing
+from repgeom.config import (
+    ConfigError,
+    check_references,
+    check_schema,
+    text_corpus_missing,
+)
 from repgeom.download import ensure
 from repgeom.locate import check_hub_revision
 from repgeom import plan
@@ -121,3 +126,32 @@ def per_checkpoint(pattern, **extra):
         for s in STEPS[m]
         for c in EXTRACT_CORPORA
     ]
+
+
+def corpus_files(wildcards):
+    """Local text files a text corpus reads (so that editing them reruns the corpus)."""
+    corpus = CORPORA[wildcards.corpus]
+    if corpus["kind"] != "text":
+        return []
+    from repgeom.corpus import resolve_text_paths
+
+    return [str(p) for p in resolve_text_paths(corpus["path"])]
+
+
+def tokens_inputs(wildcards):
+    """A text corpus's documents and the trained tokenizer, when there are any."""
+    inputs = {"tokenizer": tokenizer_dir(wildcards.tokenizer)}
+    if CORPORA[wildcards.corpus]["kind"] != "random_tokens":
+        inputs["train"] = f"{corpus_dir(wildcards.corpus)}/train.jsonl"
+        inputs["eval"] = f"{corpus_dir(wildcards.corpus)}/eval.jsonl"
+        inputs["stats"] = f"{corpus_dir(wildcards.corpus)}/stats.json"
+    return inputs
+
+
+def tokenizer_source(name):
+    """Where a tokenizer is loaded from: its trained directory, or a model's hub id or path."""
+    tok = TOKENIZERS[name]
+    if tok["kind"] == "train":
+        return {"path": f"{RESULTS}/tokenizers/{name}", "revision": None}
+    model = MODELS[tok["model"]]
+    return model_source(tok["model"], STEPS[tok["model"]][-1])

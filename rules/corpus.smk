@@ -1,13 +1,3 @@
-def corpus_files(wildcards):
-    """Local text files a text corpus reads (so that editing them reruns the corpus)."""
-    corpus = CORPORA[wildcards.corpus]
-    if corpus["kind"] != "text":
-        return []
-    from repgeom.corpus import resolve_text_paths
-
-    return [str(p) for p in resolve_text_paths(corpus["path"])]
-
-
 rule corpus:
     """Documents of a corpus, split into train and eval by a stable hash of their content."""
     input:
@@ -16,17 +6,17 @@ rule corpus:
         train=f"{RESULTS}/corpora/{{corpus}}/train.jsonl",
         eval=f"{RESULTS}/corpora/{{corpus}}/eval.jsonl",
         stats=f"{RESULTS}/corpora/{{corpus}}/stats.json",
-    params:
-        corpus=lambda w: CORPORA[w.corpus],
-        name=lambda w: w.corpus,
     log:
         f"{LOGS}/corpus/{{corpus}}.log",
     benchmark:
         f"{BENCH}/corpus/{{corpus}}.tsv"
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/core.yaml"
+    params:
+        corpus=lambda w: CORPORA[w.corpus],
+        name=lambda w: w.corpus,
     script:
         "../scripts/corpus.py"

@@ -5,21 +5,21 @@ rule extract:
         checkpoint=checkpoint_input,
     output:
         directory(f"{RESULTS}/activations/{{model}}/{{step}}/{{corpus}}.zarr"),
+    log:
+        f"{LOGS}/extract/{{model}}/{{step}}/{{corpus}}.log",
+    benchmark:
+        f"{BENCH}/extract/{{model}}/{{step}}/{{corpus}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        gpu=1 if config["extraction"]["device"] != "cpu" else 0,
     params:
         extraction=config["extraction"],
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,
         corpus=lambda w: w.corpus,
-    log:
-        f"{LOGS}/extract/{{model}}/{{step}}/{{corpus}}.log",
-    benchmark:
-        f"{BENCH}/extract/{{model}}/{{step}}/{{corpus}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        gpu=1 if config["extraction"]["device"] != "cpu" else 0,
-    conda:
-        "../envs/core.yaml"
     script:
         "../scripts/extract.py"

@@ -10,17 +10,17 @@ rule figure_anisotropy:
             subcategory="{model}",
         ),
         pdf=f"{RESULTS}/figures/anisotropy/{{model}}.pdf",
-    params:
-        model=lambda w: w.model,
     log:
         f"{LOGS}/figures/anisotropy/{{model}}.log",
     benchmark:
         f"{BENCH}/figures/anisotropy/{{model}}.tsv"
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/core.yaml"
+    params:
+        model=lambda w: w.model,
     script:
         "../scripts/figure_anisotropy.py"
 

@@ -4,17 +4,17 @@ rule anisotropy:
         activations("{model}", "{step}", "{corpus}"),
     output:
         f"{RESULTS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.nc",
-    params:
-        options=config["metrics"]["anisotropy"],
     log:
         f"{LOGS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.log",
     benchmark:
         f"{BENCH}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.tsv"
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/core.yaml"
+    params:
+        options=config["metrics"]["anisotropy"],
     script:
         "../scripts/anisotropy.py"
 
@@ -29,17 +29,17 @@ rule gather_metric:
         ],
     output:
         f"{RESULTS}/metrics/{{metric}}/{{model}}.nc",
-    params:
-        steps=lambda w: STEPS[w.model],
-        corpora=EXTRACT_CORPORA,
     log:
         f"{LOGS}/metrics/{{metric}}/{{model}}.log",
     benchmark:
         f"{BENCH}/metrics/{{metric}}/{{model}}.tsv"
+    conda:
+        "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/core.yaml"
+    params:
+        steps=lambda w: STEPS[w.model],
+        corpora=EXTRACT_CORPORA,
     script:
         "../scripts/gather.py"

@@ -12,22 +12,24 @@ for _name, _model in MODELS.items():
             tokenizer=tokenizer_dir(_model["tokenizer"]),
         output:
             log_nc=f"{RESULTS}/models/{_name}/training.nc",
-            checkpoints=[directory(f"{RESULTS}/models/{_name}/{s}") for s in STEPS[_name]],
+            checkpoints=[
+                directory(f"{RESULTS}/models/{_name}/{s}") for s in STEPS[_name]
+            ],
+        log:
+            f"{LOGS}/models/{_name}.log",
+        benchmark:
+            f"{BENCH}/models/{_name}.tsv"
+        conda:
+            "../envs/core.yaml"
+        threads: _model["training"]["threads"]
+        resources:
+            mem_mb=8000,
+            gpu=1 if _model["training"]["device"] != "cpu" else 0,
         params:
             name=_name,
             architecture=_model["architecture"],
             model_config=_model["config"],
             training=_model["training"],
             steps=STEPS[_name],
-        log:
-            f"{LOGS}/models/{_name}.log",
-        benchmark:
-            f"{BENCH}/models/{_name}.tsv"
-        threads: _model["training"]["threads"]
-        resources:
-            mem_mb=8000,
-            gpu=1 if _model["training"]["device"] != "cpu" else 0,
-        conda:
-            "../envs/core.yaml"
         script:
             "../scripts/train_model.py"

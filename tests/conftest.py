@@ -36,7 +36,9 @@ def tokenizer(docs):
 def windows(docs, tokenizer):
     from repgeom.tokens import encode, stream_windows
 
-    return stream_windows(encode(docs, tokenizer), 32, tokenizer.eos_token_id, tokenizer.bos_token_id)
+    return stream_windows(
+        encode(docs, tokenizer), 32, tokenizer.eos_token_id, tokenizer.bos_token_id
+    )
 
 
 @pytest.fixture(scope="session", params=["gpt_neox", "bert"])

@@ -29,8 +29,14 @@ def test_shipped_configs_validate(name):
     ("edit", "expected"),
     [
         (lambda c: c["corpora"]["docs"].update(bogus=1), "corpora.docs': unknown key(s) 'bogus'"),
-        (lambda c: c["models"]["decoder"]["training"].update(lr="fast"), "models.decoder.training.lr"),
-        (lambda c: c["models"]["decoder"].pop("tokenizer"), "models.decoder': 'tokenizer' is a required"),
+        (
+            lambda c: c["models"]["decoder"]["training"].update(lr="fast"),
+            "models.decoder.training.lr",
+        ),
+        (
+            lambda c: c["models"]["decoder"].pop("tokenizer"),
+            "models.decoder': 'tokenizer' is a required",
+        ),
         (lambda c: c.update(extra_section={}), "unknown key(s) 'extra_section'"),
         (lambda c: c["corpora"]["docs"].update(eval_fraction=1.5), "corpora.docs.eval_fraction"),
     ],
@@ -62,9 +68,21 @@ def test_snakemake_stops_before_any_job(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "-s",
-         str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--configfile",
+            str(path),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode != 0
     assert "corpora.docs': unknown key(s) 'windoes'" in res.stderr + res.stdout
@@ -77,9 +95,21 @@ def test_missing_text_corpus_stops_with_path(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "-s",
-         str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--configfile",
+            str(path),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = res.stderr + res.stdout
     assert res.returncode != 0

@@ -33,7 +33,9 @@ def test_env_pins_agree_with_pyproject():
         assert listed, env
         for name, spec in listed.items():
             assert name in pinned, f"{env.name}: {name} is not a dependency in pyproject.toml"
-            assert spec == pinned[name], f"{env.name}: {name}{spec} != pyproject {name}{pinned[name]}"
+            assert spec == pinned[name], (
+                f"{env.name}: {name}{spec} != pyproject {name}{pinned[name]}"
+            )
         assert "-e ../" in pip, f"{env.name} must install repgeom itself"
 
 

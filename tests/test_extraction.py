@@ -34,7 +34,9 @@ def test_store_equals_direct_forward(tiny_model, windows, tmp_path):
     for layer, expected in zip(store.layers, ref, strict=True):
         got = store.read(layer)
         assert store.dtype(layer) == np.float16
-        np.testing.assert_allclose(got, expected, rtol=2**-10, atol=1e-6 + 2**-10 * np.abs(expected).max())
+        np.testing.assert_allclose(
+            got, expected, rtol=2**-10, atol=1e-6 + 2**-10 * np.abs(expected).max()
+        )
     assert np.array_equal(store.token_id, w.ids.reshape(-1))
     assert store.position.tolist() == list(range(32)) * 10
     assert store.attrs["model"] == "m" and summary["n_tokens"] == 320
@@ -53,7 +55,9 @@ def test_ragged_batches_store_no_padding(tiny_model, windows, tmp_path):
     assert store.n_tokens == lengths.sum()
     ref = direct_states(tiny_model, w)
     for layer in store.layers:
-        np.testing.assert_allclose(store.read(layer), ref[layer], atol=2e-3 * max(1, np.abs(ref[layer]).max()))
+        np.testing.assert_allclose(
+            store.read(layer), ref[layer], atol=2e-3 * max(1, np.abs(ref[layer]).max())
+        )
     assert store.sequence.tolist() == np.repeat(np.arange(6), lengths).tolist()
 
 

@@ -26,7 +26,9 @@ def test_matches_svd_with_and_without_position_zero(source):
     opts = {"drop_first_position": False}
     ds = anisotropy_dataset(source, opts)
     for layer in source.layers:
-        assert ds.anisotropy.sel(layer=layer) == pytest.approx(svd_anisotropy(source.read(layer)), rel=1e-8)
+        assert ds.anisotropy.sel(layer=layer) == pytest.approx(
+            svd_anisotropy(source.read(layer)), rel=1e-8
+        )
     dropped = anisotropy_dataset(source, {"drop_first_position": True})
     keep = source.position != 0
     for layer in source.layers:
@@ -46,5 +48,7 @@ def test_token_budget_and_layers(source):
     ds = anisotropy_dataset(
         source, {"drop_first_position": False, "token_budget": 100, "layers": [1], "seed": 1}
     )
-    assert ds.anisotropy.sel(layer=1) == pytest.approx(svd_anisotropy(source.read(1, rows)), rel=1e-8)
+    assert ds.anisotropy.sel(layer=1) == pytest.approx(
+        svd_anisotropy(source.read(1, rows)), rel=1e-8
+    )
     assert list(ds.layer.values) == [1]

@@ -15,7 +15,23 @@ from tests.conftest import TINY
 
 
 def test_pythia_schedule():
-    assert pythia_schedule(1024, 4) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 640, 768, 896, 1024]
+    assert pythia_schedule(1024, 4) == [
+        0,
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        512,
+        640,
+        768,
+        896,
+        1024,
+    ]
     assert pythia_schedule(8, 2) == [0, 1, 2, 4, 6, 8]
 
 
@@ -33,8 +49,9 @@ def test_learning_rate_warmup_and_cosine():
 def run(arch, tokenizer, windows, seed=0):
     model = build_model(arch, TINY, tokenizer, seed=seed)
     saved = {}
-    cfg = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup=2, checkpoints=[0, 3, 6], seed=seed,
-                      eval_tokens=256)
+    cfg = TrainConfig(
+        steps=6, batch_size=4, lr=3e-3, warmup=2, checkpoints=[0, 3, 6], seed=seed, eval_tokens=256
+    )
     tr = Windows(windows.ids[:-8], windows.lengths[:-8])
     ev = Windows(windows.ids[-8:], windows.lengths[-8:])
     ids = {"special": sorted(tokenizer.all_special_ids), "mask": tokenizer.mask_token_id}
@@ -55,10 +72,14 @@ def test_training_is_seeded_and_checkpoints(arch, tokenizer, windows):
     for step in saved_a:
         for k in saved_a[step]:
             assert torch.equal(saved_a[step][k], saved_b[step][k]), (step, k)
-    assert not torch.equal(saved_a[0]["lm_head.weight" if arch == "gpt_neox" else
-                                     "bert.embeddings.word_embeddings.weight"],
-                           saved_a[6]["lm_head.weight" if arch == "gpt_neox" else
-                                      "bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        saved_a[0][
+            "lm_head.weight" if arch == "gpt_neox" else "bert.embeddings.word_embeddings.weight"
+        ],
+        saved_a[6][
+            "lm_head.weight" if arch == "gpt_neox" else "bert.embeddings.word_embeddings.weight"
+        ],
+    )
     ev = log_a.eval_loss.values
     assert np.isfinite(ev[[0, 3, 6]]).all() and np.isnan(ev[[1, 2, 4, 5]]).all()
     assert ev[6] < ev[0]

@@ -29,8 +29,12 @@ def sources(tmp_path_factory, tokenizer):
         "corpora": {"docs": {"kind": "python_docs", "max_documents": 120, "eval_fraction": 0.3}},
         "tokenizers": {"hubtok": {"kind": "from_model", "model": "hub", "window": 32}},
         "models": {
-            "hub": {"source": "hub", "id": "tiny-org/tiny-neox", "revisions": ["step1", "step2"],
-                    "tokenizer": "hubtok"},
+            "hub": {
+                "source": "hub",
+                "id": "tiny-org/tiny-neox",
+                "revisions": ["step1", "step2"],
+                "tokenizer": "hubtok",
+            },
             "mine": {"source": "local", "path": str(root / "local"), "tokenizer": "hubtok"},
         },
         "extraction": {"max_tokens": 256, "device": "cpu"},
@@ -62,7 +66,9 @@ def test_missing_revision_stops_before_any_job(sources, tmp_path):
     cfg["models"]["hub"]["revisions"] = ["step1", "step999"]
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    res = snakemake(tmp_path, path, "-n", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")})
+    res = snakemake(
+        tmp_path, path, "-n", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "models.hub.revisions" in out and "step999" in out and "hf download" in out

@@ -33,13 +33,19 @@ def test_outputs_open_with_expected_dims(run_dir):
         for step in cfg["models"][model]["training"]["checkpoints"]:
             assert (res / "models" / model / f"step{step}" / "config.json").is_file()
             for corpus in ("docs", "random"):
-                store = ActivationStore(res / "activations" / model / f"step{step}" / f"{corpus}.zarr")
+                store = ActivationStore(
+                    res / "activations" / model / f"step{step}" / f"{corpus}.zarr"
+                )
                 assert store.layers == [0, 1, 2] and store.hidden_size == 32
                 assert np.isfinite(store.read(2)).all()
         ds = read_dataset(res / "metrics" / "anisotropy" / f"{model}.nc")
         assert ds.anisotropy.dims == ("step", "corpus", "layer")
         assert ds.sizes["step"] == len(cfg["models"][model]["training"]["checkpoints"])
-        assert np.isfinite(ds.anisotropy).all() and (ds.anisotropy > 0).all() and (ds.anisotropy <= 1).all()
+        assert (
+            np.isfinite(ds.anisotropy).all()
+            and (ds.anisotropy > 0).all()
+            and (ds.anisotropy <= 1).all()
+        )
         assert "config_hash" in ds.attrs and "package_versions" in ds.attrs
         for suffix in ("png", "pdf"):
             assert (res / "figures" / "anisotropy" / f"{model}.{suffix}").stat().st_size > 1000

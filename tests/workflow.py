@@ -11,13 +11,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str, env: dict | None = None,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, configfile: Path, *args: str, env: dict | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """snakemake -s ROOT/Snakefile --directory workdir --configfile configfile ARGS."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(configfile), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
