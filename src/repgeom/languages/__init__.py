@@ -1,0 +1,1 @@
+"""Per-language study: corpora, sentence pooling, divergences and per-language datasets."""

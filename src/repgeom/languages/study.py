@@ -1,0 +1,351 @@
+"""Per-language geometry datasets, grammatical vs ungrammatical bootstrap, score correlation.
+
+ID estimators are passed in as ``id_fn(x: (n, d) array) -> float | array``. An estimator that
+returns an array (one value per repeat, e.g. per random subsample) is reduced to its mean, and
+the standard deviation over repeats is kept next to it (``id_std``; NaN for a scalar estimator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from repgeom.languages.divergence import knn_kl, softmax_kl
+from repgeom.metrics.anisotropy import anisotropy
+
+IdFn = Callable[[np.ndarray], float | np.ndarray]
+TokenSource = Mapping[str, np.ndarray] | Callable[[str, int], np.ndarray]
+LEVELS = ("sentence", "token")
+
+
+def _float(x: np.ndarray) -> np.ndarray:
+    """float64 stays float64; any other dtype becomes float32 (never compute in float16)."""
+    x = np.asarray(x)
+    return x if x.dtype == np.float64 else x.astype(np.float32)
+
+
+def id_value(id_fn: IdFn, x: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation over repeats) of ``id_fn(x)``; the std is NaN for a scalar."""
+    v = np.asarray(id_fn(x), dtype=np.float64).ravel()
+    if v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"the ID estimator returned {v!r} for {x.shape[0]} points; need finite")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
+
+
+def _check_sentences(sentence: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
+    if not sentence:
+        raise ValueError("no languages given")
+    shapes = {}
+    for lang, a in sentence.items():
+        shape = np.shape(a)
+        if len(shape) != 3 or 0 in shape:
+            raise ValueError(f"sentence vectors of {lang!r} must be (layer, sentence, d), {shape}")
+        shapes[lang] = shape
+    first = next(iter(shapes))
+    n_layer, n_sent, dim = shapes[first]
+    for lang, (nl, ns, d) in shapes.items():
+        if ns != n_sent:
+            raise ValueError(
+                f"language {lang!r} has {ns} sentences but {first!r} has {n_sent}; the languages "
+                "must be aligned sentence by sentence"
+            )
+        if (nl, d) != (n_layer, dim):
+            raise ValueError(
+                f"language {lang!r} has (layer, d) = {(nl, d)} but {first!r} has {(n_layer, dim)}"
+            )
+        if not np.isfinite(np.asarray(sentence[lang])).all():
+            raise ValueError(f"sentence vectors of {lang!r} hold NaN or infinite values")
+    return n_layer, n_sent, dim
+
+
+def _token_reader(token: TokenSource | None, layers: Sequence, dim: int):
+    """A function (language, layer position) → validated (n_tokens, d) array, or None."""
+    if token is None:
+        return None
+
+    def read(lang: str, li: int) -> np.ndarray:
+        if callable(token):
+            a = token(lang, layers[li])
+        else:
+            if lang not in token:
+                raise ValueError(f"no token vectors for language {lang!r}")
+            a = np.asarray(token[lang])
+            if a.ndim != 3 or a.shape[0] != len(layers):
+                raise ValueError(
+                    f"token vectors of {lang!r} must be (layer, token, d) with {len(layers)} "
+                    f"layers, got {a.shape}"
+                )
+            a = a[li]
+        a = _float(a)
+        if a.ndim != 2 or a.shape[1] != dim or a.shape[0] < 2:
+            raise ValueError(
+                f"token vectors of {lang!r} at layer {layers[li]} must be (n ≥ 2, {dim}), {a.shape}"
+            )
+        if not np.isfinite(a).all():
+            raise ValueError(f"token vectors of {lang!r} at layer {layers[li]} hold NaN/inf")
+        return a
+
+    return read
+
+
+def language_dataset(
+    sentence: Mapping[str, np.ndarray],
+    token: TokenSource | None,
+    reference: str,
+    id_fn: IdFn,
+    anisotropy_fn: Callable[[np.ndarray], float] = anisotropy,
+    knn_k: int = 1,
+    token_knn_kl: int = 0,
+    seed: int = 0,
+    layers: Sequence[int] | None = None,
+    attrs: Mapping[str, object] | None = None,
+) -> xr.Dataset:
+    """ID, anisotropy and divergence from ``reference`` per (language, layer, level).
+
+    ``sentence[lang]`` is a (layer, sentence, d) array of sentence vectors, aligned across
+    languages (same sentence count, same order). ``token`` is either a mapping lang →
+    (layer, token, d) array or a callable ``(lang, layer) -> (token, d)`` array (``layer`` is
+    the coordinate value), or None (token level left NaN). Token counts may differ by language.
+
+    Divergences: ``knn_kl`` = kNN estimate of D(language ‖ reference) (:func:`knn_kl`, k =
+    ``knn_k``); at token level it is computed only when ``token_knn_kl`` > 0, on seeded random
+    subsamples of at most that many tokens per side (one subsample per language, used at every
+    layer), and is NaN otherwise. ``softmax_kl`` (:func:`softmax_kl`) needs aligned pairs, so it
+    exists at sentence level only and is NaN at token level. The reference's own rows are 0.
+    """
+    n_layer, n_sent, dim = _check_sentences(sentence)
+    langs = list(sentence)
+    if reference not in sentence:
+        raise ValueError(f"reference language {reference!r} is not among {langs}")
+    layers = list(range(n_layer)) if layers is None else list(layers)
+    if len(layers) != n_layer:
+        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
+    if token_knn_kl < 0:
+        raise ValueError(f"token_knn_kl must be ≥ 0 (0 = skip), got {token_knn_kl}")
+    read_tokens = _token_reader(token, layers, dim)
+    shape = (len(langs), n_layer, len(LEVELS))
+    names = ("id", "id_std", "anisotropy", "knn_kl", "softmax_kl")
+    out = {v: np.full(shape, np.nan) for v in names}
+    n_points = np.zeros((len(langs), len(LEVELS)), dtype=np.int64)
+    n_points[:, 0] = n_sent
+    picks: dict[str, np.ndarray] = {}
+    for li in range(n_layer):
+        ref = _float(sentence[reference][li])
+        ref_all = ref_tok = None
+        if read_tokens is not None and token_knn_kl > 0:
+            ref_all = read_tokens(reference, li)
+            ref_tok = ref_all[_pick(picks, reference, ref_all.shape[0], token_knn_kl, seed, langs)]
+        for gi, lang in enumerate(langs):
+            x = _float(sentence[lang][li])
+            out["id"][gi, li, 0], out["id_std"][gi, li, 0] = id_value(id_fn, x)
+            out["anisotropy"][gi, li, 0] = anisotropy_fn(x)
+            out["knn_kl"][gi, li, 0] = knn_kl(x, ref, k=knn_k)
+            out["softmax_kl"][gi, li, 0] = softmax_kl(x, ref)
+            if read_tokens is None:
+                continue
+            t = ref_all if lang == reference and ref_all is not None else read_tokens(lang, li)
+            if li > 0 and t.shape[0] != n_points[gi, 1]:
+                raise ValueError(
+                    f"token vectors of {lang!r} have {t.shape[0]} rows at layer {layers[li]} but "
+                    f"{n_points[gi, 1]} at layer {layers[0]}; every layer must hold the same tokens"
+                )
+            n_points[gi, 1] = t.shape[0]
+            out["id"][gi, li, 1], out["id_std"][gi, li, 1] = id_value(id_fn, t)
+            out["anisotropy"][gi, li, 1] = anisotropy_fn(t)
+            if ref_tok is not None:
+                sub = t[_pick(picks, lang, t.shape[0], token_knn_kl, seed, langs)]
+                out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
+    dims = ("language", "layer", "level")
+    kl_note = "token level NaN unless token_knn_kl > 0 (then on subsamples)"
+    data = {
+        "id": _var(dims, out["id"], "intrinsic dimension", "1", "mean over the ID repeats"),
+        "id_std": _var(
+            dims,
+            out["id_std"],
+            "standard deviation of the ID over repeats",
+            "1",
+            "NaN when the estimator returns one value",
+        ),
+        "anisotropy": _var(
+            dims, out["anisotropy"], "anisotropy", "1", "share of the centred variance on PC 1"
+        ),
+        "knn_kl": _var(
+            dims, out["knn_kl"], f"kNN KL divergence from {reference} (k={knn_k})", "nat", kl_note
+        ),
+        "softmax_kl": _var(
+            dims,
+            out["softmax_kl"],
+            f"mean KL(softmax(x) ‖ softmax(x of {reference}))",
+            "nat",
+            "over aligned sentences; NaN at token level (tokens are not aligned)",
+        ),
+        "n_points": _var(
+            ("language", "level"),
+            n_points,
+            "number of vectors (sentences or tokens)",
+            "1",
+            "0 at token level when no token vectors were given",
+        ),
+    }
+    meta = {"reference": reference, "knn_k": knn_k, "token_knn_kl": token_knn_kl, "seed": seed}
+    coords = {"language": langs, "layer": layers, "level": list(LEVELS)}
+    return xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
+
+
+def _var(dims, values, long_name: str, units: str, comment: str | None = None) -> tuple:
+    """A (dims, values, attrs) triple for xr.Dataset with long_name, units and a comment."""
+    attrs = {"long_name": long_name, "units": units}
+    if comment:
+        attrs["comment"] = comment
+    return (dims, values, attrs)
+
+
+def _pick(
+    picks: dict[str, np.ndarray], lang: str, n: int, size: int, seed: int, langs: list[str]
+) -> np.ndarray:
+    """One seeded subsample of row indices per language (all rows when n ≤ size)."""
+    if lang not in picks:
+        if n <= size:
+            picks[lang] = np.arange(n)
+        else:
+            rng = np.random.default_rng([seed, langs.index(lang)])
+            picks[lang] = np.sort(rng.choice(n, size=size, replace=False))
+    if picks[lang].size and picks[lang][-1] >= n:
+        raise ValueError(f"token count of {lang!r} changed between layers")
+    return picks[lang]
+
+
+def mean_by_language(
+    ds: xr.Dataset, var: str = "id", level: str = "sentence", layers: Sequence | None = None
+) -> dict[str, float]:
+    """Mean of ``var`` over layers (all, or the given labels) for each language."""
+    da = ds[var].sel(level=level)
+    if layers is not None:
+        da = da.sel(layer=list(layers))
+    means = da.mean("layer")
+    langs = ds["language"].values
+    return {str(lang): float(v) for lang, v in zip(langs, means.values, strict=True)}
+
+
+def paired_bootstrap_diff(
+    good: np.ndarray,
+    bad: np.ndarray,
+    id_fn: IdFn,
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+    distinct: bool = True,
+    layers: Sequence[int] | None = None,
+    attrs: Mapping[str, object] | None = None,
+) -> xr.Dataset:
+    """ID of grammatical vs ungrammatical sentence vectors per layer, with a paired bootstrap.
+
+    ``good`` and ``bad`` are (layer, sentence, d) arrays whose sentence i form a minimal pair.
+    Resampling protocol: ``idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))``;
+    replicate b takes sentences ``idx[b]`` on both sides (paired), at every layer, and computes
+    ``id_fn`` on each side. With ``distinct=True`` (default) a replicate keeps each drawn sentence
+    once (``np.unique(idx[b])``, ≈ 63 % of n): kNN-based ID estimators are undefined on exact
+    duplicate points, so the replicate IDs are those of a smaller sample and can sit away from
+    the full-sample value (compare ``id_diff`` with ``id_diff_boot_mean``). ``distinct=False``
+    passes the resample with its repeats to ``id_fn`` (the textbook bootstrap).
+
+    Output: full-sample ``id`` (side, layer); ``id_low``/``id_high`` percentile band of each
+    side's replicates; ``id_diff`` = good − bad on the full sample with the percentile interval
+    ``id_diff_low``/``id_diff_high`` at level 1 − alpha; ``id_diff_boot_mean``; and the
+    replicates ``id_boot`` (side, boot, layer).
+    """
+    good = np.asarray(good)
+    bad = np.asarray(bad)
+    if good.ndim != 3 or good.shape != bad.shape or 0 in good.shape:
+        raise ValueError(
+            f"good {good.shape} and bad {bad.shape} must be (layer, sentence, d) of equal shape"
+        )
+    for name, a in (("good", good), ("bad", bad)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} sentence vectors hold NaN or infinite values")
+    n_layer, n = good.shape[:2]
+    if n < 2:
+        raise ValueError(f"need at least 2 minimal pairs, got {n}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be ≥ 1, got {n_boot}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    layers = list(range(n_layer)) if layers is None else list(layers)
+    if len(layers) != n_layer:
+        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    full = np.empty((2, n_layer))
+    boot = np.empty((2, n_boot, n_layer))
+    for li in range(n_layer):
+        sides = (_float(good[li]), _float(bad[li]))
+        for s, x in enumerate(sides):
+            full[s, li] = id_value(id_fn, x)[0]
+        for b in range(n_boot):
+            sel = np.unique(idx[b]) if distinct else idx[b]
+            for s, x in enumerate(sides):
+                boot[s, b, li] = id_value(id_fn, x[sel])[0]
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    side_band = np.percentile(boot, q, axis=1)  # (2 quantiles, side, layer)
+    diffs = boot[0] - boot[1]
+    diff_band = np.percentile(diffs, q, axis=0)
+    conf = f"{100 * (1 - alpha):g}%"
+    sl = ("side", "layer")
+    diff_ci = f"end of the {conf} paired bootstrap interval of the ID difference"
+    data = {
+        "id": _var(sl, full, "intrinsic dimension (all pairs)", "1"),
+        "id_low": _var(sl, side_band[0], f"lower end of the {conf} bootstrap band of the ID", "1"),
+        "id_high": _var(sl, side_band[1], f"upper end of the {conf} bootstrap band of the ID", "1"),
+        "id_diff": _var(
+            "layer", full[0] - full[1], "ID(grammatical) − ID(ungrammatical), all pairs", "1"
+        ),
+        "id_diff_low": _var("layer", diff_band[0], f"lower {diff_ci}", "1"),
+        "id_diff_high": _var("layer", diff_band[1], f"upper {diff_ci}", "1"),
+        "id_diff_boot_mean": _var(
+            "layer",
+            diffs.mean(axis=0),
+            "mean of the bootstrap replicates of the ID difference",
+            "1",
+        ),
+        "id_boot": _var(("side", "boot", "layer"), boot, "ID of each bootstrap replicate", "1"),
+    }
+    meta = {
+        "n_pairs": n,
+        "n_boot": n_boot,
+        "seed": seed,
+        "alpha": alpha,
+        "distinct": int(distinct),
+        "interval": "percentile",
+    }
+    coords = {"side": ["good", "bad"], "boot": np.arange(n_boot), "layer": layers}
+    return xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
+
+
+def score_correlation(mean_id: Mapping[str, float], scores: Mapping[str, float]) -> dict:
+    """Pearson r and Spearman ρ (with two-sided p-values) between per-language ID and scores.
+
+    Uses the languages present in both mappings (listed under ``languages``; at least 3).
+    """
+    langs = [lang for lang in mean_id if lang in scores]
+    if len(langs) < 3:
+        raise ValueError(
+            f"only {len(langs)} language(s) have both an ID and a score ({langs}); need ≥ 3"
+        )
+    a = np.array([mean_id[lang] for lang in langs], dtype=np.float64)
+    b = np.array([scores[lang] for lang in langs], dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("mean IDs and scores must be finite")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        raise ValueError("mean IDs or scores are constant; a correlation is undefined")
+    pr = stats.pearsonr(a, b)
+    sr = stats.spearmanr(a, b)
+    return {
+        "pearson_r": float(pr.statistic),
+        "pearson_p": float(pr.pvalue),
+        "spearman_rho": float(sr.statistic),
+        "spearman_p": float(sr.pvalue),
+        "n": len(langs),
+        "languages": langs,
+    }

@@ -1,0 +1,172 @@
+"""Figures of the per-language study, from the datasets of :mod:`repgeom.languages.study`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
+from repgeom.languages.study import score_correlation
+
+MAX_LEGEND = 30
+
+
+def _colors(n: int) -> list[tuple[float, ...]]:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
+    return [cmap(i) for i in range(n)] if n <= 20 else [cmap(x) for x in np.linspace(0, 1, n)]
+
+
+def _label(ds: xr.Dataset, var: str) -> str:
+    attrs = ds[var].attrs
+    units = attrs.get("units", "")
+    name = attrs.get("long_name", var)
+    return name if units in ("", "1") else f"{name} [{units}]"
+
+
+def _legend(ax: plt.Axes, n: int, title: str = "language") -> None:
+    if n <= MAX_LEGEND:
+        ax.legend(title=title, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+
+
+def _lines(ax: plt.Axes, ds: xr.Dataset, var: str, level: str, langs: Sequence[str]) -> None:
+    for color, lang in zip(_colors(len(langs)), langs, strict=True):
+        y = ds[var].sel(language=lang, level=level)
+        ax.plot(ds["layer"], y, marker="o", ms=3, color=color, label=str(lang))
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(_label(ds, var))
+    ax.grid(alpha=0.3)
+
+
+def id_anisotropy_by_layer(ds: xr.Dataset, level: str = "sentence") -> plt.Figure:
+    """ID and anisotropy against layer, one line per language (two panels)."""
+    langs = [str(v) for v in ds["language"].values]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, var in zip(axes, ("id", "anisotropy"), strict=True):
+        _lines(ax, ds, var, level, langs)
+        ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
+    _legend(axes[-1], len(langs))
+    fig.tight_layout()
+    return fig
+
+
+def language_layer_heatmaps(
+    ds: xr.Dataset, level: str = "sentence", variables: Sequence[str] = ("id", "anisotropy")
+) -> plt.Figure:
+    """A language × layer heatmap of each variable (one panel each)."""
+    langs = [str(v) for v in ds["language"].values]
+    layers = ds["layer"].values
+    fig, axes = plt.subplots(
+        1,
+        len(variables),
+        figsize=(5.2 * len(variables), max(3.0, 1.2 + 0.25 * len(langs))),
+        squeeze=False,
+    )
+    for ax, var in zip(axes[0], variables, strict=True):
+        values = ds[var].sel(level=level).transpose("language", "layer").values
+        im = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks(range(len(langs)), langs, fontsize=7)
+        step = max(1, len(layers) // 12)
+        ax.set_xticks(range(0, len(layers), step), [str(v) for v in layers[::step]], fontsize=7)
+        ax.set_xlabel("layer")
+        ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
+        fig.colorbar(im, ax=ax, label=_label(ds, var))
+    fig.tight_layout()
+    return fig
+
+
+def divergence_by_layer(ds: xr.Dataset) -> plt.Figure:
+    """kNN KL and softmax KL from the reference language against layer (sentence level)."""
+    reference = ds.attrs.get("reference")
+    langs = [str(v) for v in ds["language"].values if str(v) != reference]
+    if not langs:
+        raise ValueError("the dataset holds only the reference language; nothing to compare")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, var in zip(axes, ("knn_kl", "softmax_kl"), strict=True):
+        _lines(ax, ds, var, "sentence", langs)
+        ax.set_title(f"{'kNN' if var == 'knn_kl' else 'softmax'} KL from {reference}", fontsize=9)
+    _legend(axes[-1], len(langs))
+    fig.tight_layout()
+    return fig
+
+
+def script_groups_by_layer(
+    ds: xr.Dataset, groups: Mapping[str, str], var: str = "id", level: str = "sentence"
+) -> plt.Figure:
+    """One panel per group (a language written in several scripts), one line per script.
+
+    ``groups`` maps language codes of the dataset to a group name (e.g. 'srp_Cyrl' and
+    'srp_Latn' → 'srp'); languages not in the mapping are left out.
+    """
+    present = [str(v) for v in ds["language"].values]
+    by_group: dict[str, list[str]] = {}
+    for lang in present:
+        if lang in groups:
+            by_group.setdefault(groups[lang], []).append(lang)
+    if not by_group:
+        raise ValueError(f"no language of the dataset {present} is in the group mapping")
+    n = len(by_group)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    for ax, (group, langs) in zip(axes[0], by_group.items(), strict=True):
+        _lines(ax, ds, var, level, langs)
+        ax.set_title(f"{group} · {level} level", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def grammaticality_by_layer(ds: xr.Dataset) -> plt.Figure:
+    """ID of grammatical vs ungrammatical text with bootstrap bands, and their difference."""
+    layer = ds["layer"].values
+    conf = f"{100 * (1 - float(ds.attrs.get('alpha', 0.05))):g}%"
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for side, color, label in (("good", "C0", "grammatical"), ("bad", "C3", "ungrammatical")):
+        sub = ds.sel(side=side)
+        ax0.plot(layer, sub["id"], marker="o", ms=3, color=color, label=label)
+        ax0.fill_between(layer, sub["id_low"], sub["id_high"], color=color, alpha=0.2)
+    ax0.set_title(f"ID by layer ({conf} bootstrap bands)", fontsize=9)
+    ax0.set_ylabel(_label(ds, "id"))
+    ax0.legend(fontsize=7)
+    ax1.plot(layer, ds["id_diff"], marker="o", ms=3, color="k", label="all pairs")
+    ax1.fill_between(
+        layer, ds["id_diff_low"], ds["id_diff_high"], color="0.5", alpha=0.3, label=f"{conf} CI"
+    )
+    ax1.axhline(0.0, color="0.3", lw=0.8, ls="--")
+    n = ds.attrs.get("n_pairs", "?")
+    ax1.set_title(f"ID(grammatical) − ID(ungrammatical), n = {n} pairs", fontsize=9)
+    ax1.set_ylabel("ID difference")
+    ax1.legend(fontsize=7)
+    for ax in (ax0, ax1):
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def score_correlation_scatter(
+    mean_id: Mapping[str, float],
+    scores: Mapping[str, float],
+    xlabel: str = "mean intrinsic dimension",
+    ylabel: str = "score",
+) -> plt.Figure:
+    """Scatter of per-language score against mean ID, with r, ρ, n and p-values in the title."""
+    res = score_correlation(mean_id, scores)
+    langs = res["languages"]
+    x = np.array([mean_id[lang] for lang in langs], dtype=np.float64)
+    y = np.array([scores[lang] for lang in langs], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    ax.scatter(x, y, s=18, color="C0")
+    for lang, xi, yi in zip(langs, x, y, strict=True):
+        ax.annotate(lang, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(
+        f"r = {res['pearson_r']:.2f} (p = {res['pearson_p']:.2g}), "
+        f"ρ = {res['spearman_rho']:.2f} (p = {res['spearman_p']:.2g}), n = {res['n']}",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
