@@ -113,3 +113,19 @@ def test_layer_writer_promotes_overflowing_layer(tmp_path):
     assert g["0"].dtype == np.float32
     np.testing.assert_array_equal(g["0"][3000:], big)
     np.testing.assert_allclose(g["0"][:3000], small, rtol=2**-10, atol=1e-4)
+
+
+def test_sentence_means_ignore_padding(tiny_model, windows, tmp_path):
+    lengths = np.array([32, 5, 17], dtype=np.int32)
+    ids = windows.ids[:3].copy()
+    for pad_id in (1, 7):
+        for i, n in enumerate(lengths):
+            ids[i, n:] = pad_id
+        extract(tiny_model, Windows(ids, lengths), tmp_path / f"s{pad_id}.zarr", 3, {})
+    a, b = ActivationStore(tmp_path / "s1.zarr"), ActivationStore(tmp_path / "s7.zarr")
+    assert a.n_sentences == 3
+    for layer in a.layers:
+        tokens = a.read(layer)
+        direct = np.stack([tokens[a.sequence == s].mean(0) for s in range(3)])
+        np.testing.assert_allclose(a.read_sentences(layer), direct, rtol=2e-3, atol=2e-3)
+        np.testing.assert_array_equal(a.read_sentences(layer), b.read_sentences(layer))

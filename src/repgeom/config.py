@@ -43,8 +43,23 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
-    """The YAML JSON schema."""
-    return yaml.safe_load(Path(path).read_text())
+    """The YAML JSON schema, with references to other schema files inlined."""
+    path = Path(path)
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                fragment = load_schema(path.parent / ref)
+                fragment.pop("$schema", None)
+                rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+                return {**fragment, **rest}
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(yaml.safe_load(path.read_text()))
 
 
 def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:

@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 
 from repgeom.io import atomic_path
 from repgeom.models import objective
+from repgeom.pooling import masked_mean
 from repgeom.store import LayerWriter
 from repgeom.tokens import Windows
 
@@ -75,6 +76,9 @@ def extract(
         root = zarr.open_group(str(tmp), mode="w")
         hidden = root.create_group("hidden")
         writers = [LayerWriter(hidden, str(i), n_tokens, d) for i in range(n_layers)]
+        sentence = root.create_group("sentence")
+        n_seq = len(windows.lengths)
+        means = [LayerWriter(sentence, str(i), n_seq, d, "float32") for i in range(n_layers)]
         for name, values in (
             ("token_id", token_ids),
             ("sequence", seq_ids),
@@ -104,10 +108,11 @@ def extract(
                         " or check the checkpoint"
                     )
                 writers[i].append(x.cpu().numpy())
+                means[i].append(masked_mean(h.float(), valid).cpu().numpy())
             if eval_loss and causal:
                 s, c = next_token_nll(out.logits, ids, valid)
                 nll, count = nll + s, count + c
-        for w in writers:
+        for w in writers + means:
             w.close()
         summary: dict[str, Any] = {
             "n_tokens": n_tokens,
@@ -117,6 +122,7 @@ def extract(
             "layer_dtypes": [str(w.dtype) for w in writers],
             "final_norm_index": -1 if norm_index is None else norm_index,
             "objective": "causal" if causal else "masked",
+            "sentence_level": "mean of each sequence's non-padding tokens, float32",
         }
         if eval_loss and causal and count:
             summary.update(eval_loss=nll / count, eval_loss_tokens=count)

@@ -20,10 +20,12 @@ def chunk_rows(hidden_size: int, itemsize: int, min_bytes: int = 1 << 20) -> int
 class LayerWriter:
     """Appends rows of one layer, writing whole chunks; switches to float32 if float16 overflows."""
 
-    def __init__(self, group: zarr.Group, name: str, n_tokens: int, hidden_size: int) -> None:
+    def __init__(
+        self, group: zarr.Group, name: str, n_tokens: int, hidden_size: int, dtype: str = "float16"
+    ) -> None:
         self.group, self.name = group, name
         self.n_tokens, self.hidden_size = n_tokens, hidden_size
-        self.dtype = np.dtype(np.float16)
+        self.dtype = np.dtype(dtype)
         self.array = self._create(self.dtype)
         self.written = 0
         self.buffer: list[np.ndarray] = []
@@ -95,6 +97,15 @@ class ActivationStore:
         self.token_id = np.asarray(self.root["token_id"][:])
         self.sequence = np.asarray(self.root["sequence"][:])
         self.position = np.asarray(self.root["position"][:])
+
+    @property
+    def n_sentences(self) -> int:
+        """Number of sequences (sentences or windows) in the store."""
+        return int(self.root["sentence"]["0"].shape[0])
+
+    def read_sentences(self, layer: int) -> np.ndarray:
+        """Mean over the non-padding tokens of each sequence, (sequence, hidden) float32."""
+        return np.asarray(self.root["sentence"][str(layer)][:], dtype=np.float32)
 
     def dtype(self, layer: int) -> np.dtype:
         """Storage dtype of a layer (float16, or float32 where float16 overflowed)."""

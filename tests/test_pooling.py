@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.languages.pooling import masked_mean, unpadded_tokens
+from repgeom.pooling import masked_mean, unpadded_tokens
 from repgeom.metrics.anisotropy import anisotropy
 
 
