@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.pooling import masked_mean, unpadded_tokens
 from repgeom.metrics.anisotropy import anisotropy
+from repgeom.pooling import masked_mean, unpadded_tokens
 
 
 def _batch(rng, lengths, d, pad_to, pad_value=0.0):
