@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.extraction import extract, next_token_nll
+from repgeom.extraction import extract
 from repgeom.store import ActivationStore, LayerWriter
 from repgeom.tokens import Windows
 
@@ -73,17 +73,6 @@ def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
         ref = model(input_ids=ids, labels=ids).loss.item()
     assert summary["eval_loss"] == pytest.approx(ref, rel=1e-5)
     assert summary["eval_loss_tokens"] == 8 * 31
-
-
-def test_next_token_nll_excludes_padding():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 5, 7)
-    ids = torch.randint(7, (2, 5))
-    valid = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
-    total, n = next_token_nll(logits, ids, valid)
-    lp = torch.log_softmax(logits.double(), -1)
-    ref = [-lp[b, t, ids[b, t + 1]].item() for b, m in ((0, 4), (1, 2)) for t in range(m)]
-    assert n == 6 and total == pytest.approx(sum(ref), rel=1e-12)
 
 
 def test_nan_activations_raise_and_leave_nothing(tokenizer, windows, tmp_path):

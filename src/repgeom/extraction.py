@@ -12,6 +12,7 @@ import zarr
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from repgeom.bottleneck.loss import next_token_loss
 from repgeom.io import atomic_path
 from repgeom.models import objective
 from repgeom.pooling import masked_mean
@@ -27,17 +28,6 @@ def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
     if any(isinstance(getattr(base, n, None), torch.nn.Module) for n in FINAL_NORM_NAMES):
         return n_states - 1
     return None
-
-
-def next_token_nll(
-    logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor
-) -> tuple[float, int]:
-    """Summed next-token negative log-likelihood (float64) and count, padding excluded."""
-    lp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-    target = ids[:, 1:]
-    keep = valid[:, 1:] & valid[:, :-1]
-    nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return float(nll[keep].sum()), int(keep.sum())
 
 
 def batches(w: Windows, batch_size: int) -> list[np.ndarray]:
@@ -110,7 +100,7 @@ def extract(
                 writers[i].append(x.cpu().numpy())
                 means[i].append(masked_mean(h.float(), valid).cpu().numpy())
             if eval_loss and causal:
-                s, c = next_token_nll(out.logits, ids, valid)
+                s, c = next_token_loss(out.logits, ids, valid)
                 nll, count = nll + s, count + c
         for w in writers + means:
             w.close()

@@ -1,0 +1,338 @@
+"""Figures and tables of the softmax-bottleneck study (Godey et al. 2024), from datasets only.
+
+Conventions shared by the step-axis figures:
+
+- The training step of a checkpoint is the ``step_number`` coordinate when present (as written by
+  :func:`repgeom.gather.gather`), else the ``step`` coordinate when numeric, else parsed from a
+  ``step{N}`` label. Checkpoints without a number (e.g. "final") cannot be placed on a step axis
+  and are left out of those figures.
+- Step axes are symlog with a linear region [0, 1] (``linthresh=1``): logarithmic beyond step 1,
+  so Pythia's doubling schedule is evenly spread, while step 0 (initialisation) is still shown.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.ticker import FuncFormatter
+
+import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
+
+STEP_LABEL = re.compile(r"^step(\d+)$")
+PANEL_LABELS = {
+    "singular_entropy": "singular entropy (nat)",
+    "singular_entropy_sq": "singular entropy of σ² (nat)",
+    "mean_cosine": "last-layer mean cosine",
+    "eval_loss": "eval loss (nat/token)",
+}
+
+
+def step_numbers(obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Training step (float, NaN when unknown) of every entry along ``step``."""
+    if "step_number" in obj.coords:
+        return np.asarray(obj["step_number"].values, dtype=np.float64)
+    values = obj["step"].values
+    if np.issubdtype(values.dtype, np.number):
+        return values.astype(np.float64)
+    out = []
+    for label in values:
+        m = STEP_LABEL.match(str(label))
+        out.append(float(m.group(1)) if m else math.nan)
+    return np.array(out)
+
+
+def _series(obj: xr.Dataset | xr.DataArray, var: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(steps, values, labels) of a 1-D ``var`` over ``step``, sorted, unnumbered/NaN dropped."""
+    da = obj[var] if isinstance(obj, xr.Dataset) else obj
+    if da.dims != ("step",):
+        raise ValueError(
+            f"{var} must be 1-D over 'step', got dims {da.dims}; select the other dims first"
+        )
+    x = step_numbers(da)
+    y = np.asarray(da.values, dtype=np.float64)
+    labels = [str(s) for s in da["step"].values]
+    ok = np.isfinite(x) & np.isfinite(y)
+    order = np.argsort(x[ok], kind="stable")
+    return x[ok][order], y[ok][order], [labels[i] for i in np.flatnonzero(ok)[order]]
+
+
+def _step_axis(ax: plt.Axes) -> None:
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training step (symlog: linear on [0, 1], log beyond)")
+
+
+def _label(obj: xr.Dataset | xr.DataArray, var: str) -> str:
+    da = obj[var] if isinstance(obj, xr.Dataset) else obj
+    name = da.attrs.get("long_name", var)
+    units = da.attrs.get("units", "")
+    return f"{name} ({units})" if units and units != "1" else name
+
+
+def eval_loss_vs_step(
+    losses: Mapping[str, xr.Dataset | xr.DataArray], var: str = "eval_loss", title: str = ""
+) -> plt.Figure:
+    """Eval loss against training step, one line per model, best checkpoint marked with a star.
+
+    ``losses`` maps a model name to a Dataset (or DataArray) whose ``var`` is 1-D over ``step``.
+    """
+    if not losses:
+        raise ValueError("no model to plot; pass at least one dataset")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    label = var
+    for name, obj in losses.items():
+        x, y, _ = _series(obj, var)
+        if not len(x):
+            continue
+        (line,) = ax.plot(x, y, marker="o", ms=3, label=str(name))
+        best = int(np.argmin(y))
+        ax.plot(x[best], y[best], marker="*", ms=13, color=line.get_color(), mec="black", mew=0.6)
+        label = _label(obj, var)
+    ax.plot([], [], ls="", marker="*", ms=10, color="grey", mec="black", label="best checkpoint")
+    _step_axis(ax)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def singular_spectrum_over_training(
+    ds: xr.Dataset, var: str = "sigma", title: str = ""
+) -> plt.Figure:
+    """LM-head singular values σᵢ/σ₁ (log y) against i/r, one line per checkpoint.
+
+    Normalised both ways so that checkpoints (and models of different width) share the axes:
+    x = i/r with r = number of singular values, y = σᵢ/σ₁ (the shape of the spectrum, not its
+    scale, which weight decay and training change). Lines are coloured by checkpoint order.
+    """
+    da = ds[var]
+    if "step" not in da.dims:
+        da = da.expand_dims(step=[str(ds.attrs.get("step", "checkpoint"))])
+    if set(da.dims) != {"step", "index"}:
+        raise ValueError(f"{var} must have dims (step, index), got {da.dims}")
+    da = da.transpose("step", "index")
+    x_num = step_numbers(da)
+    order = np.argsort(np.where(np.isfinite(x_num), x_num, np.inf), kind="stable")
+    n = len(order)
+    cmap = plt.get_cmap("viridis")
+    colors = [cmap(v) for v in np.linspace(0.0, 0.9, n)]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    labels = [str(s) for s in da["step"].values]
+    for rank, i in enumerate(order):
+        s = np.asarray(da.values[i], dtype=np.float64)
+        s = s[np.isfinite(s)]
+        if not len(s) or not s[0] > 0:
+            continue
+        r = len(s)
+        ax.plot(np.arange(1, r + 1) / r, s / s[0], color=colors[rank], lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("normalised index i / r")
+    ax.set_ylabel("σᵢ / σ₁")
+    ax.grid(alpha=0.3)
+    listed = ListedColormap(colors)
+    norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=listed), ax=ax)
+    ticks = np.unique(np.linspace(0, n - 1, min(n, 8)).round().astype(int))
+    bar.set_ticks(ticks)
+    bar.set_ticklabels([labels[order[t]] for t in ticks])
+    bar.set_label("checkpoint")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def entropy_cosine_loss_vs_step(
+    series: Mapping[str, xr.Dataset],
+    variables: Sequence[str] = ("singular_entropy", "mean_cosine", "eval_loss"),
+    title: str = "",
+) -> plt.Figure:
+    """Stacked panels (shared step axis): singular entropy, last-layer mean cosine, eval loss.
+
+    ``series`` maps a model name to a Dataset holding the ``variables`` as 1-D arrays over
+    ``step``; a variable missing from a model's dataset leaves that panel without its line.
+    """
+    if not series:
+        raise ValueError("no model to plot; pass at least one dataset")
+    fig, axes = plt.subplots(len(variables), 1, figsize=(6.0, 2.4 * len(variables)), sharex=True)
+    axes = np.atleast_1d(axes)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, var in zip(axes, variables, strict=True):
+        label = var
+        for j, (name, ds) in enumerate(series.items()):
+            if var not in ds:
+                continue
+            x, y, _ = _series(ds, var)
+            ax.plot(x, y, marker="o", ms=3, color=colors[j % len(colors)], label=str(name))
+            label = PANEL_LABELS.get(var) or _label(ds, var)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    _step_axis(axes[-1])
+    axes[0].legend(fontsize=7)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def perplexity_vs_rank(heads: xr.Dataset | Mapping[str, xr.Dataset], title: str = "") -> plt.Figure:
+    """Eval perplexity (log y) of rank-restricted heads against rank (log₂ x), one line per
+    dataset, with the trained full-rank head (dashed) and the model's own head (dotted) as
+    horizontal references in the same colour."""
+    if isinstance(heads, xr.Dataset):
+        heads = {str(heads.attrs.get("model", "heads")): heads}
+    if not heads:
+        raise ValueError("no head dataset to plot")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (name, ds) in enumerate(heads.items()):
+        if ds["perplexity"].dims != ("rank",):
+            raise ValueError(f"perplexity of {name} must be 1-D over 'rank'")
+        c = colors[j % len(colors)]
+        ax.plot(ds["rank"], ds["perplexity"], marker="o", ms=4, color=c, label=str(name))
+        if "full_rank_perplexity" in ds:
+            ax.axhline(float(ds["full_rank_perplexity"]), color=c, ls="--", lw=1)
+        if "model_head_perplexity" in ds:
+            ax.axhline(float(ds["model_head_perplexity"]), color=c, ls=":", lw=1.2)
+    ax.plot([], [], color="grey", ls="--", label="full-rank head (trained)")
+    ax.plot([], [], color="grey", ls=":", label="model's own head")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=6)
+    ax.xaxis.set_major_formatter(plain)
+    ax.set_xlabel("head rank r")
+    ax.set_ylabel("eval perplexity")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def werror_vs_rank(
+    werrors: Mapping[str, xr.Dataset],
+    thresholds: Sequence[float] = (0.5, 0.2, 0.1),
+    title: str = "",
+) -> plt.Figure:
+    """W-error against d (symlog x so that d = 0 shows), one line per corpus × tokenizer label,
+    with the table's thresholds as grey horizontal lines."""
+    if not werrors:
+        raise ValueError("no W-error dataset to plot")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for name, ds in werrors.items():
+        if ds["werror"].dims != ("rank",):
+            raise ValueError(f"werror of {name} must be 1-D over 'rank'")
+        ax.plot(ds["rank"], ds["werror"], marker="o", ms=3, label=str(name))
+    for t in thresholds:
+        ax.axhline(t, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("rank d (symlog: linear on [0, 1], log beyond)")
+    ax.set_ylabel("W-error ‖P − P_d‖_F / ‖P‖_F")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- table ----------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    "model",
+    "best_step",
+    "best_loss",
+    "final_step",
+    "final_loss",
+    "final_minus_best",
+    "relative_gap",
+)
+
+
+def best_vs_final_rows(
+    losses: Mapping[str, xr.Dataset | xr.DataArray], var: str = "eval_loss"
+) -> list[dict[str, object]]:
+    """Per model: best checkpoint (lowest loss), final checkpoint (largest step number) and
+    the gap final − best (nats) and (final − best)/best. Checkpoints without a step number or
+    with a NaN loss are ignored."""
+    rows = []
+    for name, obj in losses.items():
+        x, y, labels = _series(obj, var)
+        if not len(x):
+            raise ValueError(f"model {name} has no numbered checkpoint with a finite {var}")
+        b, f = int(np.argmin(y)), len(x) - 1
+        rows.append(
+            {
+                "model": str(name),
+                "best_step": labels[b],
+                "best_loss": float(y[b]),
+                "final_step": labels[f],
+                "final_loss": float(y[f]),
+                "final_minus_best": float(y[f] - y[b]),
+                "relative_gap": float((y[f] - y[b]) / y[b]),
+            }
+        )
+    return rows
+
+
+def best_vs_final_table(
+    losses: Mapping[str, xr.Dataset | xr.DataArray], var: str = "eval_loss", digits: int = 4
+) -> tuple[str, str]:
+    """The best-vs-final checkpoint loss table as (CSV text, LaTeX booktabs text)."""
+    rows = best_vs_final_rows(losses, var)
+    buf = io.StringIO()
+    buf.write(",".join(TABLE_COLUMNS) + "\n")
+    for r in rows:
+        cells = [_csv_cell(r[c], digits) for c in TABLE_COLUMNS]
+        buf.write(",".join(cells) + "\n")
+    head = ["model", "best step", "best loss", "final step", "final loss", "final $-$ best", "gap"]
+    tex = [
+        r"\begin{tabular}{lrrrrrr}",
+        r"\toprule",
+        " & ".join(head) + r" \\",
+        r"\midrule",
+    ]
+    for r in rows:
+        cells = [
+            _tex_escape(str(r["model"])),
+            _tex_escape(str(r["best_step"])),
+            f"{r['best_loss']:.{digits}f}",
+            _tex_escape(str(r["final_step"])),
+            f"{r['final_loss']:.{digits}f}",
+            f"{r['final_minus_best']:.{digits}f}",
+            f"{100 * float(r['relative_gap']):.2f}\\%",
+        ]
+        tex.append(" & ".join(cells) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}", ""]
+    return buf.getvalue(), "\n".join(tex)
+
+
+def _csv_cell(value: object, digits: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits + 2}g}" if value else "0"
+    text = str(value)
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n') else text
+
+
+def _tex_escape(text: str) -> str:
+    for ch, rep in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&")):
+        text = text.replace(ch, rep)
+    for ch in "#$":
+        text = text.replace(ch, "\\" + ch)
+    return text

@@ -1,0 +1,61 @@
+"""next_token_loss against torch cross_entropy on each unpadded sequence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repgeom.bottleneck.loss import next_token_loss
+
+
+def reference(logits, ids, lengths, left: bool) -> tuple[float, int]:
+    total, n = 0.0, 0
+    t = ids.shape[1]
+    for b, length in enumerate(lengths):
+        sl = slice(t - length, t) if left else slice(0, length)
+        lg, tk = logits[b, sl].double(), ids[b, sl]
+        if length >= 2:
+            total += float(torch.nn.functional.cross_entropy(lg[:-1], tk[1:], reduction="sum"))
+            n += length - 1
+    return total, n
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_matches_cross_entropy_on_unpadded_sequences(left):
+    gen = torch.Generator().manual_seed(0)
+    b, t, v = 4, 9, 23
+    logits = torch.randn(b, t, v, generator=gen) * 3
+    ids = torch.randint(0, v, (b, t), generator=gen)
+    lengths = [9, 5, 1, 2]
+    mask = torch.zeros(b, t, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        if left:
+            mask[i, t - n :] = 1
+        else:
+            mask[i, :n] = 1
+    ids_padded = ids.masked_fill(mask == 0, 0)
+    total, n = next_token_loss(logits, ids_padded, mask)
+    ref_total, ref_n = reference(logits, ids_padded, lengths, left)
+    assert n == ref_n == 8 + 4 + 0 + 1
+    assert total == pytest.approx(ref_total, rel=1e-6)
+
+
+def test_no_mask_and_half_precision_logits():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 6, 11, generator=gen)
+    ids = torch.randint(0, 11, (2, 6), generator=gen)
+    total, n = next_token_loss(logits.half(), ids)
+    ref = torch.nn.functional.cross_entropy(
+        logits.half().double()[:, :-1].reshape(-1, 11), ids[:, 1:].reshape(-1), reduction="sum"
+    )
+    assert n == 10
+    assert total == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="logits"):
+        next_token_loss(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="token_ids"):
+        next_token_loss(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="outside"):
+        next_token_loss(torch.zeros(1, 3, 4), torch.full((1, 3), 7))
