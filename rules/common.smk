@@ -5,19 +5,27 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from repgeom.config import (
+    canonical,
     ConfigError,
     check_references,
     check_schema,
     text_corpus_missing,
 )
+from repgeom.codehash import code_hash
 from repgeom.download import ensure
 from repgeom.locate import check_hub_revision
 from repgeom import plan
 
-SCHEMA = workflow.source_path("../config/schema.yaml")
+ROOT = Path(workflow.basedir)
+SCHEMA = str(ROOT / "config" / "schema.yaml")
 RESULTS = "results"
 LOGS = "logs"
 BENCH = "benchmarks/runs"
+
+
+def code(script):
+    """Hash of the repgeom modules a script uses: editing them reruns the rule's jobs."""
+    return code_hash(ROOT / "scripts" / script)
 
 
 def stop(message):
@@ -31,6 +39,9 @@ try:
 except ConfigError as err:
     stop(str(err))
 validate(config, SCHEMA, set_default=True)
+_canonical = canonical(config)
+config.clear()
+config.update(_canonical)
 try:
     check_references(config)
 except ConfigError as err:

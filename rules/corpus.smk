@@ -16,6 +16,7 @@ rule corpus:
     resources:
         mem_mb=2000,
     params:
+        code=code("corpus.py"),
         corpus=lambda w: CORPORA[w.corpus],
         name=lambda w: w.corpus,
     script:

@@ -16,6 +16,7 @@ rule extract:
         mem_mb=6000,
         gpu=1 if config["extraction"]["device"] != "cpu" else 0,
     params:
+        code=code("extract.py"),
         extraction=config["extraction"],
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,

@@ -20,6 +20,7 @@ rule figure_anisotropy:
     resources:
         mem_mb=1000,
     params:
+        code=code("figure_anisotropy.py"),
         model=lambda w: w.model,
     script:
         "../scripts/figure_anisotropy.py"

@@ -14,6 +14,7 @@ rule anisotropy:
     resources:
         mem_mb=2000,
     params:
+        code=code("anisotropy.py"),
         options=config["metrics"]["anisotropy"],
     script:
         "../scripts/anisotropy.py"
@@ -39,6 +40,7 @@ rule gather_metric:
     resources:
         mem_mb=2000,
     params:
+        code=code("gather.py"),
         steps=lambda w: STEPS[w.model],
         corpora=EXTRACT_CORPORA,
     script:

@@ -26,6 +26,7 @@ for _name, _model in MODELS.items():
             mem_mb=8000,
             gpu=1 if _model["training"]["device"] != "cpu" else 0,
         params:
+            code=code("train_model.py"),
             name=_name,
             architecture=_model["architecture"],
             model_config=_model["config"],

@@ -14,6 +14,7 @@ rule train_tokenizer:
     resources:
         mem_mb=4000,
     params:
+        code=code("train_tokenizer.py"),
         tokenizer=lambda w: TOKENIZERS[w.tokenizer],
     script:
         "../scripts/train_tokenizer.py"
@@ -35,6 +36,7 @@ rule tokens:
     resources:
         mem_mb=4000,
     params:
+        code=code("tokens.py"),
         tokenizer=lambda w: TOKENIZERS[w.tokenizer],
         source=lambda w: tokenizer_source(w.tokenizer),
         corpus=lambda w: CORPORA[w.corpus],

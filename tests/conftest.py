@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -46,3 +47,15 @@ def tiny_model(request, tokenizer):
     from repgeom.models import build_model
 
     return build_model(request.param, TINY, tokenizer, seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A finished run of config/test.yaml (shared by the end-to-end tests; do not modify it)."""
+    from tests.workflow import ROOT, snakemake
+
+    work = tmp_path_factory.mktemp("e2e")
+    shutil.copy(ROOT / "config" / "test.yaml", work / "config.yaml")
+    res = snakemake(work, work / "config.yaml", "--cores", "2")
+    assert res.returncode == 0, res.stderr[-5000:]
+    return work

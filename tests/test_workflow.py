@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import yaml
 
 from repgeom.io import read_dataset
 from repgeom.store import ActivationStore
-from tests.workflow import ROOT, planned_jobs, snakemake
+from tests.workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    shutil.copy(ROOT / "config" / "test.yaml", work / "config.yaml")
-    res = snakemake(work, work / "config.yaml", "--cores", "2")
-    assert res.returncode == 0, res.stderr[-5000:]
-    return work
 
 
 def test_outputs_open_with_expected_dims(run_dir):

@@ -12,15 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(
-    workdir: Path, configfile: Path, *args: str, env: dict | None = None, timeout: int = 900
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    env: dict | None = None,
+    timeout: int = 900,
+    snakefile: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """snakemake -s ROOT/Snakefile --directory workdir --configfile configfile ARGS."""
+    """snakemake -s SNAKEFILE --directory workdir --configfile configfile ARGS."""
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
         "-s",
-        str(ROOT / "Snakefile"),
+        str(snakefile or ROOT / "Snakefile"),
         "--directory",
         str(workdir),
         "--configfile",

@@ -69,6 +69,15 @@ def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
+def canonical(node: Any) -> Any:
+    """The same config with every mapping's keys sorted, so YAML key order never changes params."""
+    if isinstance(node, dict):
+        return {k: canonical(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [canonical(v) for v in node]
+    return node
+
+
 def check_references(config: dict[str, Any]) -> None:
     """Names used across sections exist and have the right kind; raise ConfigError otherwise."""
     corpora, tokenizers, models = config["corpora"], config["tokenizers"], config["models"]
