@@ -1,0 +1,101 @@
+"""The anisotropy family in one streaming pass: spectrum, effective rank, power form, cosine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from repgeom.metrics.moments import Moments
+
+
+class FamilyAccumulator:
+    """One pass over row blocks: centred moments (float64) and the sum of unit vectors Σ xᵢ/‖xᵢ‖."""
+
+    def __init__(self, dim: int) -> None:
+        self.moments = Moments(dim)
+        self.unit_sum = np.zeros(dim, dtype=np.float64)
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a block of rows (n_i, dim)."""
+        self.moments.update(block)
+        x = np.asarray(block, dtype=np.float64)
+        norms = np.linalg.norm(x, axis=1)
+        if (norms == 0).any():
+            raise ValueError(
+                f"{int((norms == 0).sum())} zero vector(s): cosine similarity is undefined for them"
+            )
+        self.unit_sum += (x / norms[:, None]).sum(axis=0)
+
+    @classmethod
+    def of(cls, blocks: Iterable[np.ndarray], dim: int) -> FamilyAccumulator:
+        acc = cls(dim)
+        for b in blocks:
+            acc.update(b)
+        return acc
+
+
+def explained_variance(eigvals: np.ndarray, top_k: int) -> np.ndarray:
+    """Share of the centred variance along each of the top-k principal directions (NaN-padded)."""
+    w = np.asarray(eigvals, dtype=np.float64)
+    out = np.full(top_k, np.nan)
+    share = w[:top_k] / w.sum()
+    out[: len(share)] = share
+    return out
+
+
+def effective_rank(eigvals: np.ndarray) -> float:
+    """exp of the Shannon entropy of the normalised eigenvalues (Roy & Vetterli 2007)."""
+    w = np.asarray(eigvals, dtype=np.float64)
+    p = w[w > 0] / w.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def mean_cosine_from_sum(unit_sum: np.ndarray, n: int) -> float:
+    """Mean cosine over all pairs i≠j of uncentred vectors: (‖Σuᵢ‖² − n)/(n(n−1))."""
+    if n < 2:
+        raise ValueError("mean cosine needs at least 2 vectors")
+    s = np.asarray(unit_sum, dtype=np.float64)
+    return float((s @ s - n) / (n * (n - 1)))
+
+
+def mean_cosine(x: np.ndarray) -> float:
+    """Mean pairwise cosine similarity of the rows of x (Ethayarajh 2019), exact, in O(n·d)."""
+    acc = FamilyAccumulator.of([x], np.asarray(x).shape[1])
+    return mean_cosine_from_sum(acc.unit_sum, acc.moments.n)
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    """Power-iteration estimate of σ₁²/‖X_c‖_F² and how it ended."""
+
+    value: float
+    iterations: int
+    residual: float  # ‖Sv − λv‖ / λ at the last iterate
+    converged: bool
+
+
+def anisotropy_power(
+    scatter: np.ndarray, tol: float = 1e-10, max_iter: int = 1000, seed: int = 0
+) -> PowerResult:
+    """Top eigenvalue of the centred scatter matrix by power iteration, over its trace.
+
+    Stops when the relative residual ‖Sv − λv‖/λ falls below ``tol``; after ``max_iter``
+    iterations without that, the result says converged=False (callers record or raise).
+    """
+    s = np.asarray(scatter, dtype=np.float64)
+    trace = float(np.trace(s))
+    if trace <= 0:
+        raise ValueError("the centred data have zero variance; anisotropy is undefined")
+    v = np.random.default_rng(seed).normal(size=s.shape[0])
+    v /= np.linalg.norm(v)
+    lam, residual = 0.0, np.inf
+    for it in range(1, max_iter + 1):
+        w = s @ v
+        lam = float(v @ w)
+        residual = float(np.linalg.norm(w - lam * v) / lam) if lam > 0 else np.inf
+        if residual < tol:
+            return PowerResult(lam / trace, it, residual, True)
+        v = w / np.linalg.norm(w)
+    return PowerResult(lam / trace, max_iter, residual, False)
