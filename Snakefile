@@ -11,9 +11,13 @@ include: "rules/models.smk"
 include: "rules/extract.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
+include: "rules/shape_of_learning.smk"
+include: "rules/languages.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.spine.input,
+        rules.shape_of_learning.input,
+        rules.languages.input,

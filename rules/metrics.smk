@@ -1,23 +1,25 @@
-rule anisotropy:
-    """Anisotropy per layer of one activation store, in one streaming float64 pass."""
+rule geometry:
+    """Anisotropy family, intrinsic dimension and linearity of one activation store."""
     input:
         activations("{model}", "{step}", "{corpus}"),
     output:
-        f"{RESULTS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.nc",
+        anisotropy=f"{RESULTS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.nc",
+        intrinsic_dimension=f"{RESULTS}/metrics/intrinsic_dimension/{{model}}/{{step}}/{{corpus}}.nc",
+        linearity=f"{RESULTS}/metrics/linearity/{{model}}/{{step}}/{{corpus}}.nc",
     log:
-        f"{LOGS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.log",
+        f"{LOGS}/metrics/geometry/{{model}}/{{step}}/{{corpus}}.log",
     benchmark:
-        f"{BENCH}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.tsv"
+        f"{BENCH}/metrics/geometry/{{model}}/{{step}}/{{corpus}}.tsv"
     conda:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
     params:
-        code=code("anisotropy.py"),
-        options=config["metrics"]["anisotropy"],
+        code=code("geometry.py"),
+        options=config["metrics"]["geometry"],
     script:
-        "../scripts/anisotropy.py"
+        "../scripts/geometry.py"
 
 
 rule gather_metric:

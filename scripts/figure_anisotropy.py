@@ -6,5 +6,8 @@ from repgeom.plots.common import save_figure
 from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
-fig = anisotropy_by_layer(read_dataset(snakemake.input[0]), title=snakemake.params.model)
+ds = read_dataset(snakemake.input[0])
+if "positions" in ds.dims:
+    ds = ds.isel(positions=0)  # the first configured token set (all positions by default)
+fig = anisotropy_by_layer(ds, title=f"{snakemake.params.model} · {ds.positions.item()}")
 save_figure(fig, snakemake.output.png, snakemake.output.pdf)

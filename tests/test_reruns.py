@@ -53,10 +53,15 @@ def test_code_edits_rerun_only_their_rules(run_dir, source_copy):
     assert plan_with(source_copy, run_dir) == {}
     edit(source_copy / "src" / "repgeom" / "plots" / "anisotropy.py")
     assert plan_with(source_copy, run_dir) == {"figure_anisotropy": 2, "all": 1}
-    edit(source_copy / "src" / "repgeom" / "metrics" / "moments.py")
+    edit(source_copy / "src" / "repgeom" / "plots" / "shape_of_learning.py")
     assert plan_with(source_copy, run_dir) == {
-        "anisotropy": 10,
-        "gather_metric": 2,
         "figure_anisotropy": 2,
+        "shape_of_learning_figure": 7,
+        "shape_of_learning_table": 3,
         "all": 1,
     }
+    edit(source_copy / "src" / "repgeom" / "metrics" / "moments.py")
+    jobs = plan_with(source_copy, run_dir)
+    assert jobs["geometry"] == 10 and jobs["gather_metric"] == 6
+    upstream = {"corpus", "train_tokenizer", "tokens", "train_decoder", "train_encoder", "extract"}
+    assert not upstream & set(jobs)

@@ -1,14 +1,9 @@
-"""Per-layer metric datasets over an activation source, with the shared token selection."""
+"""Which tokens and layers of an activation source a metric uses."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import xarray as xr
 
-from repgeom.metrics.anisotropy import anisotropy_from_eigvals
-from repgeom.metrics.moments import Moments
 from repgeom.source import LayerSource
 
 
@@ -39,27 +34,3 @@ def layers_to_use(source: LayerSource, layers: list[int] | None) -> list[int]:
             raise ValueError(f"layer {layer} does not exist; the store has layers 0..{n - 1}")
         out.append(source.layers[idx])
     return sorted(set(out))
-
-
-def anisotropy_dataset(source: LayerSource, options: dict[str, Any]) -> xr.Dataset:
-    """Anisotropy σ₁²/‖X_c‖_F² of each layer, one streaming float64 pass per layer."""
-    rows = select_rows(
-        source, options["drop_first_position"], options.get("token_budget"), options.get("seed", 0)
-    )
-    layers = layers_to_use(source, options.get("layers"))
-    values = []
-    for layer in layers:
-        acc = Moments.of(source.iter_blocks(layer, rows), source.hidden_size)
-        values.append(anisotropy_from_eigvals(acc.eigvalsh()))
-    n = source.n_tokens if rows is None else len(rows)
-    return xr.Dataset(
-        {
-            "anisotropy": (
-                "layer",
-                np.asarray(values),
-                {"long_name": "anisotropy (σ₁² / ‖X_c‖_F²)", "units": "1"},
-            )
-        },
-        coords={"layer": layers},
-        attrs={"n_tokens": n, "drop_first_position": int(options["drop_first_position"])},
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
 from repgeom.plots.common import step_colors
 
@@ -21,6 +22,7 @@ def anisotropy_by_layer(ds: xr.Dataset, var: str = "anisotropy", title: str = ""
             ax.plot(ds["layer"], y, marker="o", ms=3, color=colors[i], label=str(step))
         ax.set_title(f"{title} · {corpus}" if title else str(corpus))
         ax.set_xlabel("layer (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ds[var].attrs.get("long_name", var))
     axes[0][-1].legend(title="checkpoint", fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))

@@ -1,0 +1,80 @@
+SOL_FIGURES = {
+    "anisotropy_by_layer": ("anisotropy", "anisotropy"),
+    "intrinsic_dimension_by_layer": ("intrinsic_dimension", "twonn"),
+    "intrinsic_dimension_by_step": ("intrinsic_dimension", "twonn"),
+    "mle_by_layer": ("intrinsic_dimension", "mle"),
+    "mean_cosine_by_layer": ("anisotropy", "mean_cosine"),
+    "effective_rank_by_layer": ("anisotropy", "effective_rank"),
+    "linearity_by_layer": ("linearity", "linearity"),
+}
+SOL_TABLES = {
+    "anisotropy": ["anisotropy", "anisotropy_power", "effective_rank", "mean_cosine"],
+    "intrinsic_dimension": ["twonn", "twonn_microscope", "mle", "n_duplicates"],
+    "linearity": ["linearity"],
+}
+
+
+rule shape_of_learning_figure:
+    """One Shape-of-Learning figure over every model, checkpoint and corpus."""
+    input:
+        lambda w: expand(
+            f"{RESULTS}/metrics/{SOL_FIGURES[w.figure][0]}/{{model}}.nc", model=MODELS
+        ),
+    output:
+        png=report(
+            f"{RESULTS}/figures/shape_of_learning/{{figure}}.png",
+            caption="../report/shape_of_learning/{figure}.rst",
+            category="Shape of learning",
+        ),
+        pdf=f"{RESULTS}/figures/shape_of_learning/{{figure}}.pdf",
+    log:
+        f"{LOGS}/figures/shape_of_learning/{{figure}}.log",
+    benchmark:
+        f"{BENCH}/figures/shape_of_learning/{{figure}}.tsv"
+    wildcard_constraints:
+        figure="|".join(SOL_FIGURES),
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("shape_of_learning_figure.py"),
+        models=list(MODELS),
+        kind=lambda w: "by_step" if w.figure.endswith("by_step") else "by_layer",
+        variable=lambda w: SOL_FIGURES[w.figure][1],
+    script:
+        "../scripts/shape_of_learning_figure.py"
+
+
+rule shape_of_learning_table:
+    """A metric as CSV and LaTeX: model × step × corpus × positions × layer."""
+    input:
+        expand(f"{RESULTS}/metrics/{{{{metric}}}}/{{model}}.nc", model=MODELS),
+    output:
+        csv=f"{RESULTS}/tables/shape_of_learning/{{metric}}.csv",
+        tex=f"{RESULTS}/tables/shape_of_learning/{{metric}}.tex",
+    log:
+        f"{LOGS}/tables/shape_of_learning/{{metric}}.log",
+    benchmark:
+        f"{BENCH}/tables/shape_of_learning/{{metric}}.tsv"
+    wildcard_constraints:
+        metric="|".join(SOL_TABLES),
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("shape_of_learning_table.py"),
+        models=list(MODELS),
+        variables=lambda w: SOL_TABLES[w.metric],
+    script:
+        "../scripts/shape_of_learning_table.py"
+
+
+rule shape_of_learning:
+    """Figures and tables of 'The Shape of Learning' (Razzhigaev et al., EACL 2024)."""
+    input:
+        expand(f"{RESULTS}/figures/shape_of_learning/{{f}}.png", f=SOL_FIGURES),
+        expand(f"{RESULTS}/tables/shape_of_learning/{{t}}.csv", t=SOL_TABLES),

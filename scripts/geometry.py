@@ -1,0 +1,14 @@
+"""Snakemake adapter: the geometry metrics of one activation store."""
+
+from repgeom.io import write_dataset
+from repgeom.metrics.geometry import geometry_datasets
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
+from repgeom.store import ActivationStore
+
+log_to(snakemake.log[0])
+store = ActivationStore(snakemake.input[0])
+keys = ("model", "step", "corpus", "corpus_sha256", "model_source")
+for name, ds in geometry_datasets(store, snakemake.params.options).items():
+    ds.attrs.update(provenance(snakemake.params.options, **{k: store.attrs[k] for k in keys}))
+    write_dataset(ds, snakemake.output[name])

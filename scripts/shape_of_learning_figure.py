@@ -1,0 +1,14 @@
+"""Snakemake adapter: one Shape-of-Learning figure from the gathered metric datasets."""
+
+from repgeom.io import read_dataset
+from repgeom.plots import shape_of_learning as sol
+from repgeom.plots.common import save_figure
+from repgeom.runtime import log_to
+
+log_to(snakemake.log[0])
+p = snakemake.params
+datasets = {m: read_dataset(path) for m, path in zip(p.models, snakemake.input, strict=True)}
+fig = (
+    sol.by_step(datasets, p.variable) if p.kind == "by_step" else sol.by_layer(datasets, p.variable)
+)
+save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -1,0 +1,10 @@
+"""Snakemake adapter: one metric of every model as a CSV and a LaTeX table."""
+
+from repgeom.io import read_dataset
+from repgeom.plots.shape_of_learning import metric_table, write_table
+from repgeom.runtime import log_to
+
+log_to(snakemake.log[0])
+p = snakemake.params
+datasets = {m: read_dataset(path) for m, path in zip(p.models, snakemake.input, strict=True)}
+write_table(metric_table(datasets, p.variables), snakemake.output.csv, snakemake.output.tex)
