@@ -29,5 +29,32 @@ rule figure_anisotropy:
 rule spine:
     """Corpus -> tokens -> checkpoints -> activations -> anisotropy -> figures."""
     input:
-        expand(f"{RESULTS}/figures/anisotropy/{{model}}.png", model=MODELS),
+        expand(
+            f"{RESULTS}/figures/anisotropy/{{model}}.{{ext}}",
+            model=MODELS,
+            ext=["png", "pdf"],
+        ),
         expand(f"{RESULTS}/metrics/anisotropy/{{model}}.nc", model=MODELS),
+
+
+rule manifest:
+    """results/manifest.tsv: path, sha256, size, producing rule, config hash, code hash."""
+    input:
+        manifest_targets,
+    output:
+        f"{RESULTS}/manifest.tsv",
+    log:
+        f"{LOGS}/manifest.log",
+    benchmark:
+        f"{BENCH}/manifest.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("manifest.py"),
+        producers=lambda w, input: producers(input),
+        config_hash=config_hash(config),
+    script:
+        "../scripts/manifest.py"

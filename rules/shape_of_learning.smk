@@ -76,5 +76,13 @@ rule shape_of_learning_table:
 rule shape_of_learning:
     """Figures and tables of 'The Shape of Learning' (Razzhigaev et al., EACL 2024)."""
     input:
-        expand(f"{RESULTS}/figures/shape_of_learning/{{f}}.png", f=SOL_FIGURES),
-        expand(f"{RESULTS}/tables/shape_of_learning/{{t}}.csv", t=SOL_TABLES),
+        expand(
+            f"{RESULTS}/figures/shape_of_learning/{{f}}.{{ext}}",
+            f=SOL_FIGURES,
+            ext=["png", "pdf"],
+        ),
+        expand(
+            f"{RESULTS}/tables/shape_of_learning/{{t}}.{{ext}}",
+            t=SOL_TABLES,
+            ext=["csv", "tex"],
+        ),

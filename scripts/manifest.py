@@ -1,0 +1,9 @@
+"""Snakemake adapter: write results/manifest.tsv for every final artifact."""
+
+from repgeom.manifest import write_manifest
+from repgeom.runtime import log_to
+
+log_to(snakemake.log[0])
+p = snakemake.params
+rows = [(path, *p.producers[path], p.config_hash) for path in snakemake.input]
+write_manifest([(path, rule, cfg, code) for path, rule, code, cfg in rows], snakemake.output[0])
