@@ -1,0 +1,264 @@
+"""Bigram-trigger language and batches of the "Birth of a Transformer" study."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from repgeom.birth import (
+    BirthConfig,
+    default_study,
+    docstring_documents,
+    make_language,
+    output_pools,
+    parse_config,
+    sample_batch,
+)
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[str]:
+    return docstring_documents()
+
+
+@pytest.fixture(scope="module")
+def lang(docs):
+    return make_language(docs, 40)
+
+
+def cfg(**kw) -> BirthConfig:
+    base = {"n_vocab": 40, "seq_len": 128, "n_triggers": 4, "batch_size": 64}
+    return parse_config({**base, **kw})
+
+
+# ---------------------------------------------------------------- language
+
+
+def test_language_analytic_case():
+    # a:3, b:2, q:1 ; pairs within documents: aa ab | ab bq ; q never followed → unigram row
+    lang = make_language(["aab", "abq"], 3)
+    assert lang.chars == "abq"
+    np.testing.assert_allclose(lang.unigram, [3 / 6, 2 / 6, 1 / 6])
+    np.testing.assert_allclose(lang.bigram[0], [1 / 3, 2 / 3, 0])
+    np.testing.assert_allclose(lang.bigram[1], [0, 0, 1])
+    np.testing.assert_allclose(lang.bigram[2], lang.unigram)
+    assert lang.unigram_fallback_rows.tolist() == [False, False, True]
+
+
+def test_language_skips_pairs_across_oov_and_documents():
+    # vocabulary {a, b}: "a x b" must not count (a, b); "a" | "b" across documents neither
+    lang = make_language(["axb", "a", "b", "ab", "ba", "aabb"], 2)
+    index = {c: i for i, c in enumerate(lang.chars)}
+    expect = np.zeros((2, 2), dtype=int)
+    for doc in ["ab", "ba", "aabb"]:
+        for x, y in zip(doc, doc[1:], strict=False):
+            expect[index[x], index[y]] += 1
+    np.testing.assert_array_equal(lang.bigram_counts, expect)
+
+
+def test_language_matches_brute_force_counts(docs, lang):
+    counts = Counter("".join(docs))
+    top = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:40]]
+    assert list(lang.chars) == top
+    np.testing.assert_array_equal(lang.unigram_counts, [counts[c] for c in top])
+    index = {c: i for i, c in enumerate(top)}
+    big = np.zeros((40, 40), dtype=np.int64)
+    for doc in docs:
+        for x, y in zip(doc, doc[1:], strict=False):
+            if x in index and y in index:
+                big[index[x], index[y]] += 1
+    np.testing.assert_array_equal(lang.bigram_counts, big)
+    np.testing.assert_allclose(lang.bigram.sum(axis=1), 1.0)
+    assert lang.decode(lang.encode("the")) == "the"
+
+
+def test_language_errors():
+    with pytest.raises(ValueError, match="n_vocab"):
+        make_language(["abc"], 5)
+    with pytest.raises(ValueError, match="non-empty list"):
+        make_language([], 2)
+    with pytest.raises(ValueError, match="non-empty list"):
+        make_language("abc", 2)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _check_trigger_rule(batch) -> None:
+    x, occ = batch.tokens, batch.occurrence
+    for b in range(x.shape[0]):
+        trig, outs = list(batch.triggers[b]), batch.outputs[b]
+        seen: Counter[int] = Counter()
+        for t in range(x.shape[1] - 1):
+            tok = int(x[b, t])
+            if tok in trig:
+                k = trig.index(tok)
+                assert x[b, t + 1] == outs[k]
+                seen[tok] += 1
+                assert occ[b, t] == seen[tok]
+            else:
+                assert occ[b, t] == 0
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_trigger_followed_by_its_output_and_counter(lang, fixed):
+    batch = sample_batch(lang, cfg(fixed_triggers=fixed), 0, 0, "train", batch_size=16)
+    assert batch.tokens.shape == (16, 129)
+    assert batch.occurrence.shape == (16, 128)
+    _check_trigger_rule(batch)
+    assert (batch.occurrence >= 2).any()
+
+
+def test_fixed_triggers_are_most_frequent(docs, lang):
+    counts = Counter("".join(docs))
+    top4 = {c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]}
+    batch = sample_batch(lang, cfg(), 3, 1, "train", batch_size=8)
+    for row in batch.triggers:
+        assert {lang.chars[i] for i in row} == top4
+
+
+def test_random_triggers_distinct_and_unigram_distributed(lang):
+    batch = sample_batch(lang, cfg(fixed_triggers=False), 0, 0, "train", batch_size=32)
+    assert all(len(set(r)) == 4 for r in batch.triggers)
+    # K = 1: the trigger is one draw from the unigram
+    c = cfg(fixed_triggers=False, n_triggers=1, seq_len=2)
+    trig = sample_batch(lang, c, 0, 0, "train", batch_size=20000).triggers[:, 0]
+    s, d = _grouped_chisquare(np.bincount(trig, minlength=40), lang.unigram)
+    assert stats.chi2.sf(s, d) > 1e-3
+
+
+def _grouped_chisquare(obs: np.ndarray, probs: np.ndarray) -> tuple[float, int]:
+    """Chi-square statistic and dof of counts against probabilities, small cells pooled."""
+    n = obs.sum()
+    exp = probs * n
+    keep = exp >= 5
+    f_obs, f_exp = obs[keep], exp[keep]
+    if (~keep).any() and exp[~keep].sum() > 0:
+        f_obs = np.append(f_obs, obs[~keep].sum())
+        f_exp = np.append(f_exp, exp[~keep].sum())
+    return float(((f_obs - f_exp) ** 2 / f_exp).sum()), f_obs.size - 1
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_non_trigger_transitions_follow_bigram(lang, fixed):
+    c = cfg(fixed_triggers=fixed, seq_len=256)
+    batch = sample_batch(lang, c, 7, 0, "train", batch_size=400)
+    a = batch.inputs[batch.occurrence == 0]
+    b = batch.targets[batch.occurrence == 0]
+    counts = np.zeros((40, 40), dtype=np.int64)
+    np.add.at(counts, (a, b), 1)
+    assert (counts[lang.bigram == 0] == 0).all(), "a zero-probability transition was sampled"
+    chi2, dof = 0.0, 0
+    for i in range(40):
+        if counts[i].sum() >= 200:
+            s, d = _grouped_chisquare(counts[i], lang.bigram[i])
+            chi2, dof = chi2 + s, dof + d
+    assert dof > 100
+    assert stats.chi2.sf(chi2, dof) > 1e-3
+    # the first token is a unigram draw
+    first = sample_batch(lang, c.__class__(**{**c.to_dict(), "seq_len": 2}), 1, 0, "train", 20000)
+    s, d = _grouped_chisquare(np.bincount(first.tokens[:, 0], minlength=40), lang.unigram)
+    assert stats.chi2.sf(s, d) > 1e-3
+
+
+def test_bigram_outputs_follow_trigger_row_on_pool(lang):
+    c = cfg(n_triggers=1, bigram_outputs=True, seq_len=2)
+    pool, _ = output_pools(c)
+    outs = sample_batch(lang, c, 0, 0, "train", batch_size=20000).outputs[:, 0]
+    assert np.isin(outs, pool).all()
+    assert 0 in pool and not (outs == 0).any()  # no_repeat: trigger 0 is not its own output
+    p = np.zeros(40)
+    p[pool] = lang.bigram[0, pool]
+    p[0] = 0.0
+    s, d = _grouped_chisquare(np.bincount(outs, minlength=40), p / p.sum())
+    assert stats.chi2.sf(s, d) > 1e-3
+
+
+@pytest.mark.parametrize("no_repeat", [True, False])
+def test_uniform_outputs_and_no_repeat(lang, no_repeat):
+    c = cfg(n_triggers=1, seq_len=2, no_repeat=no_repeat)
+    pool, _ = output_pools(c)
+    outs = sample_batch(lang, c, 0, 0, "train", batch_size=20000).outputs[:, 0]
+    p = np.zeros(40)
+    p[pool] = 1.0
+    if no_repeat:
+        p[0] = 0.0
+    s, d = _grouped_chisquare(np.bincount(outs, minlength=40), p / p.sum())
+    assert stats.chi2.sf(s, d) > 1e-3
+    if no_repeat:
+        # random triggers too: no sequence has a trigger that outputs itself
+        batch = sample_batch(lang, cfg(fixed_triggers=False), 0, 0, "train", batch_size=500)
+        assert not (batch.triggers == batch.outputs).any()
+
+
+def test_batches_deterministic_per_seed_step_split(lang):
+    c = cfg(fixed_triggers=False)
+    a = sample_batch(lang, c, 5, 3, "train")
+    b = sample_batch(lang, c, 5, 3, "train")
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+    for other in (
+        sample_batch(lang, c, 5, 4, "train"),
+        sample_batch(lang, c, 6, 3, "train"),
+        sample_batch(lang, c, 5, 3, "test"),
+    ):
+        assert not np.array_equal(a.tokens, other.tokens)
+
+
+def test_ood_outputs_never_training_outputs(lang):
+    c = cfg(fixed_triggers=False)
+    train_pool, ood_pool = output_pools(c)
+    assert np.intersect1d(train_pool, ood_pool).size == 0
+    assert np.union1d(train_pool, ood_pool).tolist() == list(range(40))
+    assert ood_pool.size == round(0.25 * 40)
+    for step in range(3):
+        for split in ("train", "test"):
+            outs = sample_batch(lang, c, 0, step, split).outputs
+            assert not np.isin(outs, ood_pool).any()
+        ood = sample_batch(lang, c, 0, step, "ood")
+        assert np.isin(ood.outputs, ood_pool).all()
+        _check_trigger_rule(ood)
+    with pytest.raises(ValueError, match="ood_fraction"):
+        sample_batch(lang, cfg(ood_fraction=0.0), 0, 0, "ood")
+
+
+def test_sample_batch_errors(lang):
+    with pytest.raises(ValueError, match="n_vocab"):
+        sample_batch(lang, cfg(n_vocab=30), 0, 0)
+    with pytest.raises(ValueError, match="split"):
+        sample_batch(lang, cfg(), 0, 0, "validation")
+    with pytest.raises(ValueError, match="step"):
+        sample_batch(lang, cfg(), 0, -1)
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_config_defaults_and_errors():
+    c = parse_config({})
+    assert c == BirthConfig()
+    assert parse_config({"lr": 1}).lr == 1.0
+    study = default_study(seed=3)
+    assert set(study) == {
+        "simplified_fixed",
+        "simplified_random",
+        "simplified_frozen",
+        "one_layer",
+        "full",
+    }
+    assert all(v.seed == 3 and v.name == k for k, v in study.items())
+    with pytest.raises(ValueError, match="unknown keys"):
+        parse_config({"dim": 3})
+    with pytest.raises(ValueError, match="lr"):
+        parse_config({"lr": float("nan")})
+    with pytest.raises(ValueError, match="fixed_triggers"):
+        parse_config({"fixed_triggers": 1})
+    with pytest.raises(ValueError, match="n_layers"):
+        parse_config({"n_layers": 3})
+    with pytest.raises(ValueError, match="freeze_until"):
+        parse_config({"freeze_until": {"layers.1.wk.weight": -1}})
+    with pytest.raises(ValueError, match="n_heads"):
+        parse_config({"arch": "full", "n_heads": 3})
