@@ -23,8 +23,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -263,3 +265,303 @@ def make_minimal_pairs(sentences: Sequence[str], seed: int) -> tuple[list[str], 
     if not good:
         raise ValueError("no sentence has two adjacent different words; no minimal pair made")
     return good, bad
+
+
+# -------------------------------------------------- docstring sentences (synthetic source text)
+
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z)])\.(?=\s|$)")
+_PLAIN_SENTENCE = re.compile(r"[A-Za-z][A-Za-z ,;:'()-]*[A-Za-z)]\.?")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a document: its first paragraph up to the first full stop.
+
+    Whitespace (line breaks included) is normalised to single spaces.
+    """
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    end = _SENTENCE_END.search(paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
+def docstring_sentences(
+    docs: Sequence[str], n: int | None = None, min_words: int = 3, max_chars: int = 200
+) -> list[str]:
+    """The first sentences of documents that are plain ASCII prose, deduplicated, in order.
+
+    A sentence is kept when it holds only ASCII letters, spaces and ``, ; : ' ( ) -`` (an
+    optional final full stop), starts with a letter, has at least ``min_words`` words and at
+    most ``max_chars`` characters: plain Latin-script prose, so that :func:`transliterate`
+    applies to every letter and :func:`swap_adjacent_words` finds words to swap. The first
+    ``n`` kept sentences are returned (all when None).
+    """
+    if n is not None and n < 1:
+        raise ValueError(f"n must be ≥ 1 (or None for all), got {n}")
+    out: list[str] = []
+    seen: set[str] = set()
+    for doc in docs:
+        s = first_sentence(doc)
+        if (
+            s not in seen
+            and len(s) <= max_chars
+            and _PLAIN_SENTENCE.fullmatch(s)
+            and len(s.split()) >= min_words
+        ):
+            seen.add(s)
+            out.append(s)
+            if n is not None and len(out) == n:
+                break
+    return out
+
+
+# ------------------------------------------ the workflow's corpus kinds (expanded into corpora)
+
+STUDY_KINDS = ("flores", "minimal_pairs", "synthetic_scripts", "synthetic_pairs")
+SOURCE_KINDS = ("python_docs", "text")
+ORIGINAL_SCRIPT = "Latn"
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "flores": {"split": "dev"},
+    "minimal_pairs": {"good_column": "sentence_good", "bad_column": "sentence_bad"},
+    "synthetic_scripts": {"scripts": ["Cyrl", "Grek"], "n_sentences": 256},
+    "synthetic_pairs": {"n_sentences": 256, "seed": 0},
+}
+PAIR_SIDES = ("good", "bad")
+SYNTHETIC_NOTE = {
+    "synthetic_scripts": (
+        "SYNTHETIC: first sentences of Python docstrings, transliterated letter by letter into "
+        "other scripts (not natural language in those scripts)"
+    ),
+    "synthetic_pairs": (
+        "SYNTHETIC: first sentences of Python docstrings (good) and the same sentences with one "
+        "random pair of adjacent words swapped (bad)"
+    ),
+}
+
+
+def derived_name(group: str, member: str) -> str:
+    """Name of one corpus expanded from a study corpus, e.g. 'flores-eng_Latn'."""
+    return f"{group}-{member}"
+
+
+def expand_corpora(corpora: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The config's corpora with each study kind replaced by its aligned member corpora.
+
+    Ordinary corpora (python_docs, text, random_tokens) pass through unchanged. A study corpus
+    named ``g`` becomes one corpus per member, named ``g-<member>`` and placed where ``g`` was:
+
+    - ``flores`` → one per language code (``flores-eng_Latn``); each FLORES file is located now
+      (so a missing language stops before any job, naming every path looked at);
+    - ``minimal_pairs`` and ``synthetic_pairs`` → ``g-good`` and ``g-bad``;
+    - ``synthetic_scripts`` → ``g-Latn`` (the source sentences) and one per script
+      (``g-Cyrl``, ``g-Grek``).
+
+    Each member is an ordinary corpus entry of kind ``aligned`` (``windows: document``, one
+    row per sentence, every sentence in the eval split, sentence i of every member aligned)
+    that records its ``origin`` kind, ``group``, ``member``, all ``members`` and what it is made
+    from. Raises ConfigError naming the config key for a missing file, a bad ``source`` or a
+    name clash.
+    """
+    from repgeom.config import ConfigError
+
+    out: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    derived: dict[str, str] = {}
+    for name, cfg in corpora.items():
+        kind = cfg.get("kind")
+        if kind not in STUDY_KINDS:
+            out[name] = dict(cfg)
+            continue
+        try:
+            members = _expand_one(name, {**DEFAULTS[kind], **cfg}, corpora)
+        except ConfigError as err:
+            errors.append(str(err))
+            continue
+        for member, entry in members.items():
+            full = derived_name(name, member)
+            derived[full] = name
+            out[full] = entry
+    for full, group in derived.items():
+        if full in corpora:
+            errors.append(
+                f"config key 'corpora.{full}': the name is also made by 'corpora.{group}' "
+                f"({corpora[group]['kind']}); rename one of them"
+            )
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    return out
+
+
+def _expand_one(
+    name: str, cfg: Mapping[str, Any], corpora: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    from repgeom.config import ConfigError
+
+    kind = cfg["kind"]
+    key = f"corpora.{name}"
+    base: dict[str, Any] = {"kind": "aligned", "origin": kind, "group": name, "windows": "document"}
+    if kind == "flores":
+        codes = list(cfg.get("languages") or [])
+        if not codes:
+            raise ConfigError(f"config key '{key}.languages': list at least one language code")
+        files = []
+        for i, code in enumerate(codes):
+            candidates = flores_candidates(Path(cfg["path"]), cfg["split"], code)
+            found = next((p for p in candidates if p.is_file()), None)
+            if found is None:
+                looked = "\n    ".join(str(p) for p in candidates)
+                raise ConfigError(
+                    f"config key '{key}.languages[{i}]': FLORES language {code!r} "
+                    f"({cfg['split']}) not found under {cfg['path']}; looked for:\n    {looked}\n"
+                    "  Check the code (e.g. 'eng_Latn'), the split and the FLORES root directory."
+                )
+            files.append(str(found))
+        base.update(path=cfg["path"], split=cfg["split"], members=codes, synthetic=False)
+        return {
+            code: {**base, "member": code, "file": f, "anchor": files[0], "inputs": [f, files[0]]}
+            for code, f in zip(codes, files, strict=True)
+        }
+    if kind == "minimal_pairs":
+        if not Path(cfg["path"]).is_file():
+            raise ConfigError(
+                f"config key '{key}.path': {cfg['path']} does not exist; give a CSV, TSV or "
+                "JSON-lines file of minimal pairs"
+            )
+        base.update(
+            path=cfg["path"],
+            good_column=cfg["good_column"],
+            bad_column=cfg["bad_column"],
+            members=list(PAIR_SIDES),
+            synthetic=False,
+            inputs=[cfg["path"]],
+        )
+        return {side: {**base, "member": side} for side in PAIR_SIDES}
+    source = cfg.get("source")
+    src = corpora.get(source) if isinstance(source, str) else None
+    if src is None or src.get("kind") not in SOURCE_KINDS:
+        ok = sorted(c for c, v in corpora.items() if v.get("kind") in SOURCE_KINDS)
+        raise ConfigError(
+            f"config key '{key}.source': {source!r} must name a python_docs or text corpus "
+            f"of the config (these are: {ok})"
+        )
+    base.update(source=source, n_sentences=cfg["n_sentences"], synthetic=True)
+    base["description"] = SYNTHETIC_NOTE[kind]
+    if kind == "synthetic_scripts":
+        scripts = list(cfg["scripts"])
+        bad = [s for s in scripts if s not in _TARGETS]
+        if bad or not scripts or len(set(scripts)) != len(scripts):
+            raise ConfigError(
+                f"config key '{key}.scripts': {scripts} must list distinct scripts among "
+                f"{sorted(_TARGETS)}"
+            )
+        members = [ORIGINAL_SCRIPT, *scripts]
+        base["members"] = members
+        return {s: {**base, "member": s} for s in members}
+    base.update(seed=cfg["seed"], members=list(PAIR_SIDES))
+    return {side: {**base, "member": side} for side in PAIR_SIDES}
+
+
+def derived_inputs(entry: Mapping[str, Any], results: str = "results") -> list[str] | None:
+    """Files a study corpus member is made from (its job's inputs); None for other corpora."""
+    if entry.get("kind") != "aligned":
+        return None
+    if entry["origin"] in ("synthetic_scripts", "synthetic_pairs"):
+        return [f"{results}/corpora/{entry['source']}/eval.jsonl"]
+    return list(dict.fromkeys(entry["inputs"]))
+
+
+def member_sentences(
+    entry: Mapping[str, Any], source_docs: Sequence[str] | None = None
+) -> list[str]:
+    """The sentences of one member of a study corpus, in aligned order.
+
+    FLORES members are checked against the group's first language (same sentence count);
+    synthetic members are made from ``source_docs`` (the source corpus's eval documents) with
+    :func:`docstring_sentences`, :func:`transliterate` and :func:`make_minimal_pairs`.
+    """
+    origin = entry["origin"]
+    member = entry["member"]
+    if origin == "flores":
+        own = read_flores_file(Path(entry["file"]))
+        if entry["anchor"] != entry["file"]:
+            first = entry["members"][0]
+            n_first = len(read_flores_file(Path(entry["anchor"])))
+            if n_first != len(own):
+                raise ValueError(
+                    f"FLORES corpus {derived_name(entry['group'], member)}: {entry['file']} has "
+                    f"{len(own)} sentences but {first!r} ({entry['anchor']}) has {n_first}; "
+                    "the languages must be aligned sentence by sentence (same release and split)"
+                )
+        return own
+    if origin == "minimal_pairs":
+        good, bad = read_minimal_pairs(
+            Path(entry["path"]), entry["good_column"], entry["bad_column"]
+        )
+        return good if member == "good" else bad
+    if source_docs is None:
+        raise ValueError(f"{origin} corpus {entry['group']!r} needs its source documents")
+    if origin == "synthetic_scripts":
+        sentences = docstring_sentences(source_docs, entry["n_sentences"])
+        _enough(sentences, entry)
+        if member == ORIGINAL_SCRIPT:
+            return sentences
+        return [transliterate(s, member) for s in sentences]
+    if origin == "synthetic_pairs":
+        sentences = docstring_sentences(source_docs)
+        _enough(sentences, entry)
+        good, bad = make_minimal_pairs(sentences, entry["seed"])
+        n = entry["n_sentences"]
+        return (good if member == "good" else bad)[:n]
+    raise ValueError(f"unknown study corpus origin {origin!r}")
+
+
+def _enough(sentences: list[str], entry: Mapping[str, Any]) -> None:
+    if len(sentences) < 2:
+        raise ValueError(
+            f"corpus {entry['source']!r} has {len(sentences)} eval document(s) whose first "
+            f"sentence is plain ASCII prose; {entry['group']!r} needs at least 2 (give the "
+            "source corpus more documents or a larger eval_fraction)"
+        )
+
+
+def read_flores_file(path: Path) -> list[str]:
+    """Sentences of one FLORES file of any layout :func:`read_flores` understands."""
+    path = Path(path)
+    return _read_parquet_text(path) if path.suffix == ".parquet" else read_lines(path)
+
+
+def write_aligned_corpus(
+    sentences: Sequence[str], out_dir: str | Path, attrs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write an aligned corpus: every sentence in eval.jsonl in order, train.jsonl a copy.
+
+    Aligned corpora must not be split by content hash (that would break the alignment by
+    index), so every sentence is in the eval split; the train split is an identical copy so
+    that a tokenizer or model can still be trained on it (its eval loss is then on seen text).
+    Writes stats.json with the same keys as :func:`repgeom.corpus.write_corpus`.
+    """
+    from repgeom.corpus import content_sha256
+    from repgeom.io import atomic_path, write_json
+
+    docs = list(sentences)
+    if not docs:
+        raise ValueError("the aligned corpus has no sentences")
+    empty = [i for i, s in enumerate(docs) if not s.strip()]
+    if empty:
+        raise ValueError(f"sentence(s) {empty[:10]} are empty; an aligned corpus needs text")
+    out = Path(out_dir)
+    sha = content_sha256(docs)
+    stats: dict[str, Any] = dict(attrs)
+    stats.update(
+        sha256=sha,
+        n_documents=len(docs),
+        n_characters=sum(len(d) for d in docs),
+        eval_fraction=1.0,
+        split="aligned: every sentence in eval, in order; train is an identical copy",
+    )
+    for name in ("train", "eval"):
+        with atomic_path(out / f"{name}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({"text": d}, ensure_ascii=False) + "\n")
+        stats[f"n_{name}"] = len(docs)
+        stats[f"sha256_{name}"] = sha
+    write_json(stats, out / "stats.json")
+    return stats

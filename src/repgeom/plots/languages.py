@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
 import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
 from repgeom.languages.study import score_correlation
@@ -36,6 +37,7 @@ def _lines(ax: plt.Axes, ds: xr.Dataset, var: str, level: str, langs: Sequence[s
         y = ds[var].sel(language=lang, level=level)
         ax.plot(ds["layer"], y, marker="o", ms=3, color=color, label=str(lang))
     ax.set_xlabel("layer (0 = embeddings)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_label(ds, var))
     ax.grid(alpha=0.3)
 
@@ -86,7 +88,9 @@ def divergence_by_layer(ds: xr.Dataset) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, var in zip(axes, ("knn_kl", "softmax_kl"), strict=True):
         _lines(ax, ds, var, "sentence", langs)
-        ax.set_title(f"{'kNN' if var == 'knn_kl' else 'softmax'} KL from {reference}", fontsize=9)
+        kind = "kNN" if var == "knn_kl" else "softmax"
+        ax.set_title(f"{kind} KL from {reference}", fontsize=9)
+        ax.set_ylabel(f"{kind} KL [{ds[var].attrs.get('units', 'nat')}]")
     _legend(axes[-1], len(langs))
     fig.tight_layout()
     return fig
@@ -140,6 +144,7 @@ def grammaticality_by_layer(ds: xr.Dataset) -> plt.Figure:
     ax1.legend(fontsize=7)
     for ax in (ax0, ax1):
         ax.set_xlabel("layer (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -170,3 +175,119 @@ def score_correlation_scatter(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _levels_with_data(ds: xr.Dataset, var: str, levels: Sequence[str]) -> list[str]:
+    return [lv for lv in levels if np.isfinite(ds[var].sel(level=lv).values).any()]
+
+
+def id_anisotropy_levels(
+    ds: xr.Dataset, levels: Sequence[str] = ("sentence", "token"), title: str | None = None
+) -> plt.Figure:
+    """ID and anisotropy against layer, one line per language; one row per level with data.
+
+    Where the ID has repeats (``id_std`` finite), a band of ± one standard deviation is drawn.
+    """
+    langs = [str(v) for v in ds["language"].values]
+    rows = _levels_with_data(ds, "id", levels) or [levels[0]]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.4 * len(rows)), squeeze=False)
+    for row, level in zip(axes, rows, strict=True):
+        for ax, var in zip(row, ("id", "anisotropy"), strict=True):
+            _lines(ax, ds, var, level, langs)
+            if var == "id" and "id_std" in ds:
+                for color, lang in zip(_colors(len(langs)), langs, strict=True):
+                    m = ds["id"].sel(language=lang, level=level).values
+                    s = ds["id_std"].sel(language=lang, level=level).values
+                    if np.isfinite(s).any():
+                        ax.fill_between(ds["layer"], m - s, m + s, color=color, alpha=0.15)
+            ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
+        _legend(row[-1], len(langs))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def heatmaps_by_level(
+    ds: xr.Dataset,
+    levels: Sequence[str] = ("sentence", "token"),
+    variables: Sequence[str] = ("id", "anisotropy"),
+    title: str | None = None,
+) -> plt.Figure:
+    """Language × layer heatmaps of each variable (columns) at each level with data (rows)."""
+    langs = [str(v) for v in ds["language"].values]
+    layers = ds["layer"].values
+    rows = _levels_with_data(ds, variables[0], levels) or [levels[0]]
+    fig, axes = plt.subplots(
+        len(rows),
+        len(variables),
+        figsize=(5.2 * len(variables), len(rows) * max(2.6, 1.2 + 0.25 * len(langs))),
+        squeeze=False,
+    )
+    step = max(1, len(layers) // 12)
+    for row, level in zip(axes, rows, strict=True):
+        for ax, var in zip(row, variables, strict=True):
+            values = ds[var].sel(level=level).transpose("language", "layer").values
+            im = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+            ax.set_yticks(range(len(langs)), langs, fontsize=7)
+            ax.set_xticks(range(0, len(layers), step), [str(v) for v in layers[::step]], fontsize=7)
+            ax.set_xlabel("layer")
+            ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
+            fig.colorbar(im, ax=ax, label=_label(ds, var))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def checkpoint_figures(
+    ds: xr.Dataset,
+    boot: xr.Dataset | None,
+    groups: Sequence[Mapping],
+    pairs: Sequence[Mapping],
+    title: str = "",
+) -> dict[str, Callable[[], plt.Figure]]:
+    """Every figure of one checkpoint of the languages study, by file stem, built on demand.
+
+    ``ds`` is a study dataset (:func:`repgeom.languages.pipeline.study_dataset`), ``boot`` the
+    grammaticality dataset (or None without pair sets); ``groups`` and ``pairs`` the specs of
+    :func:`repgeom.languages.plan.study_groups`. The stems are those of
+    :func:`repgeom.languages.plan.figure_names`.
+    """
+    from repgeom.languages.pipeline import group_view, pairs_view
+    from repgeom.languages.plan import dataset_groups
+
+    def label(spec: Mapping) -> str:
+        synthetic = " · SYNTHETIC data" if spec["synthetic"] else ""
+        return f"{title} · {spec['name']}{synthetic}"
+
+    def titled(fig: plt.Figure, text: str) -> plt.Figure:
+        fig.suptitle(text, fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    out: dict[str, Callable[[], plt.Figure]] = {}
+    for spec in dataset_groups(list(groups), list(pairs)):
+        name = spec["name"]
+        text = label(spec)
+
+        def view(name: str = name) -> xr.Dataset:
+            return group_view(ds, name)
+
+        out[f"{name}_id_anisotropy"] = lambda v=view, t=text: id_anisotropy_levels(v(), title=t)
+        out[f"{name}_heatmaps"] = lambda v=view, t=text: heatmaps_by_level(v(), title=t)
+        out[f"{name}_divergence"] = lambda v=view, t=text: titled(divergence_by_layer(v()), t)
+        if spec["script_panels"]:
+            members = dict(zip(spec["corpora"], spec["members"], strict=True))
+            panels = {members[c]: p for c, p in spec["script_panels"].items()}
+            out[f"{name}_scripts"] = lambda v=view, t=text, m=panels: titled(
+                script_groups_by_layer(v(), m), t
+            )
+    for spec in pairs:
+        if boot is None:
+            raise ValueError("minimal-pair sets given but no grammaticality dataset")
+        name, text = spec["name"], label(spec)
+        out[f"{name}_grammaticality"] = lambda n=name, t=text: titled(
+            grammaticality_by_layer(pairs_view(boot, n)), t
+        )
+    return out

@@ -1,0 +1,160 @@
+ruleorder: languages_corpus > corpus
+
+
+rule languages_corpus:
+    """An aligned corpus of the languages study (one language, script or side of a set of
+    minimal pairs): every sentence in eval, in order; train is a copy."""
+    input:
+        languages_corpus_inputs,
+    output:
+        train=f"{RESULTS}/corpora/{{corpus}}/train.jsonl",
+        eval=f"{RESULTS}/corpora/{{corpus}}/eval.jsonl",
+        stats=f"{RESULTS}/corpora/{{corpus}}/stats.json",
+    log:
+        f"{LOGS}/corpus/{{corpus}}.log",
+    benchmark:
+        f"{BENCH}/corpus/{{corpus}}.tsv"
+    wildcard_constraints:
+        corpus=ALIGNED_CORPUS_PATTERN,
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("languages_corpus.py"),
+        corpus=lambda w: CORPORA[w.corpus],
+        name=lambda w: w.corpus,
+    script:
+        "../scripts/languages_corpus.py"
+
+
+rule languages_metrics:
+    """ID, anisotropy and divergence from a reference per language, layer and level for one
+    checkpoint; grammatical vs ungrammatical ID with a paired bootstrap."""
+    input:
+        languages_stores,
+    output:
+        languages=f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
+        grammaticality=LANGUAGE_GRAMMATICALITY_OUTPUT,
+    log:
+        f"{LOGS}/metrics/languages/{{model}}/{{step}}.log",
+    benchmark:
+        f"{BENCH}/metrics/languages/{{model}}/{{step}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    params:
+        code=code("languages_metrics.py"),
+        options=LANGUAGE_OPTIONS,
+        groups=LANGUAGE_GROUPS,
+        pairs=LANGUAGE_PAIRS,
+        corpora=LANGUAGE_CORPORA,
+        model=lambda w: w.model,
+        step=lambda w: w.step,
+    script:
+        "../scripts/languages_metrics.py"
+
+
+rule languages_figures:
+    """Figures of the languages study for one checkpoint, one set per group."""
+    input:
+        languages=f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
+        grammaticality=LANGUAGE_GRAMMATICALITY_OUTPUT,
+    output:
+        id_anisotropy=report(
+            LANGUAGE_FIGURE_FILES["id_anisotropy"],
+            caption="../report/languages/id_anisotropy.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
+        heatmaps=report(
+            LANGUAGE_FIGURE_FILES["heatmaps"],
+            caption="../report/languages/heatmaps.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
+        divergence=report(
+            LANGUAGE_FIGURE_FILES["divergence"],
+            caption="../report/languages/divergence.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
+        scripts=report(
+            LANGUAGE_FIGURE_FILES["scripts"],
+            caption="../report/languages/scripts.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
+        grammaticality=report(
+            LANGUAGE_FIGURE_FILES["grammaticality"],
+            caption="../report/languages/grammaticality.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
+        pdf=LANGUAGE_FIGURE_FILES["pdf"],
+    log:
+        f"{LOGS}/figures/languages/{{model}}/{{step}}.log",
+    benchmark:
+        f"{BENCH}/figures/languages/{{model}}/{{step}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("languages_figures.py"),
+        groups=LANGUAGE_GROUPS,
+        pairs=LANGUAGE_PAIRS,
+        title=lambda w: f"{w.model} · {w.step}",
+    script:
+        "../scripts/languages_figures.py"
+
+
+rule languages_scores:
+    """Correlation of per-language scores with the mean ID over layers: a table (CSV and
+    LaTeX) over checkpoints and a scatter plot per checkpoint."""
+    input:
+        scores=LANGUAGE_SCORES_INPUT,
+        datasets=[
+            f"{RESULTS}/metrics/languages/{m}/{s}.nc" for m, s in LANGUAGE_CHECKPOINTS
+        ],
+    output:
+        csv=f"{RESULTS}/tables/languages/score_correlation.csv",
+        tex=f"{RESULTS}/tables/languages/score_correlation.tex",
+        scatter=report(
+            [
+                f"{RESULTS}/figures/languages/{m}/{s}/score_correlation.png"
+                for m, s in LANGUAGE_CHECKPOINTS
+            ],
+            caption="../report/languages/scores.rst",
+            category="Languages",
+            subcategory="scores",
+        ),
+        pdf=[
+            f"{RESULTS}/figures/languages/{m}/{s}/score_correlation.pdf"
+            for m, s in LANGUAGE_CHECKPOINTS
+        ],
+    log:
+        f"{LOGS}/figures/languages/score_correlation.log",
+    benchmark:
+        f"{BENCH}/figures/languages/score_correlation.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("languages_scores.py"),
+        checkpoints=LANGUAGE_CHECKPOINTS,
+        groups=[g["name"] for g in LANGUAGE_GROUPS],
+    script:
+        "../scripts/languages_scores.py"
+
+
+rule languages:
+    """The languages study: per-language metrics, figures and (with scores) the correlation."""
+    input:
+        LANGUAGE_TARGETS,

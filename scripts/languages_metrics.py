@@ -1,0 +1,39 @@
+"""Snakemake adapter: the languages study of one checkpoint (per-language and grammaticality)."""
+
+import json
+
+from repgeom.io import write_dataset
+from repgeom.languages.estimators import id_function
+from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
+from repgeom.languages.plan import dataset_groups
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, set_threads
+from repgeom.store import ActivationStore
+
+log_to(snakemake.log[0])
+set_threads(snakemake.threads)
+p = snakemake.params
+o = p.options
+stores = {c: ActivationStore(path) for c, path in zip(p.corpora, snakemake.input, strict=True)}
+groups = dataset_groups(p.groups, p.pairs)
+first = stores[p.corpora[0]]
+attrs = provenance(
+    {"languages": o, "groups": groups},
+    model=p.model,
+    step=p.step,
+    model_source=first.attrs["model_source"],
+    corpus_sha256=json.dumps({c: s.attrs["corpus_sha256"] for c, s in stores.items()}),
+    id_estimator=o["id_estimator"],
+    id_sample=o["id_sample"],
+    id_repeats=o["id_repeats"],
+    data=json.dumps({g["name"]: g["description"] or g["origin"] for g in groups}),
+    synthetic_groups=[g["name"] for g in groups if g["synthetic"]],
+    sentence_level="mean of each sentence's non-padding tokens (BOS included when prepended)",
+)
+id_fn = id_function(o["id_estimator"], o["id_sample"], o["id_repeats"], o["seed"])
+ds = study_dataset(stores, groups, id_fn, o["knn_k"], o["token_knn_kl"], o["seed"], attrs)
+write_dataset(ds, snakemake.output.languages)
+if p.pairs:
+    boot = grammaticality_dataset(stores, p.pairs, id_fn, o["n_boot"], o["seed"], o["alpha"], attrs)
+    write_dataset(boot, snakemake.output.grammaticality[0])
+print(ds)

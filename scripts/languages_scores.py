@@ -1,0 +1,41 @@
+"""Snakemake adapter: correlation of per-language scores with the mean ID (table + scatters)."""
+
+import csv
+
+from repgeom.io import atomic_path, read_dataset
+from repgeom.languages.pipeline import correlation_row, latex_table, scored_mean_id
+from repgeom.languages.plan import read_scores
+from repgeom.plots.common import save_figure
+from repgeom.plots.languages import score_correlation_scatter
+from repgeom.runtime import log_to
+
+log_to(snakemake.log[0])
+p = snakemake.params
+scores = read_scores(snakemake.input.scores)
+rows = []
+items = zip(
+    p.checkpoints,
+    snakemake.input.datasets,
+    snakemake.output.scatter,
+    snakemake.output.pdf,
+    strict=True,
+)
+for (model, step), path, png, pdf in items:
+    ds = read_dataset(path)
+    rows.append(correlation_row(ds, p.groups, scores, model=model, step=step))
+    mean_id, matched = scored_mean_id(ds, p.groups, scores)
+    fig = score_correlation_scatter(
+        mean_id, matched, xlabel="mean sentence-level ID over layers", ylabel="score"
+    )
+    fig.suptitle(f"{model} · {step}", fontsize=9)
+    save_figure(fig, png, pdf)
+with atomic_path(snakemake.output.csv) as tmp, open(tmp, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+caption = (
+    "Correlation of per-language scores with the mean sentence-level intrinsic dimension over "
+    f"layers (groups: {', '.join(p.groups)}); p-values two-sided."
+)
+with atomic_path(snakemake.output.tex) as tmp:
+    tmp.write_text(latex_table(rows, caption))

@@ -1,0 +1,234 @@
+"""What the languages study builds, from the config alone: groups, checkpoints, figure names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from repgeom.languages.corpora import derived_name, script_group
+
+GroupSpec = dict[str, Any]
+
+
+def _members(corpora: Mapping[str, Mapping[str, Any]], base: str) -> list[str]:
+    """Names of the corpora expanded from the study corpus ``base``, in member order."""
+    return [c for c, v in corpora.items() if v.get("kind") == "aligned" and v["group"] == base]
+
+
+def _bases(corpora: Mapping[str, Mapping[str, Any]], origins: Sequence[str]) -> list[str]:
+    return list(
+        dict.fromkeys(
+            v["group"]
+            for v in corpora.values()
+            if v.get("kind") == "aligned" and v["origin"] in origins
+        )
+    )
+
+
+def study_groups(
+    languages: Mapping[str, Any], corpora: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[GroupSpec], list[GroupSpec]]:
+    """(language groups, minimal-pair sets) of the ``languages`` config section.
+
+    ``corpora`` are the expanded corpora (:func:`repgeom.languages.corpora.expand_corpora`).
+    Each spec is a JSON-serialisable dict: ``name``, ``base`` (the study corpus), ``corpora``
+    (expanded names, member order), ``members``, ``reference`` (a corpus name), ``origin``,
+    ``synthetic`` and ``script_panels`` (corpus → panel for the script figure; empty when no
+    language of the group is written in two scripts). A minimal-pair set is also a group of the
+    per-language dataset (members good and bad, reference good). Raises ConfigError naming the
+    config key for an unknown corpus, a bad reference or a repeated name.
+    """
+    from repgeom.config import ConfigError
+
+    errors: list[str] = []
+    groups: list[GroupSpec] = []
+    multi = _bases(corpora, ("flores", "synthetic_scripts", "minimal_pairs", "synthetic_pairs"))
+    pair_bases = _bases(corpora, ("minimal_pairs", "synthetic_pairs"))
+    used_bases: set[str] = set()
+    for i, g in enumerate(languages.get("groups") or []):
+        key = f"languages.groups[{i}]"
+        base = g["corpora"]
+        names = _members(corpora, base)
+        if not names:
+            errors.append(
+                f"config key '{key}.corpora': {base!r} is not a flores, minimal_pairs or "
+                f"synthetic_* corpus of the config (these are: {multi})"
+            )
+            continue
+        if base in used_bases:
+            errors.append(f"config key '{key}.corpora': {base!r} is already used by a group")
+            continue
+        used_bases.add(base)
+        if len(names) < 2:
+            errors.append(
+                f"config key '{key}.corpora': {base!r} has one member; a group compares two "
+                "or more languages or scripts"
+            )
+            continue
+        spec = _spec(g["name"], base, names, corpora)
+        ref = g.get("reference")
+        if ref is None:
+            ref = spec["members"][0]
+        if ref not in spec["members"]:
+            errors.append(
+                f"config key '{key}.reference': {ref!r} is not a member of {base!r} "
+                f"(members: {spec['members']})"
+            )
+            continue
+        spec["reference"] = derived_name(base, ref)
+        groups.append(spec)
+    pairs: list[GroupSpec] = []
+    for i, base in enumerate(languages.get("grammaticality") or []):
+        key = f"languages.grammaticality[{i}]"
+        if base not in pair_bases:
+            errors.append(
+                f"config key '{key}': {base!r} is not a minimal_pairs or synthetic_pairs corpus "
+                f"of the config (these are: {pair_bases})"
+            )
+            continue
+        if any(p["base"] == base for p in pairs):
+            errors.append(f"config key '{key}': {base!r} is listed twice")
+            continue
+        spec = _spec(base, base, _members(corpora, base), corpora)
+        spec["reference"] = derived_name(base, "good")
+        pairs.append(spec)
+    names = [g["name"] for g in groups]
+    for g in pairs:
+        if g["base"] not in used_bases:
+            names.append(g["name"])
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        errors.append(f"config key 'languages.groups': group name(s) {dupes} used twice")
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    return groups, pairs
+
+
+def _spec(
+    name: str, base: str, names: list[str], corpora: Mapping[str, Mapping[str, Any]]
+) -> GroupSpec:
+    first = corpora[names[0]]
+    members = [corpora[c]["member"] for c in names]
+    return {
+        "name": name,
+        "base": base,
+        "corpora": names,
+        "members": members,
+        "origin": first["origin"],
+        "synthetic": bool(first.get("synthetic")),
+        "description": first.get("description", ""),
+        "script_panels": script_panels(first["origin"], name, names, members),
+    }
+
+
+def script_panels(origin: str, name: str, names: list[str], members: list[str]) -> dict[str, str]:
+    """Corpus → panel of the script figure: every member for synthetic scripts; for FLORES the
+    languages written in two or more scripts (by :func:`script_group`); else empty."""
+    if origin == "synthetic_scripts":
+        return dict.fromkeys(names, name)
+    if origin != "flores":
+        return {}
+    lang = {c: script_group(m) for c, m in zip(names, members, strict=True)}
+    counts = {g: list(lang.values()).count(g) for g in set(lang.values())}
+    return {c: g for c, g in lang.items() if counts[g] > 1}
+
+
+def dataset_groups(groups: list[GroupSpec], pairs: list[GroupSpec]) -> list[GroupSpec]:
+    """Groups of the per-language dataset: the language groups, then pair sets not among them."""
+    bases = {g["base"] for g in groups}
+    return [*groups, *(p for p in pairs if p["base"] not in bases)]
+
+
+def study_corpora(groups: list[GroupSpec], pairs: list[GroupSpec]) -> list[str]:
+    """Every corpus the study reads, once each, in group order."""
+    return list(dict.fromkeys(c for g in dataset_groups(groups, pairs) for c in g["corpora"]))
+
+
+def study_checkpoints(
+    languages: Mapping[str, Any], steps: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """(model, step) pairs the study runs on: the last step, or every step, of each model."""
+    from repgeom.config import ConfigError
+
+    models = languages.get("models")
+    if models is None:
+        models = list(steps)
+    unknown = [m for m in models if m not in steps]
+    if unknown:
+        raise ConfigError(
+            f"config key 'languages.models': {unknown} are not models of the config "
+            f"(defined: {sorted(steps)})"
+        )
+    which = languages.get("steps", "last")
+    return [(m, s) for m in models for s in (steps[m] if which == "all" else steps[m][-1:])]
+
+
+FIGURES = ("id_anisotropy", "heatmaps", "divergence")
+
+
+def figure_names(groups: list[GroupSpec], pairs: list[GroupSpec]) -> dict[str, list[str]]:
+    """File stems of each kind of figure for one checkpoint (kind → stems)."""
+    every = dataset_groups(groups, pairs)
+    out = {kind: [f"{g['name']}_{kind}" for g in every] for kind in FIGURES}
+    out["scripts"] = [f"{g['name']}_scripts" for g in every if g["script_panels"]]
+    out["grammaticality"] = [f"{p['name']}_grammaticality" for p in pairs]
+    return out
+
+
+def read_scores(path: str | Path) -> dict[str, float]:
+    """Per-language scores from a CSV/TSV with columns ``language`` and ``score``."""
+    import csv
+    import math
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    found = list(reader.fieldnames or [])
+    if "language" not in found or "score" not in found:
+        raise ValueError(f"{path}: needs columns 'language' and 'score'; columns found: {found}")
+    scores: dict[str, float] = {}
+    for i, row in enumerate(reader, start=2):
+        lang = (row["language"] or "").strip()
+        if not lang:
+            raise ValueError(f"{path}: line {i} has no language")
+        if lang in scores:
+            raise ValueError(f"{path}: language {lang!r} is listed twice (line {i})")
+        try:
+            value = float(row["score"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: line {i}: score {row['score']!r} is not a number") from err
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: line {i}: score {value} is not finite")
+        scores[lang] = value
+    if not scores:
+        raise ValueError(f"{path} holds no scores")
+    return scores
+
+
+def with_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """A copy of a config section with the schema's defaults filled in, recursively.
+
+    Snakemake's ``validate(..., set_default=True)`` does not descend into schema fragments
+    referenced from another file, so a fragment's defaults are applied here (use the inlined
+    schema of :func:`repgeom.config.load_schema`). Objects get every missing property that has
+    a default; arrays have each item filled by ``items``.
+    """
+    if isinstance(instance, dict):
+        out = dict(instance)
+        for key, sub in (schema.get("properties") or {}).items():
+            if key not in out and "default" in sub:
+                out[key] = _copy(sub["default"])
+            if key in out:
+                out[key] = with_defaults(out[key], sub)
+        return out
+    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        return [with_defaults(v, schema["items"]) for v in instance]
+    return instance
+
+
+def _copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
