@@ -43,6 +43,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from repgeom.bottleneck.memory import default_ranks
+
 Batches = Callable[[], Iterable[tuple[Any, Any]]]
 
 
@@ -96,13 +98,6 @@ class HeadTraining:
             return self.lr * (update + 1) / warm
         progress = (update - warm) / max(1, n - warm)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def default_ranks(hidden_size: int) -> list[int]:
-    """Powers of two 1, 2, 4, … up to the hidden size d (d itself only if a power of two)."""
-    if hidden_size < 1:
-        raise ValueError(f"hidden_size must be ≥ 1, got {hidden_size}")
-    return [2**i for i in range(int(math.log2(hidden_size)) + 1)]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -330,22 +330,29 @@ def check_memory(estimate: dict[str, int], budget: int | None = None, stage: str
     ``stage`` is "counting", "svd" (matrix + svd) or "all". Budget defaults to available RAM.
     """
     budget = available_memory() if budget is None else int(budget)
-    gib = 2.0**30
     if stage in ("counting", "all") and estimate["counting"] > budget:
         raise MemoryError(
-            f"counting {estimate['n_grams']:,} n-grams needs ~{estimate['counting'] / gib:.2f} "
-            f"GiB but only {budget / gib:.2f} GiB are allowed; lower max_tokens (the token "
+            f"counting {estimate['n_grams']:,} n-grams needs ~{format_bytes(estimate['counting'])}"
+            f" but only {format_bytes(budget)} are allowed; lower max_tokens (the token "
             "budget: fewer windows)"
         )
     need = estimate["matrix"] + estimate["svd"]
     if stage in ("svd", "all") and need > budget:
         raise MemoryError(
             f"the SVD stage (P: {estimate['n_contexts']:,} contexts × V, nnz "
-            f"{estimate['nnz']:,}: {estimate['matrix'] / gib:.2f} GiB; singular values: "
-            f"{estimate['svd'] / gib:.2f} GiB) needs ~{need / gib:.2f} GiB but only "
-            f"{budget / gib:.2f} GiB are allowed; lower k (or kmax, the Lanczos basis size), "
+            f"{estimate['nnz']:,}: {format_bytes(estimate['matrix'])}; singular values: "
+            f"{format_bytes(estimate['svd'])}) needs ~{format_bytes(need)} but only "
+            f"{format_bytes(budget)} are allowed; lower k (or kmax, the Lanczos basis size), "
             "raise min_count (fewer contexts) or lower max_tokens (the token budget)"
         )
+
+
+def format_bytes(n: float) -> str:
+    """'1.50 GiB', '12.3 MiB' or '512 KiB': the largest unit that keeps the value ≥ 1."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.{2 if unit == 'GiB' else 1}f} {unit}"
+    return f"{n / 2**10:.0f} KiB"
 
 
 # --- singular values and W-error ------------------------------------------------------------

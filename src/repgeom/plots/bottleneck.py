@@ -265,21 +265,32 @@ TABLE_COLUMNS = (
 )
 
 
+def _key_cells(name: object, key_names: Sequence[str]) -> dict[str, str]:
+    """Key columns of a row: ``name`` itself, or a tuple with one entry per key column."""
+    parts = name if isinstance(name, tuple) else (name,)
+    if len(parts) != len(key_names):
+        raise ValueError(f"key {name!r} does not match the key columns {tuple(key_names)}")
+    return {k: str(v) for k, v in zip(key_names, parts, strict=True)}
+
+
 def best_vs_final_rows(
-    losses: Mapping[str, xr.Dataset | xr.DataArray], var: str = "eval_loss"
+    losses: Mapping[object, xr.Dataset | xr.DataArray],
+    var: str = "eval_loss",
+    key_names: Sequence[str] = ("model",),
 ) -> list[dict[str, object]]:
     """Per model: best checkpoint (lowest loss), final checkpoint (largest step number) and
     the gap final − best (nats) and (final − best)/best. Checkpoints without a step number or
-    with a NaN loss are ignored."""
+    with a NaN loss are ignored. With several ``key_names`` (e.g. model, corpus) the keys of
+    ``losses`` are tuples, one entry per key column."""
     rows = []
     for name, obj in losses.items():
         x, y, labels = _series(obj, var)
         if not len(x):
-            raise ValueError(f"model {name} has no numbered checkpoint with a finite {var}")
+            raise ValueError(f"{name} has no numbered checkpoint with a finite {var}")
         b, f = int(np.argmin(y)), len(x) - 1
         rows.append(
             {
-                "model": str(name),
+                **_key_cells(name, key_names),
                 "best_step": labels[b],
                 "best_loss": float(y[b]),
                 "final_step": labels[f],
@@ -292,25 +303,30 @@ def best_vs_final_rows(
 
 
 def best_vs_final_table(
-    losses: Mapping[str, xr.Dataset | xr.DataArray], var: str = "eval_loss", digits: int = 4
+    losses: Mapping[object, xr.Dataset | xr.DataArray],
+    var: str = "eval_loss",
+    digits: int = 4,
+    key_names: Sequence[str] = ("model",),
 ) -> tuple[str, str]:
     """The best-vs-final checkpoint loss table as (CSV text, LaTeX booktabs text)."""
-    rows = best_vs_final_rows(losses, var)
+    rows = best_vs_final_rows(losses, var, key_names)
+    columns = (*key_names, *TABLE_COLUMNS[1:])
     buf = io.StringIO()
-    buf.write(",".join(TABLE_COLUMNS) + "\n")
+    buf.write(",".join(columns) + "\n")
     for r in rows:
-        cells = [_csv_cell(r[c], digits) for c in TABLE_COLUMNS]
+        cells = [_csv_cell(r[c], digits) for c in columns]
         buf.write(",".join(cells) + "\n")
-    head = ["model", "best step", "best loss", "final step", "final loss", "final $-$ best", "gap"]
+    head = [*key_names, "best step", "best loss", "final step", "final loss", "final $-$ best"]
+    head.append("gap")
     tex = [
-        r"\begin{tabular}{lrrrrrr}",
+        r"\begin{tabular}{" + "l" * len(key_names) + "rrrrrr}",
         r"\toprule",
-        " & ".join(head) + r" \\",
+        " & ".join(_tex_escape(h) if "$" not in h else h for h in head) + r" \\",
         r"\midrule",
     ]
     for r in rows:
         cells = [
-            _tex_escape(str(r["model"])),
+            *(_tex_escape(str(r[k])) for k in key_names),
             _tex_escape(str(r["best_step"])),
             f"{r['best_loss']:.{digits}f}",
             _tex_escape(str(r["final_step"])),
@@ -319,6 +335,35 @@ def best_vs_final_table(
             f"{100 * float(r['relative_gap']):.2f}\\%",
         ]
         tex.append(" & ".join(cells) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}", ""]
+    return buf.getvalue(), "\n".join(tex)
+
+
+def werror_threshold_table(
+    thresholds: Mapping[tuple[str, str], Mapping[float, int | str]],
+    key_names: Sequence[str] = ("tokenizer", "corpus"),
+) -> tuple[str, str]:
+    """(CSV, LaTeX) of the smallest d with W-error < t, one row per key and a column per t.
+
+    ``thresholds`` maps a key tuple (e.g. (tokenizer, corpus)) to the output of
+    :func:`repgeom.bottleneck.ngram.werror_thresholds` (an int d, or "> k" when W-error(k) ≥ t).
+    """
+    if not thresholds:
+        raise ValueError("no W-error threshold row to tabulate")
+    levels = sorted({float(t) for row in thresholds.values() for t in row}, reverse=True)
+    columns = [*key_names, *(f"d_werror_below_{t:g}" for t in levels)]
+    buf = io.StringIO()
+    buf.write(",".join(columns) + "\n")
+    tex = [
+        r"\begin{tabular}{" + "l" * len(key_names) + "r" * len(levels) + "}",
+        r"\toprule",
+        " & ".join([*key_names, *(f"$d$: W-error $< {t:g}$" for t in levels)]) + r" \\",
+        r"\midrule",
+    ]
+    for key, row in thresholds.items():
+        cells = [*_key_cells(key, key_names).values(), *(str(row[t]) for t in levels)]
+        buf.write(",".join(_csv_cell(c, 0) for c in cells) + "\n")
+        tex.append(" & ".join(_tex_escape(c).replace(">", "$>$") for c in cells) + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", ""]
     return buf.getvalue(), "\n".join(tex)
 

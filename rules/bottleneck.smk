@@ -1,0 +1,189 @@
+# Softmax-bottleneck study (Godey et al. 2024): saturation, LM-head spectra, rank-restricted
+# heads on frozen final representations, 5-gram rank estimates. Lists come from
+# repgeom.bottleneck.plan (rules/common.smk, end).
+
+
+rule bottleneck_saturation:
+    """Eval loss (stored by extraction) and last-layer mean cosine of one model over every
+    checkpoint and eval corpus."""
+    input:
+        bottleneck_stores,
+    output:
+        eval_loss=f"{RESULTS}/metrics/eval_loss/{{model}}.nc",
+        cosine=f"{RESULTS}/metrics/last_layer_cosine/{{model}}.nc",
+    log:
+        f"{LOGS}/bottleneck/saturation/{{model}}.log",
+    benchmark:
+        f"{BENCH}/bottleneck/saturation/{{model}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("bottleneck_saturation.py"),
+        model=lambda w: w.model,
+        steps=lambda w: STEPS[w.model],
+        corpora=BN_CORPORA,
+    script:
+        "../scripts/bottleneck_saturation.py"
+
+
+# One LM-head job per model: its checkpoints are the job's outputs (torch is imported once).
+for _name in BN_MODELS:
+
+    rule:
+        name:
+            f"bottleneck_lm_head_{_name}"
+        input:
+            checkpoints=model_checkpoint_dirs(_name),
+        output:
+            steps=[f"{RESULTS}/metrics/lm_head/{_name}/{s}.nc" for s in STEPS[_name]],
+            gathered=f"{RESULTS}/metrics/lm_head/{_name}.nc",
+        log:
+            f"{LOGS}/bottleneck/lm_head/{_name}.log",
+        benchmark:
+            f"{BENCH}/bottleneck/lm_head/{_name}.tsv"
+        conda:
+            "../envs/core.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        params:
+            code=code("bottleneck_lm_head.py"),
+            method=BN["spectrum_method"],
+            sources=[model_source(_name, s) for s in STEPS[_name]],
+            steps=STEPS[_name],
+            model=_name,
+        script:
+            "../scripts/bottleneck_lm_head.py"
+
+
+rule bottleneck_heads:
+    """Heads of every rank of the grid, a full-rank head and the model's own head, trained on
+    the frozen final representations of train windows and evaluated on the eval store.
+    """
+    input:
+        unpack(bottleneck_heads_inputs),
+    output:
+        heads=f"{RESULTS}/heads/{{model}}/{{step}}.nc",
+        features=temp(directory(f"{RESULTS}/heads/{{model}}/{{step}}.train.zarr")),
+    log:
+        f"{LOGS}/bottleneck/heads/{{model}}/{{step}}.log",
+    benchmark:
+        f"{BENCH}/bottleneck/heads/{{model}}/{{step}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: BN["heads"]["threads"]
+    resources:
+        mem_mb=lambda w: BOTTLENECK["heads_mem_mb"][w.model],
+        gpu=1 if BN["heads"]["device"] != "cpu" else 0,
+    params:
+        code=code("bottleneck_heads.py"),
+        heads=BN_HEADS_OPTIONS,
+        memory_mb=BN["heads"]["memory_mb"],
+        extraction={k: config["extraction"][k] for k in ("batch_size", "dtype")},
+        source=lambda w: model_source(w.model, w.step),
+        model=lambda w: w.model,
+        step=lambda w: w.step,
+        corpus=BN_HEADS_CORPUS,
+    script:
+        "../scripts/bottleneck_heads.py"
+
+
+rule bottleneck_ngram:
+    """W-error of the 5-gram next-token matrix of a tokenized corpus's train split."""
+    input:
+        tokens=lambda w: tokens_path(w.tokenizer, w.corpus),
+    output:
+        f"{RESULTS}/ngram/{{tokenizer}}/{{corpus}}.nc",
+    log:
+        f"{LOGS}/bottleneck/ngram/{{tokenizer}}/{{corpus}}.log",
+    benchmark:
+        f"{BENCH}/bottleneck/ngram/{{tokenizer}}/{{corpus}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=BN["ngram"]["memory_mb"] or 4000,
+    params:
+        code=code("bottleneck_ngram.py"),
+        ngram=BN_NGRAM_OPTIONS,
+        memory_mb=BN["ngram"]["memory_mb"],
+        tokenizer=lambda w: w.tokenizer,
+        corpus=lambda w: w.corpus,
+    script:
+        "../scripts/bottleneck_ngram.py"
+
+
+rule bottleneck_figures:
+    """Every figure and table of the study, from the datasets (one job: matplotlib is imported
+    once)."""
+    input:
+        eval_loss=[f"{RESULTS}/metrics/eval_loss/{m}.nc" for m in BN_MODELS],
+        cosine=[f"{RESULTS}/metrics/last_layer_cosine/{m}.nc" for m in BN_MODELS],
+        spectrum=[f"{RESULTS}/metrics/lm_head/{m}.nc" for m in BN_MODELS],
+        heads=[f"{RESULTS}/heads/{m}/{s}.nc" for m, s in BN_HEADS],
+        ngram=[f"{RESULTS}/ngram/{t}/{c}.nc" for t, c in BN_NGRAM],
+    output:
+        eval_loss=report(
+            BN_FIGURES["eval_loss"],
+            caption="../report/bottleneck/eval_loss.rst",
+            category="Softmax bottleneck",
+        ),
+        spectrum=report(
+            BN_FIGURES["spectrum"],
+            caption="../report/bottleneck/lm_head_spectrum.rst",
+            category="Softmax bottleneck",
+        ),
+        entropy=report(
+            BN_FIGURES["entropy"],
+            caption="../report/bottleneck/entropy_cosine_loss.rst",
+            category="Softmax bottleneck",
+        ),
+        heads=report(
+            BN_FIGURES["heads"],
+            caption="../report/bottleneck/heads_perplexity.rst",
+            category="Softmax bottleneck",
+        ),
+        ngram=report(
+            BN_FIGURES["ngram"],
+            caption="../report/bottleneck/ngram_werror.rst",
+            category="Softmax bottleneck",
+        ),
+        pdf=BN_FIGURES["pdf"],
+        best_vs_final=report(
+            BN_TABLES["best_vs_final"],
+            caption="../report/bottleneck/best_vs_final.rst",
+            category="Softmax bottleneck",
+        ),
+        ngram_thresholds=report(
+            BN_TABLES["ngram_thresholds"],
+            caption="../report/bottleneck/ngram_thresholds.rst",
+            category="Softmax bottleneck",
+        ),
+        tex=BN_TABLES["tex"],
+    log:
+        f"{LOGS}/bottleneck/figures.log",
+    benchmark:
+        f"{BENCH}/bottleneck/figures.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("bottleneck_figures.py"),
+        models=BN_MODELS,
+        corpus=BN_CORPORA[0] if BN_CORPORA else None,
+        heads=[f"{m} · {s}" for m, s in BN_HEADS],
+        pairs=BN_NGRAM,
+        thresholds=BN["ngram"]["thresholds"],
+    script:
+        "../scripts/bottleneck_figures.py"
+
+
+rule softmax_bottleneck:
+    """The softmax-bottleneck study: datasets, figures and tables."""
+    input:
+        BOTTLENECK_TARGETS,

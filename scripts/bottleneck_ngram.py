@@ -1,0 +1,42 @@
+"""Snakemake adapter: W-error of the n-gram next-token matrix of a corpus's train split."""
+
+import sys
+
+from repgeom.bottleneck.ngram import wrank_estimate
+from repgeom.io import write_dataset
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
+from repgeom.tokens import read_tokens, tokens_attrs
+
+log_to(snakemake.log[0])
+p = snakemake.params
+o = p.ngram
+meta = tokens_attrs(snakemake.input.tokens)
+windows = read_tokens(snakemake.input.tokens, "train", o["max_tokens"])
+attrs = provenance(
+    {"ngram": o},
+    tokenizer=p.tokenizer,
+    corpus=p.corpus,
+    corpus_sha256=meta["corpus_sha256"],
+    split="train",
+)
+try:
+    ds = wrank_estimate(
+        windows.ids,
+        int(meta["vocab_size"]),
+        k=o["k"],
+        min_count=o["min_count"],
+        n=o["n"],
+        lengths=windows.lengths,
+        max_tokens=o["max_tokens"],
+        method=o["method"],
+        memory_budget=None if p.memory_mb is None else p.memory_mb * 2**20,
+        seed=o["seed"],
+        attrs=attrs,
+    )
+except MemoryError as err:
+    message = f"repgeom: config key 'bottleneck.ngram' ({p.tokenizer}, {p.corpus}): {err}"
+    print(message, file=sys.__stderr__)  # the terminal: log_to sent stderr to the log file
+    raise SystemExit(message) from None
+write_dataset(ds, snakemake.output[0])
+print(ds)

@@ -1,0 +1,27 @@
+"""Snakemake adapter: eval loss and last-layer mean cosine of one model over steps and corpora."""
+
+import json
+
+from repgeom.bottleneck.study import cosine_dataset, eval_loss_dataset, last_layer_cosine
+from repgeom.io import write_dataset
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
+from repgeom.store import ActivationStore
+
+log_to(snakemake.log[0])
+p = snakemake.params
+keys = [(s, c) for s in p.steps for c in p.corpora]
+stores = {k: ActivationStore(path) for k, path in zip(keys, snakemake.input, strict=True)}
+attrs = provenance(
+    {"steps": p.steps, "corpora": p.corpora},
+    model=p.model,
+    corpus_sha256=json.dumps(
+        {c: stores[(p.steps[-1], c)].attrs["corpus_sha256"] for c in p.corpora}
+    ),
+    model_source=json.dumps({s: stores[(s, p.corpora[0])].attrs["model_source"] for s in p.steps}),
+)
+loss = eval_loss_dataset({k: s.attrs for k, s in stores.items()}, p.steps, p.corpora, attrs)
+write_dataset(loss, snakemake.output.eval_loss)
+cosines = {k: last_layer_cosine(s) for k, s in stores.items()}
+write_dataset(cosine_dataset(cosines, p.steps, p.corpora, attrs), snakemake.output.cosine)
+print(loss)

@@ -1,0 +1,168 @@
+"""Frozen final representations and their next-token targets, streamed from Zarr in blocks.
+
+The rank-restricted heads (:mod:`repgeom.bottleneck.heads`) read features h ∈ ℝᵈ (the input of
+the LM head: the hidden state after the final norm) with next-token targets y. Both splits use
+the activation-store layout of :mod:`repgeom.store` (``hidden/{layer}`` (token, d), and the int64
+arrays ``token_id``, ``sequence`` and ``position`` over tokens):
+
+- eval: the spine's activation store of the eval split (every layer);
+- train: :func:`write_final_features` writes one layer only, for a seeded sample of train
+  windows, batch by batch (float16, float32 where a value exceeds the float16 range, as in the
+  spine's stores), so memory does not grow with the number of tokens.
+
+Targets (:func:`next_token_blocks`): row i's target is the token of row i + 1 when both rows
+belong to the same sequence and row i + 1 is the next position; the last token of each window has
+no target and is skipped. Blocks are read by slices, index arrays included, so a pass over a
+store holds one block in memory whatever its size.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from repgeom.store import LayerWriter
+from repgeom.tokens import Windows
+
+
+def final_layer(attrs: dict[str, Any], layers: list[int]) -> tuple[int, str]:
+    """The layer holding the LM head's input, and how it was chosen (for dataset attrs).
+
+    ``attrs["final_norm_index"]`` (written by extraction) is the hidden state after the final
+    norm; −1 (or absent) means the model has no final norm, and the last layer is used.
+    """
+    if not layers:
+        raise ValueError("the store holds no layer")
+    idx = int(attrs.get("final_norm_index", -1))
+    if idx >= 0:
+        if idx not in layers:
+            raise ValueError(f"final_norm_index {idx} is not a layer of the store ({layers})")
+        return idx, "hidden state after the model's final norm (the LM head's input)"
+    return max(layers), (
+        "the model has no final norm (final_norm_index = -1): the last layer is used, which is "
+        "not exactly the LM head's input"
+    )
+
+
+def target_counts(lengths: np.ndarray) -> np.ndarray:
+    """Next-token targets per window: length − 1 (0 for empty windows)."""
+    return np.maximum(np.asarray(lengths, dtype=np.int64) - 1, 0)
+
+
+def sample_windows(path: str | Path, split: str, n_targets: int, seed: int = 0) -> Windows:
+    """A seeded uniform sample of a split's windows holding at least ``n_targets`` targets.
+
+    Windows are drawn without replacement in a random order and kept (in store order) until
+    their targets reach ``n_targets``; every window when the split holds fewer (the heads then
+    make several passes).
+    """
+    if n_targets < 1:
+        raise ValueError(f"n_targets must be ≥ 1, got {n_targets}")
+    root = zarr.open_group(str(path), mode="r")
+    if split not in root:
+        raise KeyError(f"{path} has no split {split!r}; it has {sorted(root.group_keys())}")
+    lengths = np.asarray(root[split]["lengths"][:])
+    counts = target_counts(lengths)
+    if counts.sum() == 0:
+        raise ValueError(f"the {split} split of {path} has no window of two tokens or more")
+    order = np.random.default_rng(np.random.SeedSequence([seed, 3])).permutation(len(lengths))
+    n = int(np.searchsorted(np.cumsum(counts[order]), n_targets)) + 1
+    rows = np.sort(order[: min(n, len(order))])
+    ids = root[split]["ids"].get_orthogonal_selection((rows, slice(None)))
+    return Windows(np.asarray(ids), lengths[rows])
+
+
+def write_final_features(
+    model: Any,
+    windows: Windows,
+    layer: int,
+    out_path: str | Path,
+    batch_size: int,
+    attrs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the hidden state ``layer`` of every non-padding token of ``windows`` to a store.
+
+    Runs the model's base (no LM-head logits) batch by batch; raises FloatingPointError on
+    NaN/inf. The store has the activation-store layout with the single layer ``layer``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from repgeom.extraction import batches
+    from repgeom.io import atomic_path
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    base = getattr(model, model.base_model_prefix, model)
+    device = next(model.parameters()).device
+    d = int(model.config.hidden_size)
+    valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    index = {
+        "token_id": windows.ids[valid_np],
+        "sequence": np.repeat(np.arange(len(windows.lengths)), windows.lengths),
+        "position": np.concatenate([np.arange(n) for n in windows.lengths]),
+    }
+    with atomic_path(out_path) as tmp, torch.inference_mode():
+        root = zarr.open_group(str(tmp), mode="w")
+        writer = LayerWriter(root.create_group("hidden"), str(layer), windows.n_tokens, d)
+        for name, values in index.items():
+            root.create_array(name, data=values.astype(np.int64))
+        for rows in tqdm(
+            batches(windows, batch_size), file=sys.stderr, mininterval=5, desc="features"
+        ):
+            width = int(windows.lengths[rows].max())
+            ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
+            valid = torch.from_numpy(valid_np[rows, :width]).to(device)
+            out = base(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+            states = out.hidden_states
+            if not 0 <= layer < len(states):
+                raise ValueError(f"layer {layer} is not among the model's {len(states)} states")
+            x = states[layer][valid].float()
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(
+                    f"layer {layer} has NaN or infinite activations in the batch starting at "
+                    f"window {rows[0]}; load the model in float32 or check the checkpoint"
+                )
+            writer.append(x.cpu().numpy())
+        writer.close()
+        summary = {"n_tokens": windows.n_tokens, "n_sequences": len(windows.lengths)}
+        summary.update(layer=layer, layer_dtype=str(writer.dtype), hidden_size=d)
+        root.attrs.update({**(attrs or {}), **summary})
+    return summary
+
+
+def next_token_blocks(
+    path: str | Path, layer: int, block: int = 8192
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(features (n, d) float32, next-token ids (n,) int64) of a store, block by block.
+
+    Reads ``block`` rows at a time (and one more token id for the block's last row); rows
+    without a next token in the same sequence are dropped.
+    """
+    if block < 1:
+        raise ValueError(f"block must be ≥ 1, got {block}")
+    root = zarr.open_group(str(path), mode="r")
+    hidden = root["hidden"][str(layer)]
+    token_id, sequence, position = root["token_id"], root["sequence"], root["position"]
+    n = hidden.shape[0]
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        ahead = min(n, stop + 1)
+        tok = np.asarray(token_id[start:ahead])
+        seq = np.asarray(sequence[start:ahead])
+        pos = np.asarray(position[start:ahead])
+        m = stop - start
+        has_next = np.zeros(m, dtype=bool)
+        k = ahead - start - 1  # rows whose successor was read
+        has_next[:k] = (seq[1 : k + 1] == seq[:k]) & (pos[1 : k + 1] == pos[:k] + 1)
+        if not has_next.any():
+            continue
+        nxt = np.full(m, -1, dtype=np.int64)
+        nxt[:k] = tok[1 : k + 1]
+        x = np.asarray(hidden[start:stop], dtype=np.float32)[has_next]
+        yield x, nxt[has_next]

@@ -1,0 +1,333 @@
+"""What the softmax-bottleneck study builds, from the config alone (no torch import).
+
+:func:`study_plan` turns the ``bottleneck`` config section (defaults filled) into the lists the
+workflow expands: studied models, eval corpora, the checkpoints whose heads are trained and the
+(tokenizer, corpus) pairs of the 5-gram estimates. It raises ConfigError naming the config key
+for an unknown or unsuitable name, and refuses (before any job) heads or n-gram configurations
+whose memory estimate exceeds the budget when the sizes are known at parse time:
+
+- heads: V and d of a trained model come from its config (the tokenizer's vocab_size is an upper
+  bound of V); for hub and local models from a config.json found on disk (the HF cache);
+- 5-gram counting: the number of n-grams is known once the token store exists (a rerun), or
+  bounded by ``max_tokens``. The SVD stage depends on the number of distinct contexts and is
+  checked by the job itself, after counting and before the SVD allocates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from repgeom.config import ConfigError
+
+# architectures (repgeom.models.ARCHITECTURES) whose head predicts the next token
+CAUSAL_ARCHITECTURES = ("gpt_neox", "gpt2", "llama")
+TEXT_KINDS = ("python_docs", "text")
+MIB = 2**20
+
+
+def _config_json(model: Mapping[str, Any], step: str | None = None) -> dict[str, Any] | None:
+    """config.json of a hub (from the HF cache) or local model, or None when not on disk."""
+    try:
+        if model["source"] == "local":
+            from repgeom.locate import local_checkpoints
+
+            found = local_checkpoints(model["path"])
+            path = found.get(step) if step else next(iter(found.values()))
+            path = Path(path) / "config.json" if path is not None else None
+        elif model["source"] == "hub":
+            from huggingface_hub import try_to_load_from_cache
+
+            rev = step or model["revisions"][-1]
+            hit = try_to_load_from_cache(model["id"], "config.json", revision=rev)
+            path = Path(hit) if isinstance(hit, str) else None
+        else:
+            return None
+        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def model_objective(model: Mapping[str, Any]) -> str | None:
+    """'causal', 'masked', or None when unknown (a hub model whose config is not cached).
+
+    From the model's ``architecture`` key when given (required for trained models, optional for
+    hub and local ones), else from the ``architectures`` of its config.json on disk.
+    """
+    if model.get("architecture"):
+        return "causal" if model["architecture"] in CAUSAL_ARCHITECTURES else "masked"
+    cfg = _config_json(model)
+    if cfg is None:
+        return None
+    archs = " ".join(cfg.get("architectures") or [])
+    if "MaskedLM" in archs:
+        return "masked"
+    if "CausalLM" in archs or "LMHeadModel" in archs:
+        return "causal"
+    return None
+
+
+def model_dims(
+    model: Mapping[str, Any], tokenizers: Mapping[str, Mapping[str, Any]]
+) -> tuple[int, int] | None:
+    """(V, d) of a model's LM head when known at parse time (V an upper bound for trained
+    models: the trained tokenizer's vocab_size), else None."""
+    if model["source"] == "train":
+        cfg = model["config"]
+        d = cfg.get("hidden_size") or cfg.get("n_embd")
+        tok = tokenizers.get(model["tokenizer"], {})
+        v = cfg.get("vocab_size") or tok.get("vocab_size")
+        return (int(v), int(d)) if v and d else None
+    cfg = _config_json(model)
+    if cfg is None:
+        return None
+    d = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
+    v = cfg.get("vocab_size")
+    return (int(v), int(d)) if v and d else None
+
+
+def study_models(
+    section: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]], errors: list[str]
+) -> list[str]:
+    """Models of the study: the listed ones, or (null) every model that is not a masked LM."""
+    if section["models"] is None:
+        return [m for m, v in models.items() if model_objective(v) != "masked"]
+    out = []
+    for i, name in enumerate(section["models"]):
+        key = f"bottleneck.models[{i}]"
+        if name not in models:
+            errors.append(f"config key '{key}': {name!r} is not a model (models: {list(models)})")
+        elif model_objective(models[name]) == "masked":
+            errors.append(
+                f"config key '{key}': {name!r} is a masked LM; it has no next-token loss and "
+                "the study is about causal LMs: remove it"
+            )
+        else:
+            out.append(name)
+    return out
+
+
+def _eval_corpora(
+    section: Mapping[str, Any],
+    corpora: Mapping[str, Mapping[str, Any]],
+    extract_corpora: Sequence[str],
+    errors: list[str],
+) -> list[str]:
+    """Corpora whose eval loss and mean cosine are reported (null: the text ones extracted)."""
+    if section["eval_corpora"] is None:
+        text = [
+            c for c in extract_corpora if corpora[c]["kind"] not in ("random_tokens", "aligned")
+        ]
+        return text or list(extract_corpora)
+    for i, name in enumerate(section["eval_corpora"]):
+        if name not in extract_corpora:
+            errors.append(
+                f"config key 'bottleneck.eval_corpora[{i}]': {name!r} is not extracted "
+                f"(extraction corpora: {list(extract_corpora)}); add it to extraction.corpora"
+            )
+    return [c for c in section["eval_corpora"] if c in extract_corpora]
+
+
+def _heads(
+    heads: Mapping[str, Any],
+    models: Sequence[str],
+    steps: Mapping[str, Sequence[str]],
+    config: Mapping[str, Any],
+    extract_corpora: Sequence[str],
+    default_corpus: str | None,
+    errors: list[str],
+) -> tuple[list[tuple[str, str]], str | None, dict[str, int]]:
+    """(model, step) checkpoints whose heads are trained, their corpus, and mem_mb per model."""
+    from repgeom.bottleneck.memory import check_heads_memory, heads_memory_estimate
+
+    names = models if heads["models"] is None else heads["models"]
+    corpus = heads["corpus"] or default_corpus
+    if heads["models"] is not None:
+        for i, name in enumerate(names):
+            if name not in models:
+                errors.append(
+                    f"config key 'bottleneck.heads.models[{i}]': {name!r} is not a model of the "
+                    f"study (bottleneck.models resolves to {list(models)})"
+                )
+        names = [m for m in names if m in models]
+    if not names:
+        return [], corpus, {}
+    corpora = config["corpora"]
+    if corpus is None or corpus not in extract_corpora:
+        errors.append(
+            f"config key 'bottleneck.heads.corpus': {corpus!r} is not an extraction corpus "
+            f"(extraction corpora: {list(extract_corpora)}); the heads are evaluated on its "
+            "eval activations"
+        )
+        return [], corpus, {}
+    if corpora[corpus]["kind"] == "aligned":
+        errors.append(
+            f"config key 'bottleneck.heads.corpus': {corpus!r} is a corpus of the languages "
+            "study whose train split is a copy of its eval split; choose a text corpus"
+        )
+        return [], corpus, {}
+    chosen: list[tuple[str, str]] = []
+    sel = heads["steps"]
+    for name in names:
+        have = list(steps[name])
+        if sel == "last":
+            chosen.append((name, have[-1]))
+        elif sel == "all":
+            chosen.extend((name, s) for s in have)
+        else:
+            bad = [s for s in sel if s not in have]
+            if bad:
+                errors.append(
+                    f"config key 'bottleneck.heads.steps': {bad} are not checkpoints of "
+                    f"{name!r} (it has {have})"
+                )
+            chosen.extend((name, s) for s in sel if s in have)
+    budget = None if heads["memory_mb"] is None else heads["memory_mb"] * MIB
+    mem_mb: dict[str, int] = {}
+    for name in dict.fromkeys(m for m, _ in chosen):
+        dims = model_dims(config["models"][name], config["tokenizers"])
+        mem_mb[name] = heads["memory_mb"] or 8000
+        if dims is None:
+            continue
+        v, d = dims
+        bad = [r for r in heads["ranks"] or [] if r > min(v, d)]
+        if bad:
+            errors.append(
+                f"config key 'bottleneck.heads.ranks': {bad} exceed min(V, d) = {min(v, d)} of "
+                f"model {name!r}"
+            )
+            continue
+        est = heads_memory_estimate(
+            v,
+            d,
+            heads["ranks"],
+            heads["batch_size"],
+            heads["token_budget"],
+            heads["shuffle_buffer"],
+            init=heads["init"],
+            bias=heads["bias"],
+        )
+        try:
+            check_heads_memory(est, budget)
+        except MemoryError as err:
+            errors.append(f"config key 'bottleneck.heads' (model {name!r}, V={v}, d={d}): {err}")
+        if heads["memory_mb"] is None:
+            mem_mb[name] = max(2000, int(est["total"] / MIB) + 2000)
+    return chosen, corpus, mem_mb
+
+
+def _tokens_sizes(path: Path) -> tuple[int, int] | None:
+    """(train windows, window length) of an existing token store, else None."""
+    if not path.exists():
+        return None
+    try:
+        import zarr
+
+        root = zarr.open_group(str(path), mode="r")
+        return int(root["train"].attrs["n_sequences"]), int(root["train"]["ids"].shape[1])
+    except Exception:  # an unreadable or partial store: the job will rebuild or fail
+        return None
+
+
+def _ngram(
+    ngram: Mapping[str, Any],
+    models: Sequence[str],
+    config: Mapping[str, Any],
+    results: str,
+    errors: list[str],
+) -> list[tuple[str, str]]:
+    """(tokenizer, corpus) pairs of the 5-gram estimates; checks counting memory when known."""
+    from repgeom.bottleneck.ngram import check_memory, memory_estimate
+
+    corpora, tokenizers = config["corpora"], config["tokenizers"]
+    names = ngram["corpora"]
+    if names is None:
+        names = [c for c, v in corpora.items() if v["kind"] in TEXT_KINDS]
+    toks = ngram["tokenizers"]
+    if toks is None:
+        toks = list(dict.fromkeys(config["models"][m]["tokenizer"] for m in models))
+    for i, name in enumerate(names):
+        if name not in corpora:
+            errors.append(
+                f"config key 'bottleneck.ngram.corpora[{i}]': {name!r} is not a corpus "
+                f"(corpora: {list(corpora)})"
+            )
+    for i, name in enumerate(toks):
+        if name not in tokenizers:
+            errors.append(
+                f"config key 'bottleneck.ngram.tokenizers[{i}]': {name!r} is not a tokenizer "
+                f"(tokenizers: {list(tokenizers)})"
+            )
+        elif tokenizers[name]["window"] < ngram["n"]:
+            errors.append(
+                f"config key 'bottleneck.ngram.n': {ngram['n']}-grams do not fit in the "
+                f"{tokenizers[name]['window']}-token windows of tokenizer {name!r}; lower n or "
+                f"raise tokenizers.{name}.window"
+            )
+    pairs = [(t, c) for t in toks if t in tokenizers for c in names if c in corpora]
+    budget = None if ngram["memory_mb"] is None else ngram["memory_mb"] * MIB
+    for tok, corpus in pairs:
+        window = tokenizers[tok]["window"]
+        sizes = _tokens_sizes(Path(results) / "tokens" / tok / f"{corpus}.zarr")
+        if sizes is not None:
+            n_windows, window = sizes
+            if ngram["max_tokens"] is not None:
+                n_windows = min(n_windows, ngram["max_tokens"] // window)
+        elif ngram["max_tokens"] is not None:
+            n_windows = ngram["max_tokens"] // window
+        else:
+            continue  # sizes unknown before the tokens exist: the job checks
+        vocab = tokenizers[tok].get("vocab_size", 1)
+        est = memory_estimate(n_windows, window, vocab, ngram["k"], ngram["min_count"], ngram["n"])
+        try:
+            check_memory(est, budget, stage="counting")
+        except MemoryError as err:
+            errors.append(
+                f"config key 'bottleneck.ngram' (tokenizer {tok!r}, corpus {corpus!r}): {err} "
+                "(bottleneck.ngram.max_tokens; bottleneck.ngram.memory_mb sets the budget)"
+            )
+    return pairs
+
+
+def study_plan(
+    config: Mapping[str, Any],
+    steps: Mapping[str, Sequence[str]],
+    extract_corpora: Sequence[str],
+    results: str = "results",
+) -> dict[str, Any]:
+    """Everything the study builds; ``config`` has the bottleneck defaults filled in.
+
+    Keys: ``models``, ``eval_corpora``, ``heads`` [(model, step)], ``heads_corpus``,
+    ``heads_mem_mb`` {model: MB}, ``ngram`` [(tokenizer, corpus)].
+    """
+    section = config["bottleneck"]
+    errors: list[str] = []
+    models = study_models(section, config["models"], errors)
+    eval_corpora = _eval_corpora(section, config["corpora"], extract_corpora, errors)
+    if models and not eval_corpora:
+        errors.append(
+            "config key 'bottleneck.eval_corpora': no corpus is extracted; add one to "
+            "extraction.corpora"
+        )
+    if models and not config.get("extraction", {}).get("eval_loss", True):
+        errors.append(
+            "config key 'extraction.eval_loss': the bottleneck study reads the eval loss stored "
+            "with the activations; set it to true (or bottleneck.models: [])"
+        )
+    first = eval_corpora[0] if eval_corpora else None
+    heads, heads_corpus, heads_mem = _heads(
+        section["heads"], models, steps, config, extract_corpora, first, errors
+    )
+    ngram = _ngram(section["ngram"], models, config, results, errors)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    return {
+        "models": models,
+        "eval_corpora": eval_corpora,
+        "heads": heads,
+        "heads_corpus": heads_corpus,
+        "heads_mem_mb": heads_mem,
+        "ngram": ngram,
+    }

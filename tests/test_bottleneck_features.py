@@ -1,0 +1,145 @@
+"""Final-layer features and next-token targets against the model's forward pass and brute force;
+the heads' memory estimate against the heads actually built."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from repgeom.bottleneck.features import (
+    final_layer,
+    next_token_blocks,
+    sample_windows,
+    target_counts,
+    write_final_features,
+)
+from repgeom.bottleneck.heads import HeadTraining, build_heads
+from repgeom.bottleneck.memory import check_heads_memory, default_ranks, heads_memory_estimate
+from repgeom.models import build_model
+from repgeom.tokens import Windows, write_tokens
+from tests.conftest import TINY
+
+
+def ragged_windows(seed: int = 0, n: int = 7, width: int = 9, vocab: int = 50) -> Windows:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, width + 1, size=n).astype(np.int32)
+    lengths[0] = width
+    ids = rng.integers(3, vocab, size=(n, width)).astype(np.int32)
+    return Windows(ids, lengths)
+
+
+def write_store(path, windows: Windows, d: int = 4, seed: int = 1) -> np.ndarray:
+    """A store in the activation-store layout with random features (returned, float16)."""
+    valid = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    n = int(valid.sum())
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float16)
+    root = zarr.open_group(str(path), mode="w")
+    root.create_group("hidden").create_array("3", data=x, chunks=(5, d))
+    root.create_array("token_id", data=windows.ids[valid].astype(np.int64))
+    root.create_array("sequence", data=np.repeat(np.arange(len(windows.lengths)), windows.lengths))
+    root.create_array("position", data=np.concatenate([np.arange(k) for k in windows.lengths]))
+    return x
+
+
+def brute_force_pairs(windows: Windows, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every token that has a successor in its window, and that successor."""
+    feats, targets, row = [], [], 0
+    for ids, length in zip(windows.ids, windows.lengths, strict=True):
+        for t in range(length):
+            if t + 1 < length:
+                feats.append(x[row])
+                targets.append(ids[t + 1])
+            row += 1
+    return np.array(feats, dtype=np.float32), np.array(targets, dtype=np.int64)
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 9, 1000])
+def test_next_token_blocks_match_brute_force(tmp_path, block):
+    w = ragged_windows()
+    x = write_store(tmp_path / "s.zarr", w)
+    blocks = list(next_token_blocks(tmp_path / "s.zarr", 3, block))
+    got_x = np.concatenate([b[0] for b in blocks])
+    got_y = np.concatenate([b[1] for b in blocks])
+    ref_x, ref_y = brute_force_pairs(w, x)
+    np.testing.assert_array_equal(got_y, ref_y)
+    np.testing.assert_array_equal(got_x, ref_x)
+    assert got_x.dtype == np.float32 and got_y.dtype == np.int64
+    assert len(got_y) == target_counts(w.lengths).sum()
+    with pytest.raises(ValueError, match="block"):
+        next(next_token_blocks(tmp_path / "s.zarr", 3, 0))
+
+
+def test_final_layer_choice():
+    assert final_layer({"final_norm_index": 2}, [0, 1, 2])[0] == 2
+    layer, note = final_layer({"final_norm_index": -1}, [0, 1, 2, 3])
+    assert layer == 3 and "no final norm" in note
+    with pytest.raises(ValueError, match="not a layer"):
+        final_layer({"final_norm_index": 5}, [0, 1, 2])
+
+
+def test_sample_windows_is_seeded_and_covers_the_budget(tmp_path):
+    w = ragged_windows(n=40)
+    write_tokens(tmp_path / "t.zarr", {"train": w, "eval": w}, {})
+    a = sample_windows(tmp_path / "t.zarr", "train", 30, seed=3)
+    b = sample_windows(tmp_path / "t.zarr", "train", 30, seed=3)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    assert target_counts(a.lengths).sum() >= 30
+    # windows are added one at a time until the budget is reached: less than one window over
+    assert target_counts(a.lengths).sum() < 30 + target_counts(w.lengths).max()
+    assert not np.array_equal(a.ids, sample_windows(tmp_path / "t.zarr", "train", 30, 4).ids)
+    rows = {tuple(r) for r in w.ids}
+    assert all(tuple(r) in rows for r in a.ids)
+    everything = sample_windows(tmp_path / "t.zarr", "train", 10**9)
+    assert len(everything.lengths) == 40
+    with pytest.raises(KeyError, match="no split"):
+        sample_windows(tmp_path / "t.zarr", "test", 5)
+
+
+def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    w = Windows(windows.ids[:5].copy(), windows.lengths[:5].copy())
+    w.lengths[1] = 10  # a padded window
+    info = write_final_features(model, w, 2, tmp_path / "f.zarr", batch_size=2, attrs={"a": 1})
+    assert info["n_tokens"] == w.n_tokens and info["layer"] == 2
+    root = zarr.open_group(str(tmp_path / "f.zarr"), mode="r")
+    assert root.attrs["a"] == 1 and list(root["hidden"].array_keys()) == ["2"]
+    stored = np.asarray(root["hidden"]["2"][:], dtype=np.float32)
+    rows = []
+    with torch.inference_mode():
+        for ids, length in zip(w.ids, w.lengths, strict=True):
+            x = torch.from_numpy(ids[:length].astype(np.int64))[None]
+            out = model(input_ids=x, output_hidden_states=True)
+            rows.append(out.hidden_states[2][0].numpy())
+            # the last hidden state is the LM head's input: logits = W h
+            head = model.get_output_embeddings().weight
+            np.testing.assert_allclose(
+                (out.hidden_states[2][0] @ head.T).numpy(), out.logits[0].numpy(), atol=1e-4
+            )
+    ref = np.concatenate(rows)
+    np.testing.assert_allclose(stored, ref, rtol=2e-3, atol=2e-3)  # float16 storage
+    tokens = np.concatenate([r[:n] for r, n in zip(w.ids, w.lengths, strict=True)])
+    np.testing.assert_array_equal(root["token_id"][:], tokens)
+    positions = np.concatenate([np.arange(n) for n in w.lengths])
+    np.testing.assert_array_equal(root["position"][:], positions)
+
+
+def test_memory_estimate_counts_the_heads_built():
+    v, d = 40, 8
+    ranks = default_ranks(d)
+    cfg = HeadTraining(token_budget=1000, batch_size=64, bias=True)
+    heads, full = build_heads(v, d, ranks, cfg)
+    n_params = sum(p.numel() for h in [*heads.values(), full] for p in h.parameters())
+    est = heads_memory_estimate(v, d, None, 64, 1000, shuffle_buffer=0, block_rows=0, bias=True)
+    assert est["params"] == 16 * n_params  # value, gradient and two AdamW moments, float32
+    assert est["logits"] == 16 * 64 * v
+    assert est["losses"] == 8 * 16 * (len(ranks) + 1)
+    assert est["total"] == sum(v_ for k, v_ in est.items() if k != "total")
+    svd = heads_memory_estimate(v, d, [1, 2], 64, 1000, init="svd")
+    assert svd["reference"] == 36 * v * d
+    check_heads_memory(est, budget=est["total"])
+    with pytest.raises(MemoryError, match="lower batch_size"):
+        check_heads_memory(heads_memory_estimate(50_000, 8, [1], 10**6, 10**6), budget=10**9)
+    with pytest.raises(MemoryError, match="drop the largest ranks"):
+        check_heads_memory(heads_memory_estimate(10**6, 4096, None, 1, 1, 0, 0), budget=10**9)
