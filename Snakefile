@@ -12,12 +12,17 @@ include: "rules/extract.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 include: "rules/shape_of_learning.smk"
+include: "rules/birth.smk"
 include: "rules/languages.smk"
+include: "rules/bottleneck.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.spine.input,
+        f"{RESULTS}/manifest.tsv",
         rules.shape_of_learning.input,
+        rules.induction.input,
         rules.languages.input,
+        rules.softmax_bottleneck.input,

@@ -1,3 +1,5 @@
+import re
+import json
 import sys
 from pathlib import Path
 
@@ -6,13 +8,18 @@ from snakemake.utils import validate
 
 from repgeom.config import (
     canonical,
+    load_schema,
+    with_defaults,
     ConfigError,
     check_references,
     check_schema,
     text_corpus_missing,
 )
 from repgeom.codehash import code_hash
+from repgeom.provenance import config_hash
 from repgeom.download import ensure
+from repgeom.languages.corpora import derived_inputs, expand_corpora
+from repgeom.languages import plan as languages_plan
 from repgeom.locate import check_hub_revision
 from repgeom import plan
 
@@ -34,15 +41,19 @@ def stop(message):
     raise WorkflowError(message)
 
 
+RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
 try:
     check_schema(config, SCHEMA)
 except ConfigError as err:
     stop(str(err))
 validate(config, SCHEMA, set_default=True)
-_canonical = canonical(config)
+_canonical = canonical(with_defaults(config, load_schema(SCHEMA)))
 config.clear()
 config.update(_canonical)
 try:
+    # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
+    # aligned corpora, one per language or side; from here on they are ordinary corpora
+    config["corpora"] = expand_corpora(config["corpora"])
     check_references(config)
 except ConfigError as err:
     stop(str(err))
@@ -53,28 +64,51 @@ MODELS = config["models"]
 TEXT_CORPORA = [c for c, v in CORPORA.items() if v["kind"] != "random_tokens"]
 
 
+def _dry_run():
+    """True when Snakemake was asked for a dry run (-n, --dry-run, or -n among short flags)."""
+    long = {"--dry-run", "--dryrun", "--just-print"}
+    short = [a for a in sys.argv[1:] if a.startswith("-") and not a.startswith("--")]
+    return bool(long & set(sys.argv)) or any("n" in a[1:] for a in short)
+
+
+DRY_RUN = _dry_run()
+
+
+def missing_input(message):
+    """Stop before any job; a dry run only warns, so that configs needing data or models that
+    are not here (the paper configs, offline) can still list their jobs."""
+    if DRY_RUN:
+        sys.stderr.write(f"\nrepgeom: warning (a real run stops here): {message}\n")
+        return
+    stop(message)
+
+
 def _prepare_inputs():
     """Downloads pinned text corpora, checks local paths and hub revisions before any job."""
     for name, corpus in CORPORA.items():
         missing = text_corpus_missing(name, corpus)
-        if missing and corpus.get("url"):
+        if missing and corpus.get("url") and not DRY_RUN:
             try:
                 ensure(corpus["path"], corpus["url"], corpus.get("sha256"))
                 missing = None
             except Exception as err:
                 missing = f"{missing} (download failed: {err})"
         if missing:
-            stop(missing)
+            missing_input(missing)
     resolved = {}
     for name, model in MODELS.items():
         if model["source"] == "local" and not Path(model["path"]).exists():
-            stop(f"config key 'models.{name}.path': {model['path']} does not exist")
+            missing_input(
+                f"config key 'models.{name}.path': {model['path']} does not exist"
+            )
         if model["source"] == "hub":
             for rev in model["revisions"]:
                 try:
-                    resolved[(name, rev)] = check_hub_revision(model["id"], rev)
+                    resolved[(name, rev)] = check_hub_revision(
+                        model["id"], rev, online=not DRY_RUN
+                    )
                 except LookupError as err:
-                    stop(f"config key 'models.{name}.revisions': {err}")
+                    missing_input(f"config key 'models.{name}.revisions': {err}")
     return resolved
 
 
@@ -146,6 +180,8 @@ def corpus_files(wildcards):
         return []
     from repgeom.corpus import resolve_text_paths
 
+    if corpus.get("url") and text_corpus_missing(wildcards.corpus, corpus):
+        return [corpus["path"]]  # written by the corpus's download rule
     return [str(p) for p in resolve_text_paths(corpus["path"])]
 
 
@@ -166,3 +202,236 @@ def tokenizer_source(name):
         return {"path": f"{RESULTS}/tokenizers/{name}", "revision": None}
     model = MODELS[tok["model"]]
     return model_source(tok["model"], STEPS[tok["model"]][-1])
+
+
+# languages study
+
+# extraction.corpora: null means every corpus the config names itself; the aligned corpora
+# expanded from the study's kinds are extracted only at the checkpoints the study reads.
+if config["extraction"]["corpora"] is None:
+    EXTRACT_CORPORA = [c for c in EXTRACT_CORPORA if CORPORA[c]["kind"] != "aligned"]
+
+# the aligned corpora have their own corpus rule (languages_corpus), so that editing the
+# study's readers reruns them and not the spine's corpora
+ALIGNED_CORPORA = [c for c, v in CORPORA.items() if v["kind"] == "aligned"]
+ALIGNED_CORPUS_PATTERN = "|".join(re.escape(c) for c in ALIGNED_CORPORA) or "(?!)"
+
+
+def languages_corpus_inputs(wildcards):
+    """What an aligned corpus is made from: FLORES files, a pairs file, or a source corpus."""
+    return derived_inputs(CORPORA[wildcards.corpus], RESULTS)
+
+
+try:
+    LANGUAGE_GROUPS, LANGUAGE_PAIRS = languages_plan.study_groups(
+        config["languages"], CORPORA
+    )
+    LANGUAGE_CHECKPOINTS = languages_plan.study_checkpoints(config["languages"], STEPS)
+except ConfigError as err:
+    stop(str(err))
+LANGUAGE_CORPORA = languages_plan.study_corpora(LANGUAGE_GROUPS, LANGUAGE_PAIRS)
+if not LANGUAGE_CORPORA:
+    LANGUAGE_CHECKPOINTS = []
+# the options that shape the study's numbers (groups and pairs go separately; models, steps
+# and scores only choose what is built, so editing them reruns nothing already made)
+LANGUAGE_OPTIONS = {
+    k: v
+    for k, v in config["languages"].items()
+    if k not in ("groups", "grammaticality", "models", "steps", "scores")
+}
+LANGUAGE_SCORES = config["languages"]["scores"]
+if LANGUAGE_SCORES and not Path(LANGUAGE_SCORES).is_file():
+    stop(
+        f"config key 'languages.scores': {LANGUAGE_SCORES} does not exist; give a CSV with "
+        "columns language,score or remove the key"
+    )
+if LANGUAGE_SCORES and not LANGUAGE_GROUPS:
+    stop(
+        "config key 'languages.scores': scores are correlated with the languages of "
+        "languages.groups, which is empty"
+    )
+LANGUAGE_SCORES_INPUT = LANGUAGE_SCORES or []
+LANGUAGE_GRAMMATICALITY_OUTPUT = (
+    [f"{RESULTS}/metrics/grammaticality/{{model}}/{{step}}.nc"]
+    if LANGUAGE_PAIRS
+    else []
+)
+_language_figures = languages_plan.figure_names(LANGUAGE_GROUPS, LANGUAGE_PAIRS)
+LANGUAGE_FIGURE_FILES = {
+    kind: [
+        f"{RESULTS}/figures/languages/{{model}}/{{step}}/{stem}.png" for stem in stems
+    ]
+    for kind, stems in _language_figures.items()
+}
+LANGUAGE_FIGURE_FILES["pdf"] = [
+    f"{RESULTS}/figures/languages/{{model}}/{{step}}/{stem}.pdf"
+    for stems in _language_figures.values()
+    for stem in stems
+]
+
+
+def languages_stores(wildcards):
+    """Activation stores of every corpus of the languages study, for one checkpoint."""
+    return [activations(wildcards.model, wildcards.step, c) for c in LANGUAGE_CORPORA]
+
+
+def _languages_targets():
+    """Every output of the languages study (nothing when the config defines no study)."""
+    each = [
+        f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
+        *LANGUAGE_GRAMMATICALITY_OUTPUT,
+        *(f for files in LANGUAGE_FIGURE_FILES.values() for f in files),
+    ]
+    targets = [p.format(model=m, step=s) for m, s in LANGUAGE_CHECKPOINTS for p in each]
+    if LANGUAGE_SCORES and LANGUAGE_CHECKPOINTS:
+        targets += [
+            f"{RESULTS}/tables/languages/score_correlation.csv",
+            f"{RESULTS}/tables/languages/score_correlation.tex",
+        ]
+    return targets
+
+
+LANGUAGE_TARGETS = _languages_targets()
+
+
+# softmax-bottleneck study
+
+from repgeom.bottleneck import plan as bottleneck_plan
+
+try:
+    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, RESULTS)
+except ConfigError as err:
+    stop(str(err))
+BN = config["bottleneck"]
+BN_MODELS = BOTTLENECK["models"]
+BN_CORPORA = BOTTLENECK["eval_corpora"]
+BN_HEADS = BOTTLENECK["heads"]
+BN_HEADS_CORPUS = BOTTLENECK["heads_corpus"]
+BN_NGRAM = BOTTLENECK["ngram"]
+# options that shape the results (selection, threads and budgets do not rerun jobs)
+BN_HEADS_OPTIONS = {
+    k: v
+    for k, v in BN["heads"].items()
+    if k not in ("models", "steps", "threads", "memory_mb")
+}
+BN_NGRAM_OPTIONS = {
+    k: v
+    for k, v in BN["ngram"].items()
+    if k not in ("corpora", "tokenizers", "thresholds", "memory_mb")
+}
+BN_FIG = f"{RESULTS}/figures/bottleneck"
+BN_TAB = f"{RESULTS}/tables/bottleneck"
+# figure stems of each part of the study (a part without data has none)
+_bn_stems = {
+    "eval_loss": ["eval_loss"] if BN_MODELS else [],
+    "spectrum": [f"lm_head_spectrum_{m}" for m in BN_MODELS],
+    "entropy": ["entropy_cosine_loss"] if BN_MODELS else [],
+    "heads": ["heads_perplexity"] if BN_HEADS else [],
+    "ngram": ["ngram_werror"] if BN_NGRAM else [],
+}
+BN_FIGURES = {k: [f"{BN_FIG}/{s}.png" for s in v] for k, v in _bn_stems.items()}
+BN_FIGURES["pdf"] = [f"{BN_FIG}/{s}.pdf" for v in _bn_stems.values() for s in v]
+BN_TABLES = {
+    "best_vs_final": [f"{BN_TAB}/best_vs_final.csv"] if BN_MODELS else [],
+    "ngram_thresholds": [f"{BN_TAB}/ngram_thresholds.csv"] if BN_NGRAM else [],
+}
+BN_TABLES["tex"] = [p.replace(".csv", ".tex") for v in BN_TABLES.values() for p in v]
+
+
+def bottleneck_stores(wildcards):
+    """Eval activation stores of one model: every checkpoint × eval corpus of the study."""
+    return [
+        activations(wildcards.model, s, c)
+        for s in STEPS[wildcards.model]
+        for c in BN_CORPORA
+    ]
+
+
+def bottleneck_heads_inputs(wildcards):
+    """The checkpoint, its eval store (evaluation) and its tokens (train windows)."""
+    return {
+        "store": activations(wildcards.model, wildcards.step, BN_HEADS_CORPUS),
+        "tokens": model_tokens(wildcards.model, BN_HEADS_CORPUS),
+        "checkpoint": checkpoint_input(wildcards),
+    }
+
+
+def _bottleneck_targets():
+    """Every output of the softmax-bottleneck study."""
+    targets = []
+    for m in BN_MODELS:
+        targets += [
+            f"{RESULTS}/metrics/eval_loss/{m}.nc",
+            f"{RESULTS}/metrics/last_layer_cosine/{m}.nc",
+            f"{RESULTS}/metrics/lm_head/{m}.nc",
+        ]
+    targets += [f"{RESULTS}/heads/{m}/{s}.nc" for m, s in BN_HEADS]
+    targets += [f"{RESULTS}/ngram/{t}/{c}.nc" for t, c in BN_NGRAM]
+    targets += [f for files in BN_FIGURES.values() for f in files]
+    targets += [f for files in BN_TABLES.values() for f in files]
+    return targets
+
+
+BOTTLENECK_TARGETS = _bottleneck_targets()
+
+
+def model_checkpoint_dirs(name):
+    """Checkpoint directories of every step of a trained or local model ([] for hub models)."""
+    model = MODELS[name]
+    if model["source"] == "hub":
+        return []
+    return [plan.checkpoint_location(name, model, s, RESULTS)[0] for s in STEPS[name]]
+
+
+# Final artifacts: the inputs of every study's target rule.
+STUDIES = ["spine", "shape_of_learning", "languages", "softmax_bottleneck", "induction"]
+
+
+def _studies():
+    defined = {r.name for r in workflow.rules}
+    return [name for name in STUDIES if name in defined]
+
+
+def manifest_targets(wildcards=None):
+    """Every final artifact of every study, sorted."""
+    return sorted({str(f) for name in _studies() for f in getattr(rules, name).input})
+
+
+def producers(paths):
+    """path -> (name, code hash) of the rule that writes it."""
+    skip = set(STUDIES) | {"all", "manifest"}
+    out = {}
+    for path in paths:
+        producer = next(
+            r for r in workflow.rules if r.name not in skip and r.is_producer(path)
+        )
+        out[path] = (producer.name, getattr(producer.params, "code", ""))
+    return out
+
+
+# birth-of-a-transformer study: runs when its corpus exists; variants are checked here
+BIRTH = config["birth"]
+BIRTH_FIGURES = ["training_curves", "memory_probes", "attention_maps"]
+
+
+def _birth_variants():
+    from repgeom.birth.config import DEFAULT_VARIANTS, parse_config
+
+    if BIRTH["corpus"] not in CORPORA:
+        if "corpus" in RAW_CONFIG.get("birth", {}):
+            stop(
+                f"config key 'birth.corpus': {BIRTH['corpus']!r} is not a corpus of this config"
+            )
+        return {}
+    variants = DEFAULT_VARIANTS if BIRTH["variants"] is None else BIRTH["variants"]
+    out = {}
+    for name, overrides in variants.items():
+        merged = {**overrides, **BIRTH["common"], "name": name}
+        try:
+            out[name] = parse_config(merged).to_dict()
+        except ValueError as err:
+            stop(f"config key 'birth.variants.{name}': {err}")
+    return out
+
+
+BIRTH_VARIANTS = _birth_variants()

@@ -17,7 +17,7 @@ rule extract:
         gpu=1 if config["extraction"]["device"] != "cpu" else 0,
     params:
         code=code("extract.py"),
-        extraction=config["extraction"],
+        extraction={k: v for k, v in config["extraction"].items() if k != "corpora"},
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,

@@ -78,11 +78,11 @@ rule shape_of_learning:
     input:
         expand(
             f"{RESULTS}/figures/shape_of_learning/{{f}}.{{ext}}",
-            f=SOL_FIGURES,
+            f=SOL_FIGURES if MODELS else [],
             ext=["png", "pdf"],
         ),
         expand(
             f"{RESULTS}/tables/shape_of_learning/{{t}}.{{ext}}",
-            t=SOL_TABLES,
+            t=SOL_TABLES if MODELS else [],
             ext=["csv", "tex"],
         ),

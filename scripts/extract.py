@@ -14,7 +14,13 @@ p = snakemake.params
 cfg = p.extraction
 device = resolve_device(cfg["device"])
 model = Checkpoint(p.source["path"], p.source["revision"]).load(cfg["dtype"], device)
-windows = read_tokens(snakemake.input.tokens, cfg["split"], cfg["max_tokens"])
+corpus_cfg = json.loads(tokens_attrs(snakemake.input.tokens)["config"])["corpus"]
+windowing = corpus_cfg.get("windows", "stream")
+if windowing == "document":
+    # one row per sentence: whole sentences, the same count for every aligned corpus
+    windows = read_tokens(snakemake.input.tokens, cfg["split"], None, cfg["max_sentences"])
+else:
+    windows = read_tokens(snakemake.input.tokens, cfg["split"], cfg["max_tokens"])
 attrs = provenance(
     {"extraction": cfg, "source": p.source},
     model=p.model,

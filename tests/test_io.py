@@ -29,7 +29,9 @@ def test_stale_attempts_are_cleared_and_dirs_replaced(tmp_path):
 
 
 def test_dataset_attrs_round_trip(tmp_path):
-    ds = xr.Dataset({"a": ("x", np.arange(3.0))}, attrs={"cfg": {"k": 1}, "flag": True, "l": [1, 2]})
+    ds = xr.Dataset(
+        {"a": ("x", np.arange(3.0))}, attrs={"cfg": {"k": 1}, "flag": True, "l": [1, 2]}
+    )
     write_dataset(ds, tmp_path / "d.nc")
     back = read_dataset(tmp_path / "d.nc")
     assert back.attrs["cfg"] == '{"k": 1}' and back.attrs["flag"] == 1

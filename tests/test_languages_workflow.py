@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repgeom.config import ConfigError, load_schema
+from repgeom.config import ConfigError, load_schema, with_defaults
 from repgeom.corpus import read_documents
 from repgeom.languages import plan as LP
 from repgeom.languages.corpora import (
@@ -177,7 +177,7 @@ def test_write_aligned_corpus_keeps_every_sentence_in_order(tmp_path):
 
 
 def languages_defaults(section: dict) -> dict:
-    return LP.with_defaults(section, load_schema(SCHEMA)["properties"]["languages"])
+    return with_defaults(section, load_schema(SCHEMA)["properties"]["languages"])
 
 
 def test_schema_defaults_and_study_plan(tmp_path):

@@ -31,21 +31,29 @@ def test_geometry_datasets(source):
     keep = source.position != 0
     for layer in source.layers:
         x = source.read(layer)
-        assert anis.anisotropy.sel(positions="all", layer=layer) == pytest.approx(anisotropy(x), rel=1e-8)
+        assert anis.anisotropy.sel(positions="all", layer=layer) == pytest.approx(
+            anisotropy(x), rel=1e-8
+        )
         assert anis.anisotropy.sel(positions="no_first", layer=layer) == pytest.approx(
-            anisotropy(x[keep]), rel=1e-8)
-        assert anis.mean_cosine.sel(positions="all", layer=layer) == pytest.approx(mean_cosine(x), rel=1e-9)
+            anisotropy(x[keep]), rel=1e-8
+        )
+        assert anis.mean_cosine.sel(positions="all", layer=layer) == pytest.approx(
+            mean_cosine(x), rel=1e-9
+        )
         assert anis.anisotropy_power.sel(positions="all", layer=layer) == pytest.approx(
-            anis.anisotropy.sel(positions="all", layer=layer), rel=1e-6)
+            anis.anisotropy.sel(positions="all", layer=layer), rel=1e-6
+        )
     assert int(anis.n_tokens.sel(positions="no_first")) == 1170
     assert np.isnan(lin.linearity.sel(layer=0)).all()
     assert float(lin.linearity.sel(positions="all", layer=2)) == pytest.approx(1.0, abs=1e-8)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(1200, 500, replace=False))
     assert float(ids.twonn.sel(positions="all", layer=1, repeat=0)) == pytest.approx(
-        twonn(source.read(1, sample)).value, rel=1e-12)
+        twonn(source.read(1, sample)).value, rel=1e-12
+    )
     assert float(lin.linearity.sel(positions="all", layer=1)) == pytest.approx(
-        linearity(source.read(0, sample), source.read(1, sample)), rel=1e-10)
+        linearity(source.read(0, sample), source.read(1, sample)), rel=1e-10
+    )
     for ds in out.values():
         for var in ds.data_vars:
             assert {"long_name", "units"} <= set(ds[var].attrs)

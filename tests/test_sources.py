@@ -66,9 +66,11 @@ def test_missing_revision_stops_before_any_job(sources, tmp_path):
     cfg["models"]["hub"]["revisions"] = ["step1", "step999"]
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    res = snakemake(
-        tmp_path, path, "-n", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
-    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
+    res = snakemake(tmp_path, path, "--cores", "1", env=env)
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "models.hub.revisions" in out and "step999" in out and "hf download" in out
+    assert not (tmp_path / "results").exists()
+    dry = snakemake(tmp_path, path, "-n", env=env)  # a dry run lists the jobs and warns
+    assert dry.returncode == 0 and "a real run stops here" in dry.stderr

@@ -61,3 +61,18 @@ def test_bos_policy(tokenizer):
 
     with pytest.raises(ValueError, match="bos: none"):
         T.bos_id(NoBos())
+
+
+def test_max_sentences_keeps_whole_rows(tmp_path):
+    lengths = np.array([3, 1, 4, 2, 4], dtype=np.int32)
+    ids = np.arange(20, dtype=np.int32).reshape(5, 4)
+    w = T.Windows(ids, lengths)
+    T.write_tokens(tmp_path / "t.zarr", {"train": w, "eval": w}, {})
+    back = T.read_tokens(tmp_path / "t.zarr", "eval", max_sentences=3)
+    assert back.ids.tolist() == ids[:3].tolist() and back.lengths.tolist() == [3, 1, 4]
+    assert T.read_tokens(tmp_path / "t.zarr", "eval", max_sentences=99).n_tokens == 14
+    # both limits: the tighter one wins (cumulative tokens 3, 4, 8, 10, 14)
+    assert len(T.read_tokens(tmp_path / "t.zarr", "eval", 8, 4).lengths) == 3
+    assert len(T.read_tokens(tmp_path / "t.zarr", "eval", 14, 2).lengths) == 2
+    with pytest.raises(ValueError, match="max_sentences"):
+        T.read_tokens(tmp_path / "t.zarr", "eval", max_sentences=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -28,7 +30,7 @@ def test_outputs_open_with_expected_dims(run_dir):
                 assert store.layers == [0, 1, 2] and store.hidden_size == 32
                 assert np.isfinite(store.read(2)).all()
         ds = read_dataset(res / "metrics" / "anisotropy" / f"{model}.nc")
-        assert ds.anisotropy.dims == ("step", "corpus", "layer")
+        assert ds.anisotropy.dims == ("step", "corpus", "positions", "layer")
         assert ds.sizes["step"] == len(cfg["models"][model]["training"]["checkpoints"])
         assert (
             np.isfinite(ds.anisotropy).all()
@@ -43,6 +45,65 @@ def test_outputs_open_with_expected_dims(run_dir):
     assert "python_version" in stats
 
 
+def test_languages_study_outputs(run_dir):
+    from repgeom.corpus import read_documents
+    from repgeom.languages.corpora import untransliterate
+
+    res = run_dir / "results"
+    corpora = {
+        m: read_documents(res / "corpora" / f"scripts-{m}" / "eval.jsonl") for m in ("Latn", "Cyrl")
+    }
+    assert 2 <= len(corpora["Latn"]) <= 40  # test.yaml: n_sentences 40 (fewer qualify)
+    # sentence i of every script is sentence i of the original
+    assert [untransliterate(t, "Cyrl") for t in corpora["Cyrl"]] == corpora["Latn"]
+    good = read_documents(res / "corpora" / "pairs-good" / "eval.jsonl")
+    bad = read_documents(res / "corpora" / "pairs-bad" / "eval.jsonl")
+    assert len(good) == len(bad) and all(
+        g != b and sorted(g.split()) == sorted(b.split()) for g, b in zip(good, bad, strict=True)
+    )
+    assert not (res / "metrics" / "languages" / "encoder").exists()  # test.yaml: decoder only
+    for model in ("decoder",):
+        stores = {
+            c: ActivationStore(res / "activations" / model / "step8" / f"{c}.zarr")
+            for c in ("scripts-Latn", "scripts-Cyrl", "pairs-good", "pairs-bad")
+        }
+        assert {s.n_sentences for c, s in stores.items() if c.startswith("scripts")} == {
+            len(corpora["Latn"])
+        }
+        assert stores["pairs-good"].n_sentences == stores["pairs-bad"].n_sentences == len(good)
+        ds = read_dataset(res / "metrics" / "languages" / model / "step8.nc")
+        assert ds["id"].dims == ("language", "layer", "level")
+        assert list(ds["language"].values) == list(stores)
+        assert list(ds["layer"].values) == [0, 1, 2]
+        assert list(ds["level"].values) == ["sentence", "token"]
+        for var in ("id", "anisotropy"):
+            assert np.isfinite(ds[var]).all() and (ds[var] > 0).all(), var
+        assert (ds["anisotropy"] <= 1).all()
+        sentence = ds.sel(level="sentence")
+        assert np.isfinite(sentence["knn_kl"]).all() and np.isfinite(sentence["softmax_kl"]).all()
+        assert (sentence["softmax_kl"].sel(language=["scripts-Latn", "pairs-good"]) == 0).all()
+        assert (sentence["softmax_kl"].sel(language="scripts-Cyrl") > 0).all()
+        assert (sentence["softmax_kl"].sel(language="pairs-bad") >= 0).all()
+        assert ds.attrs["model"] == model and json.loads(ds.attrs["synthetic_groups"]) == [
+            "scripts",
+            "pairs",
+        ]
+        boot = read_dataset(res / "metrics" / "grammaticality" / model / "step8.nc")
+        assert boot["id_diff"].dims == ("pairs", "layer") and boot.sizes["boot"] == 20
+        assert (boot["id_diff_low"] <= boot["id_diff_high"]).all()
+        figures = res / "figures" / "languages" / model / "step8"
+        for stem in (
+            "scripts_id_anisotropy",
+            "scripts_heatmaps",
+            "scripts_divergence",
+            "scripts_scripts",
+            "pairs_id_anisotropy",
+            "pairs_grammaticality",
+        ):
+            for suffix in ("png", "pdf"):
+                assert (figures / f"{stem}.{suffix}").stat().st_size > 1000
+
+
 def test_second_run_has_nothing_to_do(run_dir):
     res = snakemake(run_dir, run_dir / "config.yaml", "-n")
     assert res.returncode == 0 and planned_jobs(res) == {}, res.stdout[-3000:]
@@ -50,12 +111,28 @@ def test_second_run_has_nothing_to_do(run_dir):
 
 def test_param_edit_reruns_only_dependent_jobs(run_dir, tmp_path):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    cfg["metrics"] = {"anisotropy": {"drop_first_position": True}}
+    cfg["metrics"]["geometry"]["mle_k"] = 4
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake(run_dir, edited, "-n"))
-    assert jobs == {"anisotropy": 10, "gather_metric": 2, "figure_anisotropy": 2, "all": 1}
+    assert jobs == {
+        "geometry": 10,
+        "gather_metric": 6,
+        "figure_anisotropy": 2,
+        "shape_of_learning_figure": 7,
+        "shape_of_learning_table": 3,
+        "manifest": 1,
+        "all": 1,
+    }
     cfg["extraction"]["max_tokens"] = 512
     edited.write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake(run_dir, edited, "-n"))
-    assert jobs["extract"] == 10 and "train_decoder" not in jobs and "tokens" not in jobs
+    # the extraction options are one param: the 10 spine stores and the 4 of the languages
+    # study (4 corpora at the decoder's last step) are extracted again
+    assert jobs["extract"] == 14 and "train_decoder" not in jobs and "tokens" not in jobs
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg["languages"]["n_boot"] = 10
+    cfg["languages"]["steps"] = "last"  # the default: choosing checkpoints changes no job
+    edited.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(run_dir, edited, "-n", "languages"))
+    assert jobs == {"languages_metrics": 1, "languages_figures": 1, "languages": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,30 @@ def canonical(node: Any) -> Any:
     if isinstance(node, list):
         return [canonical(v) for v in node]
     return node
+
+
+def with_defaults(instance: Any, schema: dict[str, Any]) -> Any:
+    """A copy of a config (section) with the schema's defaults filled in, recursively.
+
+    Snakemake's ``validate(..., set_default=True)`` does not descend into schema fragments kept
+    in other files; this fills them from the inlined schema of :func:`load_schema`. Objects get
+    every missing property that has a default; arrays have each item filled by ``items``.
+    """
+    if isinstance(instance, dict):
+        out = dict(instance)
+        for key, sub in (schema.get("properties") or {}).items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            if key in out:
+                out[key] = with_defaults(out[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in set(out) - set(schema.get("properties") or {}):
+                out[key] = with_defaults(out[key], extra)
+        return out
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        return [with_defaults(v, schema["items"]) for v in instance]
+    return instance
 
 
 def check_references(config: dict[str, Any]) -> None:

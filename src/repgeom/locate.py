@@ -34,7 +34,7 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def check_hub_revision(repo_id: str, revision: str) -> str:
+def check_hub_revision(repo_id: str, revision: str, online: bool = True) -> str:
     """The commit of a hub revision, from the cache or the hub; raises saying what to do."""
     commit = hub_cached_commit(repo_id, revision)
     if commit is not None:
@@ -43,7 +43,7 @@ def check_hub_revision(repo_id: str, revision: str) -> str:
         f"pre-download it on a machine with network: `hf download {repo_id} --revision {revision}`"
         " (or huggingface-cli download), then run with HF_HUB_OFFLINE=1"
     )
-    if hub_offline():
+    if hub_offline() or not online:
         raise LookupError(f"model {repo_id!r} revision {revision!r} is not in the HF cache; {how}")
     try:
         from huggingface_hub import HfApi

@@ -102,8 +102,11 @@ def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, 
         root.attrs.update(attrs)
 
 
-def read_tokens(path: str | Path, split: str, max_tokens: int | None = None) -> Windows:
-    """The first sequences of a split holding at most ``max_tokens`` tokens (all if None)."""
+def read_tokens(
+    path: str | Path, split: str, max_tokens: int | None = None, max_sentences: int | None = None
+) -> Windows:
+    """The first sequences of a split: at most ``max_tokens`` tokens and ``max_sentences``
+    sequences (no limit where None)."""
     root = zarr.open_group(str(path), mode="r")
     if split not in root:
         raise KeyError(f"{path} has no split {split!r}; it has {sorted(root.group_keys())}")
@@ -113,6 +116,10 @@ def read_tokens(path: str | Path, split: str, max_tokens: int | None = None) -> 
         n = int(np.searchsorted(np.cumsum(lengths), max_tokens, side="right"))
         if n == 0:
             raise ValueError(f"max_tokens={max_tokens} is shorter than one window of {path}")
+    if max_sentences is not None:
+        if max_sentences < 1:
+            raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
+        n = min(n, max_sentences)
     ids = np.asarray(root[split]["ids"][:n])
     return Windows(ids, lengths[:n])
 

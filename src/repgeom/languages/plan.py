@@ -205,30 +205,3 @@ def read_scores(path: str | Path) -> dict[str, float]:
     if not scores:
         raise ValueError(f"{path} holds no scores")
     return scores
-
-
-def with_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
-    """A copy of a config section with the schema's defaults filled in, recursively.
-
-    Snakemake's ``validate(..., set_default=True)`` does not descend into schema fragments
-    referenced from another file, so a fragment's defaults are applied here (use the inlined
-    schema of :func:`repgeom.config.load_schema`). Objects get every missing property that has
-    a default; arrays have each item filled by ``items``.
-    """
-    if isinstance(instance, dict):
-        out = dict(instance)
-        for key, sub in (schema.get("properties") or {}).items():
-            if key not in out and "default" in sub:
-                out[key] = _copy(sub["default"])
-            if key in out:
-                out[key] = with_defaults(out[key], sub)
-        return out
-    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
-        return [with_defaults(v, schema["items"]) for v in instance]
-    return instance
-
-
-def _copy(value: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(value)
