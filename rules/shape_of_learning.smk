@@ -23,7 +23,7 @@ rule shape_of_learning_figure:
     output:
         png=report(
             f"{RESULTS}/figures/shape_of_learning/{{figure}}.png",
-            caption="../report/shape_of_learning/{figure}.rst",
+            caption="../report/shape_of_learning/figure.rst",
             category="Shape of learning",
         ),
         pdf=f"{RESULTS}/figures/shape_of_learning/{{figure}}.pdf",

@@ -213,3 +213,18 @@ def test_memory_estimate_formula():
         == (8 * (5000 * (kx + 1) + 50_000 * kx + lwork + 55_000) + 4 * (2 * kx + 2))
     )
     assert est["peak"] == max(est["counting"], est["matrix"] + est["svd"])
+
+
+def test_propack_on_a_matrix_of_lower_rank_than_k_falls_back_to_exact():
+    import scipy.sparse
+
+    from repgeom.bottleneck.ngram import matrix_werror
+
+    rng = np.random.default_rng(0)
+    dense = rng.random((120, 3)) @ rng.random((3, 90))
+    ds = matrix_werror(scipy.sparse.csr_array(dense), k=60, method="propack")
+    assert ds.attrs["svd_route"] == "dense"
+    ranks = ds["rank"].values
+    assert float(ds.werror.sel(rank=ranks[ranks >= 3][0])) <= 1e-10
+    ref = np.linalg.svd(dense, compute_uv=False)
+    np.testing.assert_allclose(ds.sigma.values[:3], ref[:3], rtol=1e-10)

@@ -50,8 +50,10 @@ def test_killed_run_resumes_to_identical_results(run_dir, tmp_path):
     work = tmp_path / "killed"
     work.mkdir()
     shutil.copy(run_dir / "config.yaml", work / "config.yaml")
-    kill_when(work, work / "results" / "models" / "decoder" / "step4")
-    assert not (work / "results" / "models" / "decoder" / "training.nc").exists()
+    kill_when(work, work / "results" / "models" / "decoder" / "step0")
+    assert not (work / "results" / "manifest.tsv").exists()  # killed before the end
+    # the documented restart: release the killed run's lock, then run the same command again
+    assert snakemake(work, work / "config.yaml", "--unlock").returncode == 0
     res = snakemake(work, work / "config.yaml", "--cores", "2")
     assert res.returncode == 0, res.stderr[-4000:]
     for model in ("decoder", "encoder"):

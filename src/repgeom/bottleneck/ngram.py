@@ -431,6 +431,11 @@ def top_singular_values(
             failure = str(err)  # keep the text only: the traceback would pin the workspace
             continue
         return np.sort(np.asarray(s, dtype=np.float64))[::-1], "propack", size
+    if c * v <= 64 * dense_max_elements:
+        # PROPACK fails when rank(P) < k (an invariant subspace, or no convergence); a dense
+        # SVD of a P this small (≤ 512 MB) is exact either way
+        s = scipy.linalg.svdvals(p.toarray(), overwrite_a=True, check_finite=False)
+        return s, "dense", 0
     raise np.linalg.LinAlgError(
         f"PROPACK did not converge for k={k} with Lanczos basis sizes "
         f"{kmax_ladder(k, c, v, kmax)}: {failure}; pass a larger kmax or lower k"
