@@ -22,9 +22,8 @@ def main(n: int = 100_000, d: int = 768) -> None:
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(n, d)) * np.linspace(0.5, 3, d)).astype(np.float16)
     with tempfile.TemporaryDirectory() as tmp:
-        arr = zarr.open_array(
-            f"{tmp}/a.zarr",
-            mode="w",
+        arr = zarr.create_array(
+            store=f"{tmp}/a.zarr",
             shape=x.shape,
             dtype=x.dtype,
             chunks=(chunk_rows(d, 2), d),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 
 class Moments:
@@ -19,7 +20,7 @@ class Moments:
         self.n = 0
         self.shift: np.ndarray | None = None
         self._sum = np.zeros(dim, dtype=np.float64)
-        self._gram = np.zeros((dim, dim), dtype=np.float64)
+        self._gram = np.zeros((dim, dim), dtype=np.float64, order="F")
 
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim) of any float dtype."""
@@ -35,7 +36,8 @@ class Moments:
         y = x - self.shift
         self.n += x.shape[0]
         self._sum += y.sum(axis=0)
-        self._gram += y.T @ y
+        # symmetric rank-k update (half the flops of y.T @ y); fills the upper triangle
+        self._gram = dsyrk(1.0, y.T, beta=1.0, c=self._gram, trans=0, lower=0, overwrite_c=1)
 
     @property
     def mean(self) -> np.ndarray:
@@ -47,8 +49,9 @@ class Moments:
         """Centred scatter matrix X_cᵀX_c (float64, dim × dim)."""
         self._check()
         m = self._sum / self.n
-        s = self._gram - self.n * np.outer(m, m)
-        return (s + s.T) / 2
+        upper = np.triu(self._gram)
+        gram = upper + np.triu(upper, 1).T
+        return gram - self.n * np.outer(m, m)
 
     def eigvalsh(self) -> np.ndarray:
         """Eigenvalues of the centred scatter matrix, descending, clipped at 0."""
