@@ -9,7 +9,6 @@ bigram table.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from repgeom.corpus import docstrings
 
 Split = Literal["train", "test", "ood"]
 SPLIT_CODES: dict[str, int] = {"train": 0, "test": 1, "ood": 2}
@@ -247,18 +248,13 @@ def generate(
 def docstring_documents(
     modules: tuple[str, ...] = ("argparse", "collections", "typing"),
 ) -> list[str]:
-    """English documents: the docstrings of stdlib modules, read from source with ``ast``."""
+    """English documents: the docstrings of a few stdlib modules (``repgeom.corpus.docstrings``)."""
     docs: list[str] = []
     for name in modules:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
             raise ValueError(f"module {name!r} has no Python source to read docstrings from")
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node)
-                if doc:
-                    docs.append(doc)
+        docs.extend(docstrings(Path(spec.origin).read_text(encoding="utf-8")))
     if not docs:
-        raise ValueError(f"no docstrings found in modules {modules}")
+        raise ValueError(f"no docstrings found in {modules}")
     return docs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from repgeom.birth.probes import (
     probe_wk2,
     probe_wo2,
 )
+from repgeom.corpus import content_sha256
 from repgeom.provenance import provenance
 
 #: Data variables of the metrics Dataset: name → (long_name, units).
@@ -225,16 +225,6 @@ def make_optimizer(params: list[nn.Parameter], cfg: BirthConfig) -> torch.optim.
     )
 
 
-def documents_sha256(documents: list[str]) -> str:
-    """Checksum of a list of documents (order and boundaries included)."""
-    h = hashlib.sha256()
-    for doc in documents:
-        data = doc.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
-
-
 def train_on_language(
     language: BigramLanguage,
     variant_cfg: dict[str, Any] | BirthConfig,
@@ -387,7 +377,7 @@ def train_variant(
     cfg = variant_cfg if isinstance(variant_cfg, BirthConfig) else parse_config(variant_cfg)
     language = make_language(documents, cfg.n_vocab)
     return train_on_language(
-        language, cfg, device, attrs={"documents_sha256": documents_sha256(documents)}
+        language, cfg, device, attrs={"documents_sha256": content_sha256(documents)}
     )
 
 
