@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,7 @@ from transformers import PreTrainedModel
 from repgeom.bottleneck.loss import next_token_loss
 from repgeom.io import atomic_path
 from repgeom.models import objective
-from repgeom.pooling import masked_mean
-from repgeom.store import LayerWriter
+from repgeom.store import FLOAT16_MAX, LayerWriter
 from repgeom.tokens import Windows
 
 FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
@@ -89,16 +89,28 @@ def extract(
                     f"model returned {len(states)} hidden states, expected {n_layers}"
                 )
             norm_index = final_norm_index(model, len(states))
+            full = bool(valid.all())  # no padding: views instead of masked copies
+            row_of_token = valid.nonzero()[:, 0]  # batch row of each kept token
+            counts = valid.sum(dim=1, keepdim=True).float()
             for i, h in enumerate(states):
-                x = h[valid].float()
-                if not torch.isfinite(x).all():
+                h = h.float()
+                x = h.reshape(-1, h.shape[-1]) if full else h[valid]
+                amax = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
+                if not math.isfinite(amax):  # NaN and inf propagate through max/min
                     raise FloatingPointError(
                         f"layer {i} has NaN or infinite activations in batch starting at window "
                         f"{rows[0]}; load the model in float32 (extraction.dtype)"
                         " or check the checkpoint"
                     )
-                writers[i].append(x.cpu().numpy())
-                means[i].append(masked_mean(h.float(), valid).cpu().numpy())
+                half = writers[i].dtype == np.float16 and amax <= FLOAT16_MAX
+                writers[i].append((x.half() if half else x).cpu().numpy(), amax)
+                # masked mean: each row's kept tokens over their count (padding never enters)
+                if full:
+                    mean = h.mean(dim=1)
+                else:
+                    sums = torch.zeros(len(rows), x.shape[1], device=x.device)
+                    mean = sums.index_add_(0, row_of_token, x) / counts
+                means[i].append(mean.cpu().numpy())
             if eval_loss and causal:
                 s, c = next_token_loss(out.logits, ids, valid)
                 nll, count = nll + s, count + c

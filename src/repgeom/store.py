@@ -42,11 +42,15 @@ class LayerWriter:
             overwrite=True,
         )
 
-    def append(self, rows: np.ndarray) -> None:
-        """Add float32 rows; the first value beyond the float16 range moves the layer to float32."""
-        if self.dtype == np.float16 and rows.size and np.abs(rows).max() > FLOAT16_MAX:
-            self._promote()
-        self.buffer.append(rows.astype(self.dtype))
+    def append(self, rows: np.ndarray, amax: float | None = None) -> None:
+        """Add rows (float32, or float16 already rounded; ``amax``: their largest |value| if the
+        caller knows it); the first value beyond the float16 range moves the layer to float32."""
+        if self.dtype == np.float16 and rows.size:
+            if amax is None:
+                amax = float(np.abs(rows).max())
+            if amax > FLOAT16_MAX:
+                self._promote()
+        self.buffer.append(np.asarray(rows, dtype=self.dtype))
         self.buffered += len(rows)
         chunk = self.array.chunks[0]
         if self.buffered >= chunk:
