@@ -99,3 +99,15 @@ def test_microscope_matches_its_documented_formula():
     use = int(len(rest) * 0.2)
     xs, ys = np.log(rest[:use]), -np.log(1 - f[:use])
     assert twonn_microscope_from_ratios(mu) == pytest.approx((xs @ ys) / (xs @ xs), rel=1e-12)
+
+
+def test_twonn_equals_exact_brute_force_float64():
+    rng = np.random.default_rng(11)
+    latent = rng.normal(size=(800, 6))
+    x = (np.tanh(latent @ rng.normal(size=(6, 96))) + 0.01 * rng.normal(size=(800, 96))).astype(
+        np.float32
+    )
+    d = cdist(x.astype(np.float64), x.astype(np.float64))
+    np.fill_diagonal(d, np.inf)
+    r = np.sort(d, axis=1)
+    assert twonn(x).value == pytest.approx(twonn_from_ratios(r[:, 1] / r[:, 0]), rel=1e-12)
