@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repgeom.config import ConfigError, check_references, check_schema
+from tests.workflow import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -67,23 +66,7 @@ def test_snakemake_stops_before_any_job(tmp_path):
     cfg["corpora"]["docs"]["windoes"] = "stream"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-n",
-            "--configfile",
-            str(path),
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = snakemake(tmp_path, path, "-n")
     assert res.returncode != 0
     assert "corpora.docs': unknown key(s) 'windoes'" in res.stderr + res.stdout
     assert not (tmp_path / "results").exists()
@@ -94,24 +77,7 @@ def test_missing_text_corpus_stops_with_path(tmp_path):
     cfg["corpora"]["enwik8"] = {"kind": "text", "path": str(tmp_path / "enwik8.zip")}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--cores",
-            "1",
-            "--configfile",
-            str(path),
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = snakemake(tmp_path, path, "--cores", "1")
     out = res.stderr + res.stdout
     assert res.returncode != 0
     assert "corpora.enwik8.path" in out and "enwik8.zip" in out
