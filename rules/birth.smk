@@ -56,6 +56,7 @@ rule induction_figures:
     params:
         code=code("induction_figures.py"),
         variants=list(BIRTH_VARIANTS),
+        settings=BIRTH_VARIANTS,
     script:
         "../scripts/induction_figures.py"
 

@@ -6,30 +6,27 @@ import numpy as np
 import xarray as xr
 
 from repgeom.bottleneck.ngram import werror_thresholds
-from repgeom.io import atomic_path, read_dataset
+from repgeom.io import read_dataset, write_text
 from repgeom.plots import bottleneck as B
 from repgeom.plots.common import save_figure
+from repgeom.provenance import job_provenance
 from repgeom.runtime import log_to
-
-
-def write_text(path, text):
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def save(fig, png):
     """Save a figure as its PNG output and the PDF of the same stem."""
-    save_figure(fig, png, pdfs[Path(png).stem])
+    save_figure(fig, png, pdfs[Path(png).stem], meta=meta)
 
 
 def tables(csv_path, csv_tex):
-    write_text(csv_path, csv_tex[0])
-    write_text(texs[Path(csv_path).stem], csv_tex[1])
+    write_text(csv_path, csv_tex[0], meta)
+    write_text(texs[Path(csv_path).stem], csv_tex[1], meta)
 
 
 log_to(snakemake.log[0])
 p = snakemake.params
 inp, out = snakemake.input, snakemake.output
+meta = job_provenance(snakemake)
 pdfs = {Path(f).stem: f for f in out.pdf}
 texs = {Path(f).stem: f for f in out.tex}
 if p.models:

@@ -1,17 +1,20 @@
 """Snakemake adapter: correlation of per-language scores with the mean ID (table + scatters)."""
 
 import csv
+import io
 
-from repgeom.io import atomic_path, read_dataset
+from repgeom.io import read_dataset, write_text
 from repgeom.languages.pipeline import correlation_row, latex_table, scored_mean_id
 from repgeom.languages.plan import read_scores
 from repgeom.plots.common import save_figure
 from repgeom.plots.languages import score_correlation_scatter
+from repgeom.provenance import job_provenance
 from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params
 scores = read_scores(snakemake.input.scores)
+meta = job_provenance(snakemake)
 rows = []
 items = zip(
     p.checkpoints,
@@ -28,14 +31,14 @@ for (model, step), path, png, pdf in items:
         mean_id, matched, xlabel="mean sentence-level ID over layers", ylabel="score"
     )
     fig.suptitle(f"{model} · {step}", fontsize=9)
-    save_figure(fig, png, pdf)
-with atomic_path(snakemake.output.csv) as tmp, open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    save_figure(fig, png, pdf, meta=meta)
+table = io.StringIO()
+writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+writer.writeheader()
+writer.writerows(rows)
+write_text(snakemake.output.csv, table.getvalue(), meta)
 caption = (
     "Correlation of per-language scores with the mean sentence-level intrinsic dimension over "
     f"layers (groups: {', '.join(p.groups)}); p-values two-sided."
 )
-with atomic_path(snakemake.output.tex) as tmp:
-    tmp.write_text(latex_table(rows, caption))
+write_text(snakemake.output.tex, latex_table(rows, caption), meta)

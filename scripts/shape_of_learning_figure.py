@@ -3,6 +3,7 @@
 from repgeom.io import read_dataset
 from repgeom.plots import shape_of_learning as sol
 from repgeom.plots.common import save_figure
+from repgeom.provenance import job_provenance
 from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
@@ -11,4 +12,4 @@ datasets = {m: read_dataset(path) for m, path in zip(p.models, snakemake.input, 
 fig = (
     sol.by_step(datasets, p.variable) if p.kind == "by_step" else sol.by_layer(datasets, p.variable)
 )
-save_figure(fig, snakemake.output.png, snakemake.output.pdf)
+save_figure(fig, snakemake.output.png, snakemake.output.pdf, meta=job_provenance(snakemake))

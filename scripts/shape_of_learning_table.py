@@ -2,9 +2,11 @@
 
 from repgeom.io import read_dataset
 from repgeom.plots.shape_of_learning import metric_table, write_table
+from repgeom.provenance import job_provenance
 from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params
 datasets = {m: read_dataset(path) for m, path in zip(p.models, snakemake.input, strict=True)}
-write_table(metric_table(datasets, p.variables), snakemake.output.csv, snakemake.output.tex)
+rows = metric_table(datasets, p.variables)
+write_table(rows, snakemake.output.csv, snakemake.output.tex, job_provenance(snakemake))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import shutil
 
@@ -14,7 +13,7 @@ from repgeom.bottleneck.ngram import memory_estimate, werror_thresholds
 from repgeom.io import read_dataset
 from repgeom.store import ActivationStore
 from repgeom.tokens import read_tokens, tokens_attrs
-from tests.workflow import snakemake
+from tests.workflow import snakemake, table_rows
 
 pytestmark = pytest.mark.slow
 STEPS = ["step0", "step4", "step8"]
@@ -101,7 +100,7 @@ def test_ngram_werror(run_dir):
         ds.attrs["corpus_sha256"]
         == tokens_attrs(res / "tokens" / "bpe" / "docs.zarr")["corpus_sha256"]
     )
-    rows = list(csv.DictReader(open(res / "tables" / "bottleneck" / "ngram_thresholds.csv")))
+    rows = table_rows(res / "tables" / "bottleneck" / "ngram_thresholds.csv")
     expect = werror_thresholds(ds, (0.5, 0.2, 0.1))
     assert rows == [
         {
@@ -115,7 +114,7 @@ def test_ngram_werror(run_dir):
 def test_best_vs_final_table_matches_the_eval_loss(run_dir):
     res = results(run_dir)
     loss = read_dataset(res / "metrics" / "eval_loss" / "decoder.nc").eval_loss.sel(corpus="docs")
-    rows = list(csv.DictReader(open(res / "tables" / "bottleneck" / "best_vs_final.csv")))
+    rows = table_rows(res / "tables" / "bottleneck" / "best_vs_final.csv")
     assert len(rows) == 1 and (rows[0]["model"], rows[0]["corpus"]) == ("decoder", "docs")
     best = STEPS[int(np.argmin(loss.values))]
     assert rows[0]["best_step"] == best and rows[0]["final_step"] == "step8"

@@ -22,7 +22,7 @@ from repgeom.languages.corpora import (
     untransliterate,
     write_aligned_corpus,
 )
-from tests.workflow import ROOT, planned_jobs, snakemake
+from tests.workflow import ROOT, planned_jobs, snakemake, table_rows
 
 CODES = ["eng_Latn", "fra_Latn", "zho_Hans", "zho_Hant"]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -300,7 +300,6 @@ def test_corpus_job_of_the_wrong_length_fails_clearly(tmp_path):
 def test_scores_give_a_table_and_scatters(run_dir, tmp_path):
     """Scores added to the finished test run (with the pair set as a second group, so that
     three languages have a score): the study reruns for the new group, then the table."""
-    import csv
     import shutil
 
     work = tmp_path / "run"
@@ -319,7 +318,7 @@ def test_scores_give_a_table_and_scatters(run_dir, tmp_path):
     }
     res = snakemake(work, work / "config.yaml", "--cores", "2", "languages")
     assert res.returncode == 0, res.stderr[-3000:]
-    rows = list(csv.DictReader((work / "results/tables/languages/score_correlation.csv").open()))
+    rows = table_rows(work / "results/tables/languages/score_correlation.csv")
     # Xyz is no language of a group: n = 3
     assert [(r["model"], r["step"], r["n"]) for r in rows] == [("decoder", "step8", "3")]
     assert all(-1 <= float(r["pearson_r"]) <= 1 and 0 <= float(r["spearman_p"]) <= 1 for r in rows)

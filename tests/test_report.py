@@ -25,3 +25,9 @@ def test_report_builds(run_dir, tmp_path):
     }
     assert expected <= pngs
     assert any(n.endswith("_grammaticality.png") for n in pngs)  # languages
+    html = zipfile.ZipFile(report).read("report/report.html").decode()
+    # captions state the config values that made each figure (config/test.yaml)
+    assert "intrinsic dimension on 2 seeded subsample(s) of 64 tokens" in html
+    assert "MLE with k = 5" in html and "20 bootstrap replicates at level 0.95" in html
+    assert "batch 8, 20 iterations of adamw" in html
+    assert 'class="problematic"' not in html and "None" not in html.split("Config used")[1][:400]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -51,3 +52,9 @@ def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
         if m.group(1) != "total":
             jobs[m.group(1)] = int(m.group(2))
     return jobs
+
+
+def table_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a results CSV table, below its provenance comment lines."""
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))

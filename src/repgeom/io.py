@@ -6,13 +6,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from repgeom.provenance import comment_header
 
 
 @contextmanager
@@ -64,6 +66,13 @@ def read_dataset(path: str | Path) -> xr.Dataset:
     """Load a netCDF dataset fully into memory and close the file."""
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def write_text(path: str | Path, text: str, meta: Mapping[str, str] | None = None) -> None:
+    """Write text atomically; ``meta`` goes first as comment lines (``%`` in .tex, else ``#``)."""
+    marker = "%" if Path(path).suffix == ".tex" else "#"
+    with atomic_path(path) as tmp:
+        tmp.write_text((comment_header(meta, marker) if meta else "") + text, encoding="utf-8")
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -1,7 +1,9 @@
-"""Shared figure helpers: a headless backend, step colours, atomic saving."""
+"""Shared figure helpers: a headless backend, step colours, atomic saving with provenance."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -21,9 +23,32 @@ def step_colors(ds: xr.Dataset, cmap: str = "viridis") -> list[tuple[float, ...]
     return [plt.get_cmap(cmap)(x) for x in np.linspace(0.0, 0.9, n)]
 
 
-def save_figure(fig: plt.Figure, *paths: str | Path) -> None:
-    """Save a figure to each path (format from the suffix), atomically, then close it."""
+PROVENANCE_KEY = "repgeom-provenance"  # PNG text chunk holding the provenance JSON
+
+
+def save_figure(fig: plt.Figure, *paths: str | Path, meta: Mapping[str, str] | None = None) -> None:
+    """Save a figure to each path (format from the suffix), atomically, then close it.
+
+    ``meta`` (see :func:`repgeom.provenance.artifact_provenance`) is embedded as JSON: in the
+    PNG text chunk ``repgeom-provenance``, in the PDF's Subject field. PDFs get no creation
+    date, so the same figure gives the same bytes.
+    """
+    text = json.dumps(dict(meta or {}), sort_keys=True)
     for path in paths:
+        fmt = Path(path).suffix[1:]
+        info: dict[str, str | None] = {}
+        if fmt == "png":
+            info = {PROVENANCE_KEY: text}
+        elif fmt == "pdf":
+            info = {"Subject": f"{PROVENANCE_KEY} {text}", "CreationDate": None}
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=Path(path).suffix[1:])
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=fmt, metadata=info)
     plt.close(fig)
+
+
+def figure_provenance(path: str | Path) -> dict[str, str]:
+    """The provenance embedded by :func:`save_figure` in a PNG file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return json.loads(im.text.get(PROVENANCE_KEY, "{}"))

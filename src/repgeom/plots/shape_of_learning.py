@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -9,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
-from repgeom.io import atomic_path
+from repgeom.io import write_text
 from repgeom.plots.common import step_colors
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
@@ -127,26 +128,32 @@ def metric_table(datasets: dict[str, xr.Dataset], variables: list[str]) -> list[
     return rows
 
 
-def write_table(rows: list[dict], csv_path: str | Path, tex_path: str | Path) -> None:
-    """Write rows as CSV and as a LaTeX tabular (numbers with 4 significant digits)."""
+def write_table(
+    rows: list[dict],
+    csv_path: str | Path,
+    tex_path: str | Path,
+    meta: Mapping[str, str] | None = None,
+) -> None:
+    """Write rows as CSV (full precision) and as a LaTeX tabular (4 significant digits).
+
+    ``meta`` (provenance) heads both files as comment lines.
+    """
     columns = list(rows[0])
 
     def fmt(v: object) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    with atomic_path(csv_path) as tmp:
-        lines = [",".join(columns)] + [",".join(fmt(r[c]) for c in columns) for r in rows]
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(tex_path) as tmp:
-        head = " & ".join(c.replace("_", r"\_") for c in columns)
-        body = [" & ".join(fmt(r[c]).replace("_", r"\_") for c in columns) + r" \\" for r in rows]
-        tex = [
-            r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 4) + "}",
-            r"\hline",
-            head + r" \\",
-            r"\hline",
-            *body,
-            r"\hline",
-            r"\end{tabular}",
-        ]
-        tmp.write_text("\n".join(tex) + "\n")
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    write_text(csv_path, "\n".join(lines) + "\n", meta)
+    head = " & ".join(c.replace("_", r"\_") for c in columns)
+    body = [" & ".join(fmt(r[c]).replace("_", r"\_") for c in columns) + r" \\" for r in rows]
+    tex = [
+        r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 4) + "}",
+        r"\hline",
+        head + r" \\",
+        r"\hline",
+        *body,
+        r"\hline",
+        r"\end{tabular}",
+    ]
+    write_text(tex_path, "\n".join(tex) + "\n", meta)
