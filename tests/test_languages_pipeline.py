@@ -160,7 +160,7 @@ def skdim_twonn_reference(x: np.ndarray, discard: float = 0.1) -> float:
     mu = np.sort(r[:, 1] / r[:, 0])
     n = len(mu)
     m = int(n * (1 - discard))
-    xs, ys = np.log(mu[:m]), -np.log(1 - np.arange(m) / n)
+    xs, ys = np.log(mu[:m]), -np.log(1 - np.arange(1, m + 1) / n)
     return float(xs @ ys / (xs @ xs))
 
 

@@ -11,6 +11,7 @@ from repgeom.metrics.intrinsic import (
     id_estimates,
     mle,
     mle_from_distances,
+    remove_duplicates,
     twonn,
     twonn_from_ratios,
     twonn_microscope,
@@ -52,10 +53,18 @@ def test_twonn_fit_matches_independent_formula():
     mu = np.sort(1 + rng.pareto(3.0, size=500))
     n, m = 500, int(500 * 0.9)
     xs = np.log(mu[:m])
-    ys = -np.log(1 - np.arange(m) / n)
+    ys = -np.log(1 - np.arange(1, m + 1) / n)  # empirical CDF i/N of the i-th smallest, 1-based
     slope = np.linalg.lstsq(xs[:, None], ys, rcond=None)[0][0]
     assert twonn_from_ratios(mu, 0.1) == pytest.approx(slope, rel=1e-12)
-    assert twonn_from_ratios(mu, 0.1, "mle") == pytest.approx((n - 1) / np.log(mu).sum(), rel=1e-12)
+    assert twonn_from_ratios(mu, 0.0, "mle") == pytest.approx((n - 1) / np.log(mu).sum(), rel=1e-12)
+    # censored likelihood: the discarded n − m ratios are known only to exceed mu[m − 1]
+    logs = np.log(mu)
+    censored = (m - 1) / (logs[:m].sum() + (n - m) * logs[m - 1])
+    assert twonn_from_ratios(mu, 0.1, "mle") == pytest.approx(censored, rel=1e-12)
+    # with no discard the largest ratio (F = 1) is left out of the least-squares fit
+    ys_all = -np.log(1 - np.arange(1, n) / n)
+    slope_all = np.linalg.lstsq(np.log(mu[:-1])[:, None], ys_all, rcond=None)[0][0]
+    assert twonn_from_ratios(mu, 0.0) == pytest.approx(slope_all, rel=1e-12)
 
 
 def test_mle_equals_brute_force_float64():
@@ -111,3 +120,15 @@ def test_twonn_equals_exact_brute_force_float64():
     np.fill_diagonal(d, np.inf)
     r = np.sort(d, axis=1)
     assert twonn(x).value == pytest.approx(twonn_from_ratios(r[:, 1] / r[:, 0]), rel=1e-12)
+
+
+def test_remove_duplicates_equals_exact_unique():
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 3, size=(400, 3)).astype(np.float32)  # many exact repeats
+    x[5], x[6] = [-0.0, 1, 2], [0.0, 1, 2]  # −0.0 equals 0.0
+    kept, n_dup = remove_duplicates(x)
+    _, first = np.unique(x.astype(np.float64) + 0.0, axis=0, return_index=True)
+    np.testing.assert_array_equal(kept, x[np.sort(first)].astype(np.float64))
+    assert n_dup == len(x) - len(first)
+    distinct = rng.normal(size=(300, 16))
+    assert remove_duplicates(distinct)[1] == 0

@@ -6,13 +6,15 @@ each; their number is reported (``n_duplicates``) and no estimate is ever inf or
 
 Conventions, with N the number of distinct points and μ₍₁₎ ≤ … ≤ μ₍N₎ the sorted ratios r₂/r₁:
 
-- ``twonn(fit="lsq")`` — scikit-dimension's ``TwoNN``: keep the m = int(N·(1 − discard))
-  smallest μ, empirical F₍ᵢ₎ = i/N for i = 0 … m − 1 (0-based, so the first point has F = 0),
-  and fit −log(1 − F) = d·log μ by least squares through the origin:
+- ``twonn(fit="lsq")`` — scikit-dimension's ``TwoNN`` (version 0.5): keep the
+  m = int(N·(1 − discard)) smallest μ (at most N − 1, since F = 1 has no logarithm), empirical
+  F₍ᵢ₎ = i/N for i = 1 … m, and fit −log(1 − F) = d·log μ by least squares through the origin:
   d = Σ log μ₍ᵢ₎·(−log(1 − F₍ᵢ₎)) / Σ (log μ₍ᵢ₎)².
-- ``twonn(fit="mle")`` — the maximum-likelihood form on all N ratios (no discard):
-  d = (N − 1) / Σ log μᵢ, the unbiased MLE of the Pareto exponent (Facco et al., eq. 5 and the
-  DADApy "ml" estimator).
+- ``twonn(fit="mle")`` — the maximum-likelihood form, the discarded largest ratios treated as
+  censored at μ₍ₘ₎ (scikit-dimension's ``method="mle"``):
+  d = (m − 1) / (Σᵢ₌₁ᵐ log μ₍ᵢ₎ + (N − m)·log μ₍ₘ₎), with m = int(N·(1 − discard)); with no
+  discard this is (N − 1) / Σ log μᵢ, the unbiased MLE of the Pareto exponent (Facco et al.,
+  eq. 5, and DADApy's "ml" estimator).
 - ``twonn_microscope`` — LLM-Microscope's ``intrinsic_dimension``: sort μ; the u ratios with
   μ ≤ 1 + 1e-8 (equidistant first and second neighbours) are set aside but kept in the count;
   the rest get F = (u + i)/N for i = 1 … N − u (1-based); the fit through the origin uses only
@@ -41,7 +43,7 @@ from repgeom.neighbors import knn
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
 _MARGIN = 4  # extra float32 candidates, so float32 ties cannot change the exact k neighbours
-_QUERY_BLOCK = 256
+_QUERY_BLOCK = 512
 _MU_EPS = 1e-8  # LLM-Microscope's threshold for μ ≈ 1
 
 
@@ -81,20 +83,22 @@ def twonn_from_ratios(mu: np.ndarray, discard: float = 0.1, fit: str = "lsq") ->
     """TwoNN from the ratios μ = r₂/r₁ of N distinct points (conventions in the module doc)."""
     mu = np.sort(_check_ratios(mu))
     n = len(mu)
-    if fit == "mle":
-        total = np.log(mu).sum()
-        if total <= 0:
-            raise ValueError("all μ = r₂/r₁ equal 1; the TwoNN dimension is undefined")
-        return float((n - 1) / total)
-    if fit != "lsq":
+    if fit not in ("lsq", "mle"):
         raise ValueError(f"twonn fit must be 'lsq' or 'mle', got {fit!r}")
     if not 0 <= discard < 1:
         raise ValueError(f"twonn discard fraction must be in [0, 1), got {discard}")
     m = int(n * (1 - discard))
+    if fit == "mle":
+        log_mu = np.log(mu[:m])
+        total = log_mu.sum() + (n - m) * log_mu[-1]
+        if m < 2 or total <= 0:
+            raise ValueError("all kept μ = r₂/r₁ equal 1; the TwoNN dimension is undefined")
+        return float((m - 1) / total)
+    m = min(m, n - 1)
     if m < 2:
         raise ValueError(f"only {m} ratio(s) left after discarding {discard} of {n}; need ≥ 2")
     x = np.log(mu[:m])
-    y = -np.log(1.0 - np.arange(m) / n)
+    y = -np.log(1.0 - np.arange(1, m + 1) / n)
     return _slope_through_origin(x, y)
 
 
@@ -178,7 +182,7 @@ def id_estimates(
             f"{n} distinct point(s) ({n_dup} duplicates removed) but {kk} neighbours are needed; "
             "use more points"
         )
-    dist = neighbour_distances(xu - xu.mean(axis=0), kk, backend=backend)
+    dist = neighbour_distances(xu, kk, backend=backend)  # the search centres the data
     mu = dist[:, 1] / dist[:, 0]
     out: dict[str, IDEstimate] = {}
     for name in which:
@@ -236,16 +240,27 @@ def intrinsic_dimension(
 
 
 def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """Float64 copy of x keeping the first copy of each distinct row, and the number removed."""
+    """Float64 copy of x keeping the first copy of each distinct row, and the number removed.
+
+    Rows are hashed (a wrapping uint64 dot product of their bits); only rows whose hashes
+    collide are compared exactly, so the result equals an exact row-wise ``np.unique``.
+    """
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"expected a non-empty (n, d) matrix of row vectors, got shape {x.shape}")
     x64 = x.astype(np.float64) + 0.0  # + 0.0 turns −0.0 into 0.0, so equal rows compare equal
     if not np.isfinite(x64).all():
         raise ValueError("the data hold NaN or infinite values; check the activations")
-    _, first = np.unique(x64, axis=0, return_index=True)
-    keep = np.sort(first)
-    return x64[keep], x64.shape[0] - len(keep)
+    weights = np.random.default_rng(0).integers(1, 2**63, size=x64.shape[1], dtype=np.uint64)
+    keys = x64.view(np.uint64) @ (weights | np.uint64(1))
+    order = np.argsort(keys, kind="stable")
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if same.size == 0:
+        return x64, 0
+    candidates = np.unique(np.concatenate([order[same], order[same + 1]]))
+    _, first = np.unique(x64[candidates], axis=0, return_index=True)
+    drop = np.setdiff1d(candidates, candidates[first])
+    return np.delete(x64, drop, axis=0), len(drop)
 
 
 def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndarray:
