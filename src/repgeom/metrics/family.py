@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repgeom.metrics.moments import Moments
+from repgeom.metrics.moments import SUB_BLOCK, Moments
 
 
 class FamilyAccumulator:
@@ -19,14 +19,23 @@ class FamilyAccumulator:
 
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim)."""
-        self.moments.update(block)
-        x = np.asarray(block, dtype=np.float64)
-        norms = np.linalg.norm(x, axis=1)
-        if (norms == 0).any():
-            raise ValueError(
-                f"{int((norms == 0).sum())} zero vector(s): cosine similarity is undefined for them"
-            )
-        self.unit_sum += (x / norms[:, None]).sum(axis=0)
+        x = self.moments.check_block(block)
+        for start in range(0, x.shape[0], SUB_BLOCK):
+            x64 = np.array(x[start : start + SUB_BLOCK], dtype=np.float64)
+            sq = np.einsum("ij,ij->i", x64, x64)
+            if not np.isfinite(sq).all():
+                raise FloatingPointError("block holds NaN, infinite or overflowing values")
+            if (sq == 0).any():
+                raise ValueError(
+                    f"{int((sq == 0).sum())} zero vector(s): their cosine similarity is undefined"
+                )
+            y = self.moments.centre(x64)
+            # one pass gives Σyᵢ and Σyᵢ/‖xᵢ‖; Σxᵢ/‖xᵢ‖ = Σyᵢ/‖xᵢ‖ + shift·Σ1/‖xᵢ‖
+            weights = np.ones((len(y), 2))
+            weights[:, 1] = 1.0 / np.sqrt(sq)
+            sums = y.T @ weights
+            self.unit_sum += sums[:, 1] + self.moments.shift * weights[:, 1].sum()
+            self.moments.add_centred(y, sums[:, 0])
 
     @classmethod
     def of(cls, blocks: Iterable[np.ndarray], dim: int) -> FamilyAccumulator:

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.linalg.blas import dsyrk
 
+SUB_BLOCK = 512  # rows converted and added at a time: they stay in cache between the passes
+
 
 class Moments:
     """Accumulates n, Σ(x−s) and (X−s)ᵀ(X−s) over blocks of rows; s is the first block's mean.
@@ -24,18 +26,30 @@ class Moments:
 
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim) of any float dtype."""
-        x = np.asarray(block, dtype=np.float64)
+        x = self.check_block(block)
+        for start in range(0, x.shape[0], SUB_BLOCK):
+            y = self.centre(np.array(x[start : start + SUB_BLOCK], dtype=np.float64))
+            self.add_centred(y, y.sum(axis=0))
+
+    def check_block(self, block: np.ndarray) -> np.ndarray:
+        """The block as an array, after checking its shape."""
+        x = np.asarray(block)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected a block of shape (n, {self.dim}), got {x.shape}")
-        if x.shape[0] == 0:
-            return
-        if not np.isfinite(x).all():
-            raise FloatingPointError("block holds NaN or infinite values")
+        return x
+
+    def centre(self, x: np.ndarray) -> np.ndarray:
+        """Subtract the shift from a float64 block in place (the first block sets the shift)."""
         if self.shift is None:
             self.shift = x.mean(axis=0)
-        y = x - self.shift
-        self.n += x.shape[0]
-        self._sum += y.sum(axis=0)
+        return np.subtract(x, self.shift, out=x)
+
+    def add_centred(self, y: np.ndarray, col_sum: np.ndarray) -> None:
+        """Add rows already passed through :meth:`centre`, with their column sums."""
+        if not np.isfinite(col_sum).all():
+            raise FloatingPointError("block holds NaN, infinite or overflowing values")
+        self.n += y.shape[0]
+        self._sum += col_sum
         # symmetric rank-k update (half the flops of y.T @ y); fills the upper triangle
         self._gram = dsyrk(1.0, y.T, beta=1.0, c=self._gram, trans=0, lower=0, overwrite_c=1)
 
