@@ -26,8 +26,8 @@ Conventions, with N the number of distinct points and μ₍₁₎ ≤ … ≤ μ
   m̂ᵢ = [(1/(k − 1)) Σⱼ₌₁ᵏ⁻¹ log(Tₖ/Tⱼ)]⁻¹, combined as MacKay & Ghahramani propose, by the
   inverse of the mean of the inverses: d = 1 / mean(1/m̂ᵢ).
 
-Neighbours come from :func:`repgeom.neighbors.knn` (blocked float32 search, float64 distances)
-or faiss ``IndexFlatL2`` when faiss is importable; either way a few extra candidates are searched
+Neighbours come from :func:`repgeom.neighbors.knn`: a blocked float32 torch search by default
+(``backend="faiss"`` uses faiss ``IndexFlatL2``); either way a few extra candidates are searched
 and the kept distances are float64, so the result does not depend on the backend.
 """
 
@@ -266,7 +266,7 @@ def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
 def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndarray:
     """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows.
 
-    The float32 search (:func:`repgeom.neighbors.knn`, faiss or torch) returns a margin of extra
+    The float32 search (:func:`repgeom.neighbors.knn`, torch or faiss) returns a margin of extra
     candidates, re-ranked by float64 distance, so float32 ties cannot change the k kept.
     """
     n = np.asarray(x).shape[0]
