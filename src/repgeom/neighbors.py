@@ -81,8 +81,13 @@ def knn(
     if k > n_ref:
         raise ValueError(f"k={k} neighbours asked for but only {n_ref} reference points")
     centre = r64.mean(axis=0)
-    q = torch.from_numpy((q64 - centre).astype(np.float32))
-    r = q if self_search else torch.from_numpy((r64 - centre).astype(np.float32))
+
+    def centred32(a: np.ndarray) -> torch.Tensor:  # one pass: float64 difference, float32 out
+        out = np.empty(a.shape, dtype=np.float32)
+        return torch.from_numpy(np.subtract(a, centre, out=out, casting="same_kind"))
+
+    q = centred32(q64)
+    r = q if self_search else centred32(r64)
     if backend == "faiss":
         kk = k + 1 if self_search else k  # faiss returns the point itself among its neighbours
         found = _faiss_search(q.numpy(), r.numpy(), kk)

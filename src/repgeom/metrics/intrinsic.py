@@ -248,7 +248,8 @@ def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"expected a non-empty (n, d) matrix of row vectors, got shape {x.shape}")
-    x64 = x.astype(np.float64) + 0.0  # + 0.0 turns −0.0 into 0.0, so equal rows compare equal
+    x64 = x.astype(np.float64)
+    x64 += 0.0  # turns −0.0 into 0.0, so equal rows compare equal
     if not np.isfinite(x64).all():
         raise ValueError("the data hold NaN or infinite values; check the activations")
     weights = np.random.default_rng(0).integers(1, 2**63, size=x64.shape[1], dtype=np.uint64)
