@@ -77,5 +77,4 @@ def write_text(path: str | Path, text: str, meta: Mapping[str, str] | None = Non
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Write JSON atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
