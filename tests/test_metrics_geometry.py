@@ -41,7 +41,7 @@ def test_geometry_datasets(source):
             mean_cosine(x), rel=1e-9
         )
         assert anis.anisotropy_power.sel(positions="all", layer=layer) == pytest.approx(
-            anis.anisotropy.sel(positions="all", layer=layer), rel=1e-6
+            float(anis.anisotropy.sel(positions="all", layer=layer)), rel=1e-6
         )
     assert int(anis.n_tokens.sel(positions="no_first")) == 1170
     assert np.isnan(lin.linearity.sel(layer=0)).all()
