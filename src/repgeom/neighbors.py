@@ -79,7 +79,7 @@ def knn(
     With ``ref=None`` the reference set is ``query`` itself and each point's own index is
     excluded (a duplicate of a point is still a neighbour, at distance 0). The search runs in
     float32 on centred data — a blocked torch matmul ('torch'; 'auto' uses it too: on 2 CPU
-    cores it is about 5× faster than faiss-cpu, see benchmarks/bench_twonn.py) or faiss
+    cores it is 5–8× faster than faiss-cpu, see benchmarks/bench_twonn.py) or faiss
     ``IndexFlatL2`` ('faiss') — and the kept neighbours' distances are recomputed in float64.
     """
     if backend not in BACKENDS:
