@@ -143,3 +143,13 @@ def test_memory_estimate_counts_the_heads_built():
         check_heads_memory(heads_memory_estimate(50_000, 8, [1], 10**6, 10**6), budget=10**9)
     with pytest.raises(MemoryError, match="drop the largest ranks"):
         check_heads_memory(heads_memory_estimate(10**6, 4096, None, 1, 1, 0, 0), budget=10**9)
+
+
+def test_final_features_with_nan_raise_and_leave_nothing(tmp_path, tokenizer, windows):
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    with torch.no_grad():
+        model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.fill_(float("nan"))
+    w = Windows(windows.ids[:3], windows.lengths[:3])
+    with pytest.raises(FloatingPointError, match="layer 2 .* window 0"):
+        write_final_features(model, w, 2, tmp_path / "f.zarr", batch_size=2)
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,45 @@ def batches(w: Windows, batch_size: int) -> list[np.ndarray]:
     ]
 
 
+def token_index(windows: Windows) -> dict[str, np.ndarray]:
+    """int64 ``token_id``, ``sequence`` and ``position`` of every non-padding token, in order."""
+    valid = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    index = {
+        "token_id": windows.ids[valid],
+        "sequence": np.repeat(np.arange(len(windows.lengths)), windows.lengths),
+        "position": np.concatenate([np.arange(n) for n in windows.lengths]),
+    }
+    return {name: values.astype(np.int64) for name, values in index.items()}
+
+
+def forward_batches(
+    module: torch.nn.Module, windows: Windows, batch_size: int, desc: str
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, Any]]:
+    """(window rows, input ids, validity mask, output with hidden states) for each batch, run on
+    the module's device and trimmed to the batch's longest window."""
+    device = next(module.parameters()).device
+    valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    for rows in tqdm(batches(windows, batch_size), file=sys.stderr, mininterval=5, desc=desc):
+        width = int(windows.lengths[rows].max())
+        ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
+        valid = torch.from_numpy(valid_np[rows, :width]).to(device)
+        out = module(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+        yield rows, ids, valid, out
+
+
+def append_layer(writer: LayerWriter, x: torch.Tensor, layer: int, first_window: int) -> None:
+    """Append one layer's token rows, in float16 where the writer and the values allow, after
+    checking that they are finite (FloatingPointError naming the layer and the batch)."""
+    amax = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
+    if not math.isfinite(amax):  # NaN and inf propagate through max/min
+        raise FloatingPointError(
+            f"layer {layer} has NaN or infinite activations in the batch starting at window "
+            f"{first_window}; load the model in float32 (extraction.dtype) or check the checkpoint"
+        )
+    half = writer.dtype == np.float16 and amax <= FLOAT16_MAX
+    writer.append((x.half() if half else x).cpu().numpy(), amax)
+
+
 @torch.inference_mode()
 def extract(
     model: PreTrainedModel,
@@ -52,15 +92,10 @@ def extract(
     Raises FloatingPointError naming the layer if any activation is NaN or infinite. Returns the
     summary attributes written to the store (eval loss for causal LMs when asked).
     """
-    device = next(model.parameters()).device
     n_tokens = windows.n_tokens
     n_layers = model.config.num_hidden_layers + 1
     d = model.config.hidden_size
     causal = objective(model) == "causal"
-    seq_ids = np.repeat(np.arange(len(windows.lengths)), windows.lengths)
-    positions = np.concatenate([np.arange(n) for n in windows.lengths])
-    valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
-    token_ids = windows.ids[valid_np]
     nll, count = 0.0, 0
     with atomic_path(out_path) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
@@ -69,20 +104,10 @@ def extract(
         sentence = root.create_group("sentence")
         n_seq = len(windows.lengths)
         means = [LayerWriter(sentence, str(i), n_seq, d, "float32") for i in range(n_layers)]
-        for name, values in (
-            ("token_id", token_ids),
-            ("sequence", seq_ids),
-            ("position", positions),
-        ):
-            root.create_array(name, data=values.astype(np.int64))
+        for name, values in token_index(windows).items():
+            root.create_array(name, data=values)
         norm_index = None
-        for rows in tqdm(
-            batches(windows, batch_size), file=sys.stderr, mininterval=5, desc="extract"
-        ):
-            width = int(windows.lengths[rows].max())
-            ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
-            valid = torch.from_numpy(valid_np[rows, :width]).to(device)
-            out = model(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+        for rows, ids, valid, out in forward_batches(model, windows, batch_size, "extract"):
             states = out.hidden_states
             if len(states) != n_layers:
                 raise RuntimeError(
@@ -95,15 +120,7 @@ def extract(
             for i, h in enumerate(states):
                 h = h.float()
                 x = h.reshape(-1, h.shape[-1]) if full else h[valid]
-                amax = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
-                if not math.isfinite(amax):  # NaN and inf propagate through max/min
-                    raise FloatingPointError(
-                        f"layer {i} has NaN or infinite activations in batch starting at window "
-                        f"{rows[0]}; load the model in float32 (extraction.dtype)"
-                        " or check the checkpoint"
-                    )
-                half = writers[i].dtype == np.float16 and amax <= FLOAT16_MAX
-                writers[i].append((x.half() if half else x).cpu().numpy(), amax)
+                append_layer(writers[i], x, i, int(rows[0]))
                 # masked mean: each row's kept tokens over their count (padding never enters)
                 if full:
                     mean = h.mean(dim=1)

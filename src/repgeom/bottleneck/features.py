@@ -18,7 +18,6 @@ store holds one block in memory whatever its size.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,44 +90,24 @@ def write_final_features(
     NaN/inf. The store has the activation-store layout with the single layer ``layer``.
     """
     import torch
-    from tqdm import tqdm
 
-    from repgeom.extraction import batches
+    from repgeom.extraction import append_layer, forward_batches, token_index
     from repgeom.io import atomic_path
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     base = getattr(model, model.base_model_prefix, model)
-    device = next(model.parameters()).device
     d = int(model.config.hidden_size)
-    valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
-    index = {
-        "token_id": windows.ids[valid_np],
-        "sequence": np.repeat(np.arange(len(windows.lengths)), windows.lengths),
-        "position": np.concatenate([np.arange(n) for n in windows.lengths]),
-    }
     with atomic_path(out_path) as tmp, torch.inference_mode():
         root = zarr.open_group(str(tmp), mode="w")
         writer = LayerWriter(root.create_group("hidden"), str(layer), windows.n_tokens, d)
-        for name, values in index.items():
-            root.create_array(name, data=values.astype(np.int64))
-        for rows in tqdm(
-            batches(windows, batch_size), file=sys.stderr, mininterval=5, desc="features"
-        ):
-            width = int(windows.lengths[rows].max())
-            ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
-            valid = torch.from_numpy(valid_np[rows, :width]).to(device)
-            out = base(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+        for name, values in token_index(windows).items():
+            root.create_array(name, data=values)
+        for rows, _, valid, out in forward_batches(base, windows, batch_size, "features"):
             states = out.hidden_states
             if not 0 <= layer < len(states):
                 raise ValueError(f"layer {layer} is not among the model's {len(states)} states")
-            x = states[layer][valid].float()
-            if not torch.isfinite(x).all():
-                raise FloatingPointError(
-                    f"layer {layer} has NaN or infinite activations in the batch starting at "
-                    f"window {rows[0]}; load the model in float32 or check the checkpoint"
-                )
-            writer.append(x.cpu().numpy())
+            append_layer(writer, states[layer][valid].float(), layer, int(rows[0]))
         writer.close()
         summary = {"n_tokens": windows.n_tokens, "n_sequences": len(windows.lengths)}
         summary.update(layer=layer, layer_dtype=str(writer.dtype), hidden_size=d)
