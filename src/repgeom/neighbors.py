@@ -8,15 +8,6 @@ import torch
 BACKENDS = ("auto", "torch", "faiss")
 
 
-def faiss_available() -> bool:
-    """True when faiss (faiss-cpu) can be imported."""
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _faiss_search(q: np.ndarray, r: np.ndarray, kk: int) -> np.ndarray:
     import faiss
 

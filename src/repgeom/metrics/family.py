@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repgeom.metrics.moments import SUB_BLOCK, Moments
+from repgeom.metrics.moments import Moments
 
 
 class FamilyAccumulator:
@@ -19,9 +19,7 @@ class FamilyAccumulator:
 
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim)."""
-        x = self.moments.check_block(block)
-        for start in range(0, x.shape[0], SUB_BLOCK):
-            x64 = np.array(x[start : start + SUB_BLOCK], dtype=np.float64)
+        for x64 in self.moments.sub_blocks(block):
             sq = np.einsum("ij,ij->i", x64, x64)
             if not np.isfinite(sq).all():
                 raise FloatingPointError("block holds NaN, infinite or overflowing values")

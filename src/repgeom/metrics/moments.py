@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from scipy.linalg.blas import dsyrk
@@ -26,17 +26,17 @@ class Moments:
 
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim) of any float dtype."""
-        x = self.check_block(block)
-        for start in range(0, x.shape[0], SUB_BLOCK):
-            y = self.centre(np.array(x[start : start + SUB_BLOCK], dtype=np.float64))
+        for x in self.sub_blocks(block):
+            y = self.centre(x)
             self.add_centred(y, y.sum(axis=0))
 
-    def check_block(self, block: np.ndarray) -> np.ndarray:
-        """The block as an array, after checking its shape."""
+    def sub_blocks(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        """Float64 copies of a block's rows, SUB_BLOCK at a time, after checking its shape."""
         x = np.asarray(block)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected a block of shape (n, {self.dim}), got {x.shape}")
-        return x
+        for start in range(0, x.shape[0], SUB_BLOCK):
+            yield np.array(x[start : start + SUB_BLOCK], dtype=np.float64)
 
     def centre(self, x: np.ndarray) -> np.ndarray:
         """Subtract the shift from a float64 block in place (the first block sets the shift)."""
