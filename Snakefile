@@ -1,7 +1,12 @@
 # repgeom: geometry of transformer representations. See README.md and config/config.yaml.
 
 
-configfile: "config/config.yaml"
+# The embedded default applies only when no --configfile is given: a config given on the
+# command line is the whole config (plus the schema's defaults), never layered on this one.
+# --config key=value overrides single keys of whichever config applies.
+if not workflow.overwrite_configfiles:
+
+    configfile: workflow.source_path("config/config.yaml")
 
 
 include: "rules/common.smk"

@@ -41,37 +41,8 @@ def stop(message):
     raise WorkflowError(message)
 
 
-RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
-try:
-    check_schema(config, SCHEMA)
-except ConfigError as err:
-    stop(str(err))
-validate(config, SCHEMA, set_default=True)
-_canonical = canonical(with_defaults(config, load_schema(SCHEMA)))
-config.clear()
-config.update(_canonical)
-try:
-    # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
-    # aligned corpora, one per language or side; from here on they are ordinary corpora
-    config["corpora"] = expand_corpora(config["corpora"])
-    check_references(config)
-except ConfigError as err:
-    stop(str(err))
-
-CORPORA = config["corpora"]
-TOKENIZERS = config["tokenizers"]
-MODELS = config["models"]
-TEXT_CORPORA = [c for c, v in CORPORA.items() if v["kind"] != "random_tokens"]
-
-
-def _dry_run():
-    """True when Snakemake was asked for a dry run (-n, --dry-run, or -n among short flags)."""
-    long = {"--dry-run", "--dryrun", "--just-print"}
-    short = [a for a in sys.argv[1:] if a.startswith("-") and not a.startswith("--")]
-    return bool(long & set(sys.argv)) or any("n" in a[1:] for a in short)
-
-
-DRY_RUN = _dry_run()
+# a dry run plans from the config alone: data and models that are not here are warnings
+DRY_RUN = bool(getattr(workflow.output_settings, "dryrun", False))
 
 
 def missing_input(message):
@@ -81,6 +52,31 @@ def missing_input(message):
         sys.stderr.write(f"\nrepgeom: warning (a real run stops here): {message}\n")
         return
     stop(message)
+
+
+RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
+try:
+    check_schema(config, SCHEMA)
+except ConfigError as err:
+    stop(str(err))
+validate(config, SCHEMA, set_default=True)
+_canonical = canonical(with_defaults(config, load_schema(SCHEMA)))
+config.clear()
+config.update(_canonical)
+_missing_data = []
+try:
+    # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
+    # aligned corpora, one per language or side; from here on they are ordinary corpora
+    config["corpora"] = expand_corpora(config["corpora"], _missing_data)
+    check_references(config)
+except ConfigError as err:
+    stop(str(err))
+for _message in _missing_data:
+    missing_input(_message)
+
+CORPORA = config["corpora"]
+TOKENIZERS = config["tokenizers"]
+MODELS = config["models"]
 
 
 def _prepare_inputs():
@@ -115,6 +111,8 @@ def _prepare_inputs():
 HUB_COMMITS = _prepare_inputs()
 STEPS = {m: plan.model_steps(v) for m, v in MODELS.items()}
 EXTRACT_CORPORA = plan.extraction_corpora(config)
+# models whose checkpoints get the spine and geometry (none when no corpus is extracted)
+GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
 
 
 wildcard_constraints:
@@ -163,16 +161,6 @@ def model_source(name, step):
     return {"path": path, "revision": revision, "commit": HUB_COMMITS.get((name, step))}
 
 
-def per_checkpoint(pattern, **extra):
-    """Expand a path over every (model, step, extraction corpus)."""
-    return [
-        pattern.format(model=m, step=s, corpus=c, **extra)
-        for m in MODELS
-        for s in STEPS[m]
-        for c in EXTRACT_CORPORA
-    ]
-
-
 def corpus_files(wildcards):
     """Local text files a text corpus reads (so that editing them reruns the corpus)."""
     corpus = CORPORA[wildcards.corpus]
@@ -205,11 +193,6 @@ def tokenizer_source(name):
 
 
 # languages study
-
-# extraction.corpora: null means every corpus the config names itself; the aligned corpora
-# expanded from the study's kinds are extracted only at the checkpoints the study reads.
-if config["extraction"]["corpora"] is None:
-    EXTRACT_CORPORA = [c for c in EXTRACT_CORPORA if CORPORA[c]["kind"] != "aligned"]
 
 # the aligned corpora have their own corpus rule (languages_corpus), so that editing the
 # study's readers reruns them and not the spine's corpora

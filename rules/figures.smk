@@ -31,10 +31,10 @@ rule spine:
     input:
         expand(
             f"{RESULTS}/figures/anisotropy/{{model}}.{{ext}}",
-            model=MODELS,
+            model=GEOMETRY_MODELS,
             ext=["png", "pdf"],
         ),
-        expand(f"{RESULTS}/metrics/anisotropy/{{model}}.nc", model=MODELS),
+        expand(f"{RESULTS}/metrics/anisotropy/{{model}}.nc", model=GEOMETRY_MODELS),
 
 
 rule manifest:

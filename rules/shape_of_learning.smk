@@ -18,7 +18,8 @@ rule shape_of_learning_figure:
     """One Shape-of-Learning figure over every model, checkpoint and corpus."""
     input:
         lambda w: expand(
-            f"{RESULTS}/metrics/{SOL_FIGURES[w.figure][0]}/{{model}}.nc", model=MODELS
+            f"{RESULTS}/metrics/{SOL_FIGURES[w.figure][0]}/{{model}}.nc",
+            model=GEOMETRY_MODELS,
         ),
     output:
         png=report(
@@ -40,7 +41,7 @@ rule shape_of_learning_figure:
         mem_mb=2000,
     params:
         code=code("shape_of_learning_figure.py"),
-        models=list(MODELS),
+        models=GEOMETRY_MODELS,
         kind=lambda w: "by_step" if w.figure.endswith("by_step") else "by_layer",
         variable=lambda w: SOL_FIGURES[w.figure][1],
     script:
@@ -50,7 +51,7 @@ rule shape_of_learning_figure:
 rule shape_of_learning_table:
     """A metric as CSV and LaTeX: model × step × corpus × positions × layer."""
     input:
-        expand(f"{RESULTS}/metrics/{{{{metric}}}}/{{model}}.nc", model=MODELS),
+        expand(f"{RESULTS}/metrics/{{{{metric}}}}/{{model}}.nc", model=GEOMETRY_MODELS),
     output:
         csv=f"{RESULTS}/tables/shape_of_learning/{{metric}}.csv",
         tex=f"{RESULTS}/tables/shape_of_learning/{{metric}}.tex",
@@ -67,7 +68,7 @@ rule shape_of_learning_table:
         mem_mb=2000,
     params:
         code=code("shape_of_learning_table.py"),
-        models=list(MODELS),
+        models=GEOMETRY_MODELS,
         variables=lambda w: SOL_TABLES[w.metric],
     script:
         "../scripts/shape_of_learning_table.py"
@@ -78,11 +79,11 @@ rule shape_of_learning:
     input:
         expand(
             f"{RESULTS}/figures/shape_of_learning/{{f}}.{{ext}}",
-            f=SOL_FIGURES if MODELS else [],
+            f=SOL_FIGURES if GEOMETRY_MODELS else [],
             ext=["png", "pdf"],
         ),
         expand(
             f"{RESULTS}/tables/shape_of_learning/{{t}}.{{ext}}",
-            t=SOL_TABLES if MODELS else [],
+            t=SOL_TABLES if GEOMETRY_MODELS else [],
             ext=["csv", "tex"],
         ),

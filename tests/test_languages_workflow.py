@@ -274,12 +274,19 @@ def test_dry_run_with_flores(tmp_path, layout):
 
 
 def test_missing_flores_language_stops_before_any_job(tmp_path):
+    """A real run stops before any job, naming the key and every path looked at; a dry run
+    plans the study from the config and only warns."""
     root = flores_dir(tmp_path / "flores", "flores200")
-    res = snakemake(tmp_path, study_config(tmp_path, root, ["eng_Latn", "yyy_Latn"]), "-n")
+    config = study_config(tmp_path, root, ["eng_Latn", "yyy_Latn"])
+    res = snakemake(tmp_path, config, "--cores", "1")
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "corpora.flores.languages[1]" in out and str(root / "dev" / "yyy_Latn.dev") in out
     assert not (tmp_path / "results").exists()
+    dry = snakemake(tmp_path, config, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "a real run stops here" in dry.stderr and "corpora.flores.languages[1]" in dry.stderr
+    assert planned_jobs(dry)["languages_corpus"] >= 2
 
 
 def test_corpus_job_of_the_wrong_length_fails_clearly(tmp_path):

@@ -1,4 +1,5 @@
-"""Every paper config validates and plans its jobs offline with a dry run."""
+"""Every paper config (and the test config) validates and plans offline from the repository
+root exactly as the README shows, with nothing of the embedded default mixed in."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pytest
 import yaml
 
 from repgeom.config import check_schema
-from tests.workflow import ROOT, planned_jobs, snakemake
+from repgeom.languages.corpora import expand_corpora
+from repgeom.plan import model_steps
+from tests.workflow import ROOT, planned_jobs, planned_wildcards, snakemake_at_root
 
 PAPERS = sorted((ROOT / "config" / "paper").glob("*.yaml"))
+CONFIGS = [*PAPERS, ROOT / "config" / "test.yaml"]
 
 
 @pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.stem)
@@ -18,27 +22,49 @@ def test_paper_config_validates(path: Path):
     check_schema(yaml.safe_load(path.read_text()), ROOT / "config" / "schema.yaml")
 
 
-def local_inputs(config: dict, root: Path) -> None:
-    """Small stand-ins for the local files a config reads that no rule downloads (FLORES,
-    minimal pairs): the dry run plans from the config and these files, never from a network."""
-    for corpus in config["corpora"].values():
-        if corpus["kind"] == "flores":
-            for code in corpus["languages"]:
-                path = root / corpus["path"] / corpus.get("split", "dev") / code
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("One sentence.\nTwo sentences here.\n")
-        elif corpus["kind"] == "minimal_pairs":
-            path = root / corpus["path"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text('{"sentence_good": "Cats sleep.", "sentence_bad": "Cats sleeps."}\n')
+def allowed_rules(cfg: dict) -> set[str]:
+    """Rules a config may plan: the shared stages, and each study only where the config
+    names what it needs (its own models and corpora, never the embedded default's)."""
+    models, corpora = cfg.get("models", {}), cfg["corpora"]
+    rules = {"corpus", "tokens", "extract", "geometry", "gather_metric", "manifest", "all"}
+    rules |= {"figure_anisotropy", "shape_of_learning_figure", "shape_of_learning_table"}
+    rules |= {f"train_{m}" for m, v in models.items() if v["source"] == "train"}
+    rules |= {"train_tokenizer"} if any(
+        t["kind"] == "train" for t in cfg.get("tokenizers", {}).values()
+    ) else set()
+    rules |= {f"download_{c}" for c, v in corpora.items() if v.get("url")}
+    if cfg.get("languages", {}).get("groups") or cfg.get("languages", {}).get("grammaticality"):
+        rules |= {"languages_corpus", "languages_metrics", "languages_figures"}
+    if cfg.get("birth", {}).get("corpus", "python_docs") in corpora:
+        rules |= {"birth_variant", "induction_figures"}
+    if cfg.get("bottleneck", {}).get("models") != []:
+        rules |= {"bottleneck_saturation", "bottleneck_heads", "bottleneck_ngram"}
+        rules |= {"bottleneck_figures", *(f"bottleneck_lm_head_{m}" for m in models)}
+    return rules
 
 
-@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.stem)
-def test_paper_config_dry_run_offline(path: Path, tmp_path):
-    local_inputs(yaml.safe_load(path.read_text()), tmp_path)
-    res = snakemake(tmp_path, path, "-n", env={"HF_HUB_OFFLINE": "1"}, timeout=600)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_dry_run_from_the_repository_root(path: Path):
+    """`snakemake -n --configfile config/...` from the root, where config/config.yaml (the
+    embedded default) also lives: only the given config's models, corpora, steps and studies."""
+    rel = path.relative_to(ROOT)
+    had_results = (ROOT / "results").exists()
+    res = snakemake_at_root(
+        "-n", "-F", "--configfile", str(rel), env={"HF_HUB_OFFLINE": "1"}, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
+    cfg = yaml.safe_load(path.read_text())
     jobs = planned_jobs(res)
     assert jobs.get("all") == 1 and sum(jobs.values()) > 5
-    assert not (tmp_path / "results").exists()
-    assert "a real run stops here" in res.stderr  # the models are not in this machine's cache
+    assert set(jobs) <= allowed_rules(cfg), set(jobs) - allowed_rules(cfg)
+    corpora = expand_corpora(cfg["corpora"], missing=[])
+    wildcards = planned_wildcards(res)
+    assert wildcards.get("model", set()) <= set(cfg.get("models", {}))
+    assert wildcards.get("corpus", set()) <= set(corpora)
+    assert wildcards.get("tokenizer", set()) <= set(cfg.get("tokenizers", {}))
+    steps = {s for m in cfg.get("models", {}).values() for s in model_steps(m)}
+    assert wildcards.get("step", set()) <= steps
+    if any(m["source"] == "hub" for m in cfg.get("models", {}).values()):
+        assert "a real run stops here" in res.stderr  # not in this machine's HF cache
+    if not had_results:
+        assert not (ROOT / "results").exists()

@@ -38,6 +38,30 @@ def snakemake(
     )
 
 
+def snakemake_at_root(*args: str, env: dict | None = None, timeout: int = 900):
+    """``snakemake ARGS`` run from the repository root, exactly as the README shows."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def planned_wildcards(res: subprocess.CompletedProcess) -> dict[str, set[str]]:
+    """Wildcard name -> every value a dry run's jobs use (from their 'wildcards:' lines)."""
+    found: dict[str, set[str]] = {}
+    for line in (res.stdout + res.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("wildcards:"):
+            for item in line.removeprefix("wildcards:").split(","):
+                name, _, value = item.strip().partition("=")
+                found.setdefault(name, set()).add(value)
+    return found
+
+
 def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
     """Rule -> job count from a dry run's 'Job stats' table ({} when nothing is to be done)."""
     out = res.stdout + res.stderr

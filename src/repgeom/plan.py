@@ -37,8 +37,16 @@ def model_steps(model: dict[str, Any]) -> list[str]:
 
 
 def extraction_corpora(config: dict[str, Any]) -> list[str]:
-    """Corpora whose activations are extracted (all corpora unless the config lists some)."""
-    return list(config["extraction"]["corpora"] or config["corpora"])
+    """Corpora whose activations every checkpoint gets (the spine and geometry).
+
+    ``extraction.corpora: null`` means every corpus the config names itself (the aligned
+    corpora expanded from the languages study's kinds are extracted only at the checkpoints
+    that study reads); a list means exactly those, ``[]`` none.
+    """
+    listed = config["extraction"]["corpora"]
+    if listed is None:
+        return [c for c, v in config["corpora"].items() if v["kind"] != "aligned"]
+    return list(listed)
 
 
 def step_number(label: str) -> float:

@@ -342,7 +342,9 @@ def derived_name(group: str, member: str) -> str:
     return f"{group}-{member}"
 
 
-def expand_corpora(corpora: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def expand_corpora(
+    corpora: Mapping[str, Mapping[str, Any]], missing: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """The config's corpora with each study kind replaced by its aligned member corpora.
 
     Ordinary corpora (python_docs, text, random_tokens) pass through unchanged. A study corpus
@@ -358,7 +360,8 @@ def expand_corpora(corpora: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
     row per sentence, every sentence in the eval split, sentence i of every member aligned)
     that records its ``origin`` kind, ``group``, ``member``, all ``members`` and what it is made
     from. Raises ConfigError naming the config key for a missing file, a bad ``source`` or a
-    name clash.
+    name clash. With a ``missing`` list, a missing FLORES or pairs file is appended to it as a
+    message instead (the member then has no input file): a dry run plans without the data.
     """
     from repgeom.config import ConfigError
 
@@ -371,7 +374,7 @@ def expand_corpora(corpora: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
             out[name] = dict(cfg)
             continue
         try:
-            members = _expand_one(name, {**DEFAULTS[kind], **cfg}, corpora)
+            members = _expand_one(name, {**DEFAULTS[kind], **cfg}, corpora, missing)
         except ConfigError as err:
             errors.append(str(err))
             continue
@@ -391,7 +394,10 @@ def expand_corpora(corpora: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
 
 
 def _expand_one(
-    name: str, cfg: Mapping[str, Any], corpora: Mapping[str, Mapping[str, Any]]
+    name: str,
+    cfg: Mapping[str, Any],
+    corpora: Mapping[str, Mapping[str, Any]],
+    missing: list[str] | None,
 ) -> dict[str, dict[str, Any]]:
     from repgeom.config import ConfigError
 
@@ -408,22 +414,31 @@ def _expand_one(
             found = next((p for p in candidates if p.is_file()), None)
             if found is None:
                 looked = "\n    ".join(str(p) for p in candidates)
-                raise ConfigError(
+                _missing(
                     f"config key '{key}.languages[{i}]': FLORES language {code!r} "
                     f"({cfg['split']}) not found under {cfg['path']}; looked for:\n    {looked}\n"
-                    "  Check the code (e.g. 'eng_Latn'), the split and the FLORES root directory."
+                    "  Check the code (e.g. 'eng_Latn'), the split and the FLORES root directory.",
+                    missing,
                 )
-            files.append(str(found))
+            files.append(None if found is None else str(found))
         base.update(path=cfg["path"], split=cfg["split"], members=codes, synthetic=False)
         return {
-            code: {**base, "member": code, "file": f, "anchor": files[0], "inputs": [f, files[0]]}
+            code: {
+                **base,
+                "member": code,
+                "file": f,
+                "anchor": files[0],
+                "inputs": [p for p in (f, files[0]) if p is not None],
+            }
             for code, f in zip(codes, files, strict=True)
         }
     if kind == "minimal_pairs":
-        if not Path(cfg["path"]).is_file():
-            raise ConfigError(
+        present = Path(cfg["path"]).is_file()
+        if not present:
+            _missing(
                 f"config key '{key}.path': {cfg['path']} does not exist; give a CSV, TSV or "
-                "JSON-lines file of minimal pairs"
+                "JSON-lines file of minimal pairs",
+                missing,
             )
         base.update(
             path=cfg["path"],
@@ -431,7 +446,7 @@ def _expand_one(
             bad_column=cfg["bad_column"],
             members=list(PAIR_SIDES),
             synthetic=False,
-            inputs=[cfg["path"]],
+            inputs=[cfg["path"]] if present else [],
         )
         return {side: {**base, "member": side} for side in PAIR_SIDES}
     source = cfg.get("source")
@@ -457,6 +472,15 @@ def _expand_one(
         return {s: {**base, "member": s} for s in members}
     base.update(seed=cfg["seed"], members=list(PAIR_SIDES))
     return {side: {**base, "member": side} for side in PAIR_SIDES}
+
+
+def _missing(message: str, missing: list[str] | None) -> None:
+    """Raise ConfigError, or collect the message when the caller plans without the data."""
+    from repgeom.config import ConfigError
+
+    if missing is None:
+        raise ConfigError(message)
+    missing.append(message)
 
 
 def derived_inputs(entry: Mapping[str, Any], results: str = "results") -> list[str] | None:
