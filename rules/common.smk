@@ -110,6 +110,10 @@ def _prepare_inputs():
 
 HUB_COMMITS = _prepare_inputs()
 STEPS = {m: plan.model_steps(v) for m, v in MODELS.items()}
+# whether each model's extraction computes the eval loss (models with a causal LM head)
+EVAL_LOSS, _errors = plan.eval_loss_models(config)
+if _errors:
+    stop("invalid config:\n  " + "\n  ".join(_errors))
 EXTRACT_CORPORA = plan.extraction_corpora(config)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
 GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
@@ -155,10 +159,16 @@ def checkpoint_input(wildcards):
 
 
 def model_source(name, step):
-    """Where the job loads a checkpoint from, with the hub commit it resolves to."""
+    """Where the job loads a checkpoint from, with the hub commit it resolves to, and the
+    objective it is loaded with (auto: what its config.json declares)."""
     model = MODELS[name]
     path, revision = plan.checkpoint_location(name, model, step, RESULTS)
-    return {"path": path, "revision": revision, "commit": HUB_COMMITS.get((name, step))}
+    return {
+        "path": path,
+        "revision": revision,
+        "commit": HUB_COMMITS.get((name, step)),
+        "objective": model["objective"],
+    }
 
 
 def corpus_files(wildcards):
@@ -285,6 +295,10 @@ try:
     BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, RESULTS)
 except ConfigError as err:
     stop(str(err))
+for _name, _why in BOTTLENECK["skipped"].items():
+    sys.stderr.write(
+        f"repgeom: the softmax-bottleneck study skips model {_name!r}: {_why}\n"
+    )
 BN = config["bottleneck"]
 BN_MODELS = BOTTLENECK["models"]
 BN_CORPORA = BOTTLENECK["eval_corpora"]

@@ -17,7 +17,12 @@ rule extract:
         gpu=1 if config["extraction"]["device"] != "cpu" else 0,
     params:
         code=code("extract.py"),
-        extraction={k: v for k, v in config["extraction"].items() if k != "corpora"},
+        extraction={
+            k: v
+            for k, v in config["extraction"].items()
+            if k not in ("corpora", "eval_loss")
+        },
+        eval_loss=lambda w: EVAL_LOSS[w.model],
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,

@@ -19,7 +19,7 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, rank_restricted_heads
 from repgeom.bottleneck.memory import check_heads_memory, heads_memory_estimate
 from repgeom.io import write_dataset
-from repgeom.models import Checkpoint, resolve_device
+from repgeom.models import Checkpoint, check_dtype, lm_head, resolve_device
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 from repgeom.store import ActivationStore
@@ -31,12 +31,11 @@ set_threads(snakemake.threads)
 p = snakemake.params
 o = p.heads
 device = resolve_device(o["device"])
+check_dtype(p.extraction["dtype"], device)
 store = ActivationStore(snakemake.input.store)
 layer, layer_note = final_layer(store.attrs, store.layers)
-model = Checkpoint(p.source["path"], p.source["revision"]).load(p.extraction["dtype"], device)
-head = model.get_output_embeddings()
-if head is None:
-    raise ValueError(f"model {p.model!r} has no output embedding (LM head)")
+model = Checkpoint.from_source(p.source).load(p.extraction["dtype"], device)
+head = lm_head(model, f"{p.model} {p.step}")
 w0 = head.weight.detach().float().cpu().numpy()
 b0 = None if getattr(head, "bias", None) is None else head.bias.detach().float().cpu().numpy()
 v, d = w0.shape

@@ -6,7 +6,7 @@ import json
 from repgeom.bottleneck.spectrum import lm_head_spectrum
 from repgeom.bottleneck.study import stack_steps
 from repgeom.io import write_dataset
-from repgeom.models import Checkpoint
+from repgeom.models import Checkpoint, lm_head
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 
@@ -15,10 +15,8 @@ set_threads(snakemake.threads)
 p = snakemake.params
 spectra = []
 for step, source, path in zip(p.steps, p.sources, snakemake.output.steps, strict=True):
-    model = Checkpoint(source["path"], source["revision"]).load("float32", "cpu")
-    head = model.get_output_embeddings()
-    if head is None:
-        raise ValueError(f"model {p.model!r} at {step} has no output embedding (LM head)")
+    model = Checkpoint.from_source(source).load("float32", "cpu")
+    head = lm_head(model, f"{p.model} {step}")
     attrs = provenance(
         {"method": p.method, "source": source},
         model=p.model,

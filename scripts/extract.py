@@ -3,7 +3,7 @@
 import json
 
 from repgeom.extraction import extract
-from repgeom.models import Checkpoint, resolve_device
+from repgeom.models import Checkpoint, check_dtype, resolve_device
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 from repgeom.tokens import read_tokens, tokens_attrs
@@ -13,7 +13,8 @@ set_threads(snakemake.threads)
 p = snakemake.params
 cfg = p.extraction
 device = resolve_device(cfg["device"])
-model = Checkpoint(p.source["path"], p.source["revision"]).load(cfg["dtype"], device)
+check_dtype(cfg["dtype"], device)
+model = Checkpoint.from_source(p.source).load(cfg["dtype"], device)
 corpus_cfg = json.loads(tokens_attrs(snakemake.input.tokens)["config"])["corpus"]
 windowing = corpus_cfg.get("windows", "stream")
 if windowing == "document":
@@ -22,7 +23,7 @@ if windowing == "document":
 else:
     windows = read_tokens(snakemake.input.tokens, cfg["split"], cfg["max_tokens"])
 attrs = provenance(
-    {"extraction": cfg, "source": p.source},
+    {"extraction": cfg, "eval_loss": p.eval_loss, "source": p.source},
     model=p.model,
     step=p.step,
     corpus=p.corpus,
@@ -30,5 +31,5 @@ attrs = provenance(
     device=device,
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
 )
-summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, cfg["eval_loss"])
+summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss)
 print(summary)

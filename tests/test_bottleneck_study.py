@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from repgeom.bottleneck.ngram import COUNT_BYTES_PER_GRAM
-from repgeom.bottleneck.plan import CAUSAL_ARCHITECTURES, study_plan
+from repgeom.bottleneck.plan import study_plan
 from repgeom.bottleneck.study import (
     cosine_dataset,
     eval_loss_dataset,
@@ -19,7 +19,6 @@ from repgeom.bottleneck.study import (
     stack_steps,
 )
 from repgeom.config import ConfigError, load_schema, with_defaults
-from repgeom.models import ARCHITECTURES
 from repgeom.plots.bottleneck import best_vs_final_rows, werror_threshold_table
 from tests.workflow import ROOT
 
@@ -105,11 +104,6 @@ def test_threshold_table():
     assert r"$>$ 32" in tex and r"\toprule" in tex
 
 
-def test_causal_architectures_match_the_model_registry():
-    causal = {a for a, (_, _, obj) in ARCHITECTURES.items() if obj == "causal"}
-    assert set(CAUSAL_ARCHITECTURES) == causal
-
-
 # --- plan ----------------------------------------------------------------------------------
 
 
@@ -155,7 +149,7 @@ def test_default_plan(tmp_path):
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"models": ["enc"]}, "'bottleneck.models[0]': 'enc' is a masked LM"),
+        ({"models": ["enc"]}, "'bottleneck.models[0]': model 'enc' is a masked LM"),
         ({"models": ["nope"]}, "'bottleneck.models[0]': 'nope' is not a model"),
         ({"eval_corpora": ["other"]}, "'bottleneck.eval_corpora[0]': 'other' is not extracted"),
         ({"heads": {"steps": ["step3"]}}, "'bottleneck.heads.steps': ['step3']"),
@@ -194,6 +188,22 @@ def test_eval_loss_must_be_extracted(tmp_path):
     with pytest.raises(ConfigError, match="'extraction.eval_loss'"):
         plan(cfg, tmp_path)
     plan({**config(models=[]), "extraction": {"eval_loss": False}}, tmp_path)
+    plan({**config(), "extraction": {"eval_loss": None}}, tmp_path)
+
+
+def test_eval_loss_per_model():
+    from repgeom.plan import eval_loss_models
+
+    cfg = config()
+    for asked, expected in (
+        (None, {"dec": True, "enc": False}),
+        (False, {"dec": False, "enc": False}),
+    ):
+        cfg["extraction"] = {"eval_loss": asked}
+        assert eval_loss_models(cfg) == (expected, [])
+    cfg["extraction"] = {"eval_loss": True}
+    wanted, errors = eval_loss_models(cfg)
+    assert len(errors) == 1 and "model 'enc' has no causal LM head" in errors[0]
 
 
 def test_format_bytes():
@@ -204,18 +214,43 @@ def test_format_bytes():
     assert format_bytes(2048) == "2 KiB"
 
 
-def test_hub_models_by_architecture_or_cached_config(tmp_path):
+def test_hub_and_local_models_by_their_cached_config(tmp_path, monkeypatch):
+    """A hub or local model is what its config.json says; unknown (not cached) is kept."""
+    import huggingface_hub.constants
+
+    from tests.hfcache import add_config
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     cfg = config()
     hub = {"source": "hub", "tokenizer": "bpe", "revisions": ["main"]}
-    cfg["models"]["hub-enc"] = {**hub, "id": "nobody/enc", "architecture": "bert"}
-    cfg["models"]["hub-dec"] = {**hub, "id": "nobody/dec", "architecture": "gpt2"}
-    # not cached and no architecture: unknown, kept (a real run needs the cache, which says)
+    for name, arch in (
+        ("enc", "BertForMaskedLM"),
+        ("dec", "GPT2LMHeadModel"),
+        ("bare", "BertModel"),
+    ):
+        add_config(tmp_path / "hub", f"nobody/{name}", "main", {"architectures": [arch]})
+        cfg["models"][f"hub-{name}"] = {**hub, "id": f"nobody/{name}"}
     cfg["models"]["hub-unknown"] = {**hub, "id": "nobody/unknown"}
     local = tmp_path / "local"
     local.mkdir()
     (local / "config.json").write_text(json.dumps({"architectures": ["RobertaForMaskedLM"]}))
     cfg["models"]["local-enc"] = {"source": "local", "tokenizer": "bpe", "path": str(local)}
-    steps = {"dec": STEPS, "enc": STEPS, "hub-enc": ["main"], "hub-dec": ["main"]}
-    steps.update({"hub-unknown": ["main"], "local-enc": ["final"]})
+    steps = {"dec": STEPS, "enc": STEPS, "local-enc": ["final"]}
+    steps.update({f"hub-{n}": ["main"] for n in ("enc", "dec", "bare", "unknown")})
     p = study_plan(cfg, steps, ["docs"], str(tmp_path))
     assert p["models"] == ["dec", "hub-dec", "hub-unknown"]
+    assert set(p["skipped"]) == {"enc", "hub-enc", "hub-bare", "local-enc"}
+    assert "no LM head" in p["skipped"]["hub-bare"] and "masked" in p["skipped"]["enc"]
+    cfg["bottleneck"]["models"] = ["hub-bare"]
+    with pytest.raises(ConfigError, match="model 'hub-bare' is a bare model"):
+        study_plan(cfg, steps, ["docs"], str(tmp_path))
+    cfg["bottleneck"]["models"] = None
+    cfg["models"]["hub-cls"] = {**hub, "id": "nobody/cls"}
+    add_config(
+        tmp_path / "hub", "nobody/cls", "main", {"architectures": ["BertForQuestionAnswering"]}
+    )
+    steps["hub-cls"] = ["main"]
+    with pytest.raises(ConfigError, match="models.hub-cls.*objective: none"):
+        study_plan(cfg, steps, ["docs"], str(tmp_path))
+    cfg["models"]["hub-cls"]["objective"] = "none"
+    assert "hub-cls" in study_plan(cfg, steps, ["docs"], str(tmp_path))["skipped"]

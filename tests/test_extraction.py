@@ -59,6 +59,41 @@ def test_ragged_batches_store_no_padding(tiny_model, windows, tmp_path):
             store.read(layer), ref[layer], atol=2e-3 * max(1, np.abs(ref[layer]).max())
         )
     assert store.sequence.tolist() == np.repeat(np.arange(6), lengths).tolist()
+    # batched by length: 32 32 20 | 13 7 1 → 3·32 + 3·13 positions computed
+    assert store.attrs["padding_fraction"] == pytest.approx(1 - lengths.sum() / (3 * 32 + 3 * 13))
+
+
+def test_buckets_are_written_in_corpus_order(tiny_model, windows, tmp_path, monkeypatch):
+    """Several buckets of consecutive windows, each sorted by length: corpus order on disk."""
+    from repgeom import extraction
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 33, size=23).astype(np.int32)
+    ids = windows.ids[:23].copy()
+    for i, n in enumerate(lengths):
+        ids[i, n:] = 1
+    w = Windows(ids, lengths)
+    monkeypatch.setattr(extraction, "BUCKET_BYTES", 5 * 32 * 3 * 32 * 2)  # ~5 windows a bucket
+    assert len(extraction.length_batches(lengths, 2, 5)) == 5
+    extract(tiny_model, w, tmp_path / "b.zarr", batch_size=2, attrs={})
+    store = ActivationStore(tmp_path / "b.zarr")
+    ref = direct_states(tiny_model, w)
+    for layer in store.layers:
+        np.testing.assert_allclose(
+            store.read(layer), ref[layer], atol=2e-3 * max(1, np.abs(ref[layer]).max())
+        )
+        means = np.stack([ref[layer][store.sequence == s].mean(0) for s in range(23)])
+        np.testing.assert_allclose(store.read_sentences(layer), means, rtol=2e-3, atol=2e-3)
+    assert np.array_equal(store.position, np.concatenate([np.arange(n) for n in lengths]))
+
+
+def test_length_batches():
+    from repgeom.extraction import length_batches
+
+    plan = length_batches(np.array([3, 9, 9, 1, 5]), 2, 3)
+    assert [[b.tolist() for b in batches] for batches in plan] == [[[1, 2], [0]], [[4, 3]]]
+    fixed = length_batches(np.full(5, 8), 2)
+    assert [b.tolist() for b in fixed[0]] == [[0, 1], [2, 3], [4]]
 
 
 def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
@@ -67,7 +102,7 @@ def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
 
     model = build_model("gpt_neox", TINY, tokenizer, seed=1).eval()
     w = Windows(windows.ids[:8], windows.lengths[:8])
-    summary = extract(model, w, tmp_path / "e.zarr", batch_size=3, attrs={})
+    summary = extract(model, w, tmp_path / "e.zarr", batch_size=3, attrs={}, eval_loss=True)
     ids = torch.from_numpy(w.ids.astype(np.int64))
     with torch.no_grad():
         ref = model(input_ids=ids, labels=ids).loss.item()

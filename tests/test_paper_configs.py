@@ -29,9 +29,11 @@ def allowed_rules(cfg: dict) -> set[str]:
     rules = {"corpus", "tokens", "extract", "geometry", "gather_metric", "manifest", "all"}
     rules |= {"figure_anisotropy", "shape_of_learning_figure", "shape_of_learning_table"}
     rules |= {f"train_{m}" for m, v in models.items() if v["source"] == "train"}
-    rules |= {"train_tokenizer"} if any(
-        t["kind"] == "train" for t in cfg.get("tokenizers", {}).values()
-    ) else set()
+    rules |= (
+        {"train_tokenizer"}
+        if any(t["kind"] == "train" for t in cfg.get("tokenizers", {}).values())
+        else set()
+    )
     rules |= {f"download_{c}" for c, v in corpora.items() if v.get("url")}
     if cfg.get("languages", {}).get("groups") or cfg.get("languages", {}).get("grammaticality"):
         rules |= {"languages_corpus", "languages_metrics", "languages_figures"}

@@ -18,7 +18,7 @@ def test_module_closure_follows_imports():
     assert {
         "repgeom.extraction",
         "repgeom.store",
-        "repgeom.bottleneck.loss",
+        "repgeom.loss",
         "repgeom.tokens",
     } <= set(extract)
     assert not any(m.startswith("repgeom.plots") for m in extract)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+from transformers import BertConfig, BertModel
 
 from repgeom.models import build_model
 from repgeom.store import ActivationStore
@@ -25,6 +26,8 @@ def sources(tmp_path_factory, tokenizer):
         commits[rev] = add_revision(root / "hub", "tiny-org/tiny-neox", rev, model, tokenizer)
         enc = build_model("bert", TINY, tokenizer, seed=i)
         enc.save_pretrained(root / "local" / f"ckpt{i}")
+    bare = BertModel(BertConfig(vocab_size=len(tokenizer), **TINY))
+    bare.save_pretrained(root / "bare")
     cfg = {
         "corpora": {"docs": {"kind": "python_docs", "max_documents": 120, "eval_fraction": 0.3}},
         "tokenizers": {"hubtok": {"kind": "from_model", "model": "hub", "window": 32}},
@@ -36,8 +39,10 @@ def sources(tmp_path_factory, tokenizer):
                 "tokenizer": "hubtok",
             },
             "mine": {"source": "local", "path": str(root / "local"), "tokenizer": "hubtok"},
+            "bare": {"source": "local", "path": str(root / "bare"), "tokenizer": "hubtok"},
         },
         "extraction": {"max_tokens": 256, "device": "cpu"},
+        "bottleneck": {"heads": {"models": []}, "ngram": {"corpora": []}},
     }
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
     return root, commits, cfg
@@ -51,13 +56,56 @@ def test_hub_and_local_models_offline(sources):
     for rev, commit in commits.items():
         store = ActivationStore(root / "results" / "activations" / "hub" / rev / "docs.zarr")
         source = json.loads(store.attrs["model_source"])
-        assert source == {"path": "tiny-org/tiny-neox", "revision": rev, "commit": commit}
-        assert store.attrs["eval_loss"] > 0
+        assert source == {
+            "path": "tiny-org/tiny-neox",
+            "revision": rev,
+            "commit": commit,
+            "objective": "auto",
+        }
+        assert store.attrs["eval_loss"] > 0 and store.attrs["objective"] == "causal"
     a = ActivationStore(root / "results" / "activations" / "hub" / "step1" / "docs.zarr").read(2)
     b = ActivationStore(root / "results" / "activations" / "hub" / "step2" / "docs.zarr").read(2)
     assert a.shape == b.shape and not (a == b).all()  # two revisions, two different models
     for ckpt in ("ckpt0", "ckpt1"):
         assert (root / "results" / "metrics" / "anisotropy" / "mine" / ckpt / "docs.nc").is_file()
+    # each model loads as what its checkpoint is; the loss and the bottleneck study only where
+    # there is a causal head, and the log says which models the study skips
+    for name, kind in (("mine", "masked"), ("bare", "none")):
+        step = "ckpt0" if name == "mine" else "final"
+        store = ActivationStore(root / "results" / "activations" / name / step / "docs.zarr")
+        assert store.attrs["objective"] == kind and "eval_loss" not in store.attrs
+    studied = sorted(p.stem for p in (root / "results" / "metrics" / "eval_loss").glob("*.nc"))
+    assert studied == ["hub"]
+    for name, why in (("mine", "masked LM"), ("bare", "bare model")):
+        assert f"skips model {name!r}: a {why}" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"bottleneck": {"models": ["bare"]}}, "'bottleneck.models[0]': model 'bare' is a bare"),
+        ({"extraction": {"eval_loss": True}}, "model 'mine' has no causal LM head"),
+        (
+            {"models": {"bare": {"source": "local", "architecture": "bert"}}},
+            "'models.bare.architecture': only for models the workflow trains",
+        ),
+    ],
+)
+def test_studies_needing_a_causal_head_refuse_other_models(sources, tmp_path, edit, message):
+    root, _, cfg = sources
+    cfg = json.loads(json.dumps(cfg))
+    for section, values in edit.items():
+        for key, value in values.items():
+            if isinstance(value, dict) and key in cfg[section]:
+                cfg[section][key].update(value)
+            else:
+                cfg[section][key] = value
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
+    res = snakemake(tmp_path, path, "-n", env=env)
+    assert res.returncode != 0 and message in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_missing_revision_stops_before_any_job(sources, tmp_path):

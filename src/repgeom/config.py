@@ -126,6 +126,16 @@ def check_references(config: dict[str, Any]) -> None:
             need(models, tok["model"], f"tokenizers.{name}.model", lambda m: m["source"] != "train")
     for name, model in models.items():
         need(tokenizers, model["tokenizer"], f"models.{name}.tokenizer")
+        if model["source"] != "train" and "architecture" in model:
+            errors.append(
+                f"config key 'models.{name}.architecture': only for models the workflow trains; "
+                "a hub or local model is what its checkpoint's config.json says: remove the key"
+            )
+        if model["source"] == "train" and model.get("objective", "auto") != "auto":
+            errors.append(
+                f"config key 'models.{name}.objective': only for hub and local models (a trained "
+                "model's head is its architecture's)"
+            )
         if model["source"] == "train":
             need(corpora, model["corpus"], f"models.{name}.corpus", not_random)
             ckpts = model["training"]["checkpoints"]

@@ -1,10 +1,16 @@
-"""Extraction: hidden states of every layer for token windows, written batch by batch to Zarr."""
+"""Extraction: hidden states of every layer for token windows, written batch by batch to Zarr.
+
+The base model runs (no LM-head logits); the eval loss of a causal LM decodes only the last
+hidden state, a chunk of positions at a time (:func:`repgeom.loss.head_next_token_loss`).
+Windows of different lengths (sentences) are batched by length within buckets of consecutive
+rows, so little padding is computed, and every bucket is written back in corpus order.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +20,49 @@ import zarr
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from repgeom.bottleneck.loss import next_token_loss
 from repgeom.io import atomic_path
+from repgeom.loss import head_next_token_loss
 from repgeom.models import objective
 from repgeom.store import FLOAT16_MAX, LayerWriter
 from repgeom.tokens import Windows
 
 FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
+# hidden states of one bucket held before they are written in corpus order
+BUCKET_BYTES = 512 * 2**20
 
 
 def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
     """Index of the hidden state after the final norm, or None (post-LN encoders have none)."""
-    base = getattr(model, model.base_model_prefix, model)
+    base = model.base_model
     if any(isinstance(getattr(base, n, None), torch.nn.Module) for n in FINAL_NORM_NAMES):
         return n_states - 1
     return None
 
 
-def batches(w: Windows, batch_size: int) -> list[np.ndarray]:
-    """Row indices of each batch, in order."""
-    return [
-        np.arange(s, min(len(w.lengths), s + batch_size))
-        for s in range(0, len(w.lengths), batch_size)
-    ]
+def batches_in_order(n_rows: int, batch_size: int) -> list[np.ndarray]:
+    """Row indices of consecutive batches, in order."""
+    return [np.arange(s, min(n_rows, s + batch_size)) for s in range(0, n_rows, batch_size)]
+
+
+def length_batches(
+    lengths: np.ndarray, batch_size: int, bucket_rows: int | None = None
+) -> list[list[np.ndarray]]:
+    """The batches of every bucket of consecutive rows, buckets in order.
+
+    Inside a bucket the rows are batched longest first, so windows of similar length share a
+    batch; equal lengths (fixed windows) keep their order. ``bucket_rows`` (default: all rows)
+    bounds how many rows are held before being written back in order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    n = len(lengths)
+    size = n if bucket_rows is None else max(batch_size, bucket_rows)
+    out = []
+    for start in range(0, n, max(1, size)):
+        rows = np.arange(start, min(n, start + size))
+        order = rows[np.argsort(-lengths[rows], kind="stable")]
+        out.append([order[i : i + batch_size] for i in range(0, len(order), batch_size)])
+    return out
 
 
 def token_index(windows: Windows) -> dict[str, np.ndarray]:
@@ -51,13 +77,13 @@ def token_index(windows: Windows) -> dict[str, np.ndarray]:
 
 
 def forward_batches(
-    module: torch.nn.Module, windows: Windows, batch_size: int, desc: str
+    module: torch.nn.Module, windows: Windows, batches: list[np.ndarray], desc: str
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, Any]]:
-    """(window rows, input ids, validity mask, output with hidden states) for each batch, run on
-    the module's device and trimmed to the batch's longest window."""
+    """(window rows, input ids, validity mask, output with hidden states) for each batch of
+    rows, run on the module's device and trimmed to the batch's longest window."""
     device = next(module.parameters()).device
     valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
-    for rows in tqdm(batches(windows, batch_size), file=sys.stderr, mininterval=5, desc=desc):
+    for rows in tqdm(batches, file=sys.stderr, mininterval=5, desc=desc):
         width = int(windows.lengths[rows].max())
         ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
         valid = torch.from_numpy(valid_np[rows, :width]).to(device)
@@ -65,17 +91,80 @@ def forward_batches(
         yield rows, ids, valid, out
 
 
-def append_layer(writer: LayerWriter, x: torch.Tensor, layer: int, first_window: int) -> None:
-    """Append one layer's token rows, in float16 where the writer and the values allow, after
-    checking that they are finite (FloatingPointError naming the layer and the batch)."""
+def storage_rows(
+    x: torch.Tensor, dtype: np.dtype, layer: int, first_window: int
+) -> tuple[np.ndarray, float]:
+    """One layer's token rows on the CPU, in float16 where ``dtype`` and the values allow, and
+    their largest |value|, after checking that they are finite (FloatingPointError naming the
+    layer and the batch)."""
     amax = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
     if not math.isfinite(amax):  # NaN and inf propagate through max/min
         raise FloatingPointError(
             f"layer {layer} has NaN or infinite activations in the batch starting at window "
             f"{first_window}; load the model in float32 (extraction.dtype) or check the checkpoint"
         )
-    half = writer.dtype == np.float16 and amax <= FLOAT16_MAX
-    writer.append((x.half() if half else x).cpu().numpy(), amax)
+    half = dtype == np.float16 and amax <= FLOAT16_MAX
+    return (x.half() if half else x).cpu().numpy(), amax
+
+
+def append_layer(writer: LayerWriter, x: torch.Tensor, layer: int, first_window: int) -> None:
+    """Append one layer's token rows to its writer (see :func:`storage_rows`)."""
+    rows, amax = storage_rows(x, writer.dtype, layer, first_window)
+    writer.append(rows, amax)
+
+
+def causal_logits(model: PreTrainedModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The map from the last hidden state to a causal LM's logits: its output embedding, with
+    the final soft-capping of the families that apply one."""
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output embedding (LM head)")
+    cap = getattr(model.config, "final_logit_softcapping", None)
+
+    def logits(h: torch.Tensor) -> torch.Tensor:
+        out = head(h)
+        return torch.tanh(out / cap) * cap if cap else out
+
+    return logits
+
+
+def check_head(
+    model: PreTrainedModel,
+    logits: Callable[[torch.Tensor], torch.Tensor],
+    hidden: torch.Tensor,
+    ids: torch.Tensor,
+    valid: torch.Tensor,
+) -> None:
+    """The decoded last hidden state equals the model's own logits on one window (raises
+    otherwise: the family transforms its logits in a way repgeom does not know)."""
+    n = int(valid[0].sum())
+    own = model(input_ids=ids[:1, :n], attention_mask=valid[:1, :n].long()).logits[0].float()
+    ours = logits(hidden[0, :n]).float()
+    tol = 1e-3 if hidden.dtype == torch.float32 else 5e-2
+    if not torch.allclose(ours, own, rtol=tol, atol=tol * float(own.abs().max())):
+        raise ValueError(
+            f"the LM head of {type(model).__name__} applied to its last hidden state does not "
+            "give the model's own logits; the eval loss cannot be computed for this family "
+            "(set extraction.eval_loss: false)"
+        )
+
+
+def bucket_rows(windows: Windows, n_layers: int, hidden_size: int, batch_size: int) -> int:
+    """Rows per bucket: one batch for windows of one length (nothing to sort: written as they
+    come), else as many as keep the held float16 hidden states within BUCKET_BYTES."""
+    if len(windows.lengths) == 0 or (windows.lengths == windows.lengths[0]).all():
+        return batch_size
+    per_row = max(1.0, float(windows.lengths.mean())) * n_layers * hidden_size * 2
+    return max(batch_size, int(BUCKET_BYTES // per_row))
+
+
+def corpus_order(lengths: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Token permutation from the order rows were run in (``done``) to their sorted order."""
+    starts = np.concatenate([[0], np.cumsum(lengths[done])[:-1]])
+    by_row = np.argsort(done, kind="stable")
+    return np.concatenate(
+        [np.arange(starts[i], starts[i] + lengths[done[i]]) for i in by_row]
+    ).astype(np.int64)
 
 
 @torch.inference_mode()
@@ -85,18 +174,29 @@ def extract(
     out_path: str | Path,
     batch_size: int,
     attrs: dict[str, Any],
-    eval_loss: bool = True,
+    eval_loss: bool = False,
 ) -> dict[str, Any]:
     """Write hidden states (all layers incl. the embedding output) of every non-padding token.
 
-    Raises FloatingPointError naming the layer if any activation is NaN or infinite. Returns the
-    summary attributes written to the store (eval loss for causal LMs when asked).
+    Raises FloatingPointError naming the layer if any activation is NaN or infinite, and
+    ValueError when the eval loss is asked of a model without a causal LM head. Returns the
+    summary attributes written to the store (the eval loss when asked).
     """
+    kind = objective(model)
+    if eval_loss and kind != "causal":
+        raise ValueError(
+            f"the eval loss needs a causal LM head; this checkpoint loads as {kind!r} "
+            f"({type(model).__name__})"
+        )
     n_tokens = windows.n_tokens
     n_layers = model.config.num_hidden_layers + 1
     d = model.config.hidden_size
-    causal = objective(model) == "causal"
-    nll, count = 0.0, 0
+    base = model.base_model
+    logits = causal_logits(model) if eval_loss else None
+    nll, count, computed = 0.0, 0, 0
+    plan = length_batches(
+        windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
+    )
     with atomic_path(out_path) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
         hidden = root.create_group("hidden")
@@ -107,30 +207,48 @@ def extract(
         for name, values in token_index(windows).items():
             root.create_array(name, data=values)
         norm_index = None
-        for rows, ids, valid, out in forward_batches(model, windows, batch_size, "extract"):
-            states = out.hidden_states
-            if len(states) != n_layers:
-                raise RuntimeError(
-                    f"model returned {len(states)} hidden states, expected {n_layers}"
-                )
-            norm_index = final_norm_index(model, len(states))
-            full = bool(valid.all())  # no padding: views instead of masked copies
-            row_of_token = valid.nonzero()[:, 0]  # batch row of each kept token
-            counts = valid.sum(dim=1, keepdim=True).float()
-            for i, h in enumerate(states):
-                h = h.float()
-                x = h.reshape(-1, h.shape[-1]) if full else h[valid]
-                append_layer(writers[i], x, i, int(rows[0]))
-                # masked mean: each row's kept tokens over their count (padding never enters)
-                if full:
-                    mean = h.mean(dim=1)
-                else:
-                    sums = torch.zeros(len(rows), x.shape[1], device=x.device)
-                    mean = sums.index_add_(0, row_of_token, x) / counts
-                means[i].append(mean.cpu().numpy())
-            if eval_loss and causal:
-                s, c = next_token_loss(out.logits, ids, valid)
-                nll, count = nll + s, count + c
+        runs = forward_batches(base, windows, [b for bs in plan for b in bs], "extract")
+        for batches in plan:
+            held: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n_layers)]
+            held_means: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
+            for _ in batches:
+                batch, ids, valid, out = next(runs)
+                states = out.hidden_states
+                if len(states) != n_layers:
+                    raise RuntimeError(
+                        f"model returned {len(states)} hidden states, expected {n_layers}"
+                    )
+                norm_index = final_norm_index(model, len(states))
+                computed += valid.numel()
+                full = bool(valid.all())  # no padding: views instead of masked copies
+                row_of_token = valid.nonzero()[:, 0]  # batch row of each kept token
+                counts = valid.sum(dim=1, keepdim=True).float()
+                for i, h in enumerate(states):
+                    h = h.float()
+                    x = h.reshape(-1, h.shape[-1]) if full else h[valid]
+                    held[i].append(storage_rows(x, writers[i].dtype, i, int(batch.min())))
+                    # masked mean: each row's kept tokens over their count (no padding)
+                    if full:
+                        mean = h.mean(dim=1)
+                    else:
+                        sums = torch.zeros(len(batch), x.shape[1], device=x.device)
+                        mean = sums.index_add_(0, row_of_token, x) / counts
+                    held_means[i].append(mean.cpu().numpy())
+                if logits is not None:
+                    last = out.last_hidden_state
+                    if count == 0:
+                        check_head(model, logits, last, ids, valid)
+                    s, c = head_next_token_loss(logits, last, ids, valid, model.config.vocab_size)
+                    nll, count = nll + s, count + c
+            done = np.concatenate(batches)
+            in_order = bool((np.diff(done) > 0).all())
+            perm = None if in_order else corpus_order(windows.lengths, done)
+            row_perm = None if in_order else np.argsort(done, kind="stable")
+            for i in range(n_layers):
+                x = np.concatenate([r for r, _ in held[i]])
+                writers[i].append(x if perm is None else x[perm], max(a for _, a in held[i]))
+                m = np.concatenate(held_means[i])
+                means[i].append(m if row_perm is None else m[row_perm])
         for w in writers + means:
             w.close()
         summary: dict[str, Any] = {
@@ -140,10 +258,12 @@ def extract(
             "hidden_size": d,
             "layer_dtypes": [str(w.dtype) for w in writers],
             "final_norm_index": -1 if norm_index is None else norm_index,
-            "objective": "causal" if causal else "masked",
+            "objective": kind,
             "sentence_level": "mean of each sequence's non-padding tokens, float32",
+            "padding_fraction": 1.0 - n_tokens / computed if computed else 0.0,
+            "batching": "by length within buckets of consecutive windows; stored in corpus order",
         }
-        if eval_loss and causal and count:
+        if eval_loss and count:
             summary.update(eval_loss=nll / count, eval_loss_tokens=count)
         root.attrs.update({**attrs, **summary})
     return summary

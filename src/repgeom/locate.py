@@ -35,7 +35,8 @@ def hub_offline() -> bool:
 
 
 def check_hub_revision(repo_id: str, revision: str, online: bool = True) -> str:
-    """The commit of a hub revision, from the cache or the hub; raises saying what to do."""
+    """The commit of a hub revision, from the cache or (``online``) the hub, which also caches
+    its config.json (a few kB: what the checkpoint is); raises LookupError saying what to do."""
     commit = hub_cached_commit(repo_id, revision)
     if commit is not None:
         return commit
@@ -46,12 +47,13 @@ def check_hub_revision(repo_id: str, revision: str, online: bool = True) -> str:
     if hub_offline() or not online:
         raise LookupError(f"model {repo_id!r} revision {revision!r} is not in the HF cache; {how}")
     try:
-        from huggingface_hub import HfApi
+        from huggingface_hub import hf_hub_download
 
-        info = HfApi().model_info(repo_id, revision=revision, timeout=10)
+        # config.json tells planning what the checkpoint is (its head); the commit is its folder
+        path = hf_hub_download(repo_id, "config.json", revision=revision, etag_timeout=10)
     except Exception as err:  # network errors, missing repo or revision
         raise LookupError(
             f"model {repo_id!r} revision {revision!r} cannot be reached ({type(err).__name__}: "
             f"{err}); {how}"
         ) from err
-    return str(info.sha)
+    return Path(path).parent.name

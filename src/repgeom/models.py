@@ -1,21 +1,24 @@
-"""Model architectures the workflow trains, and loading of checkpoints from disk or the hub."""
+"""Models the workflow trains, and checkpoints loaded as what they are (causal LM, masked LM or a
+bare model), never with a weight initialised because the checkpoint lacked it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
-# name -> (config class, model-with-head class, objective)
-ARCHITECTURES: dict[str, tuple[str, str, str]] = {
-    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", "causal"),
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel", "causal"),
-    "llama": ("LlamaConfig", "LlamaForCausalLM", "causal"),
-    "bert": ("BertConfig", "BertForMaskedLM", "masked"),
-    "roberta": ("RobertaConfig", "RobertaForMaskedLM", "masked"),
-}
+from repgeom.checkpoint import ARCHITECTURES, declared_objective, head_objective
+
+# weights a bare model may lack without changing a hidden state (BERT's pooler reads [CLS] only)
+UNUSED_PREFIXES = ("pooler.",)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded as what it declares; the message says what to do."""
 
 
 def _transformers_attr(name: str) -> Any:
@@ -48,13 +51,15 @@ def build_model(
 
 
 def objective(model: PreTrainedModel) -> str:
-    """'causal' or 'masked', from the model's head class."""
-    name = type(model).__name__
-    if "MaskedLM" in name:
-        return "masked"
-    if "CausalLM" in name or "LMHeadModel" in name:
-        return "causal"
-    raise ValueError(f"{name} is neither a causal nor a masked language model")
+    """'causal', 'masked' or 'none' (a bare model), from the loaded model's class."""
+    return head_objective(type(model).__name__)
+
+
+AUTO_CLASSES = {
+    "causal": "AutoModelForCausalLM",
+    "masked": "AutoModelForMaskedLM",
+    "none": "AutoModel",
+}
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,95 @@ class Checkpoint:
 
     path_or_id: str
     revision: str | None = None
+    as_objective: str = "auto"
+
+    @classmethod
+    def from_source(cls, source: dict[str, Any]) -> Checkpoint:
+        """The checkpoint a rule's ``model_source`` params describe."""
+        return cls(source["path"], source["revision"], source.get("objective", "auto"))
+
+    def _json(self, name: str) -> Any:
+        """A JSON file of the checkpoint (local, or through the HF cache/hub), or None."""
+        local = Path(self.path_or_id)
+        if local.is_dir():
+            path = local / name
+            return json.loads(path.read_text()) if path.is_file() else None
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            return json.loads(
+                Path(hf_hub_download(self.path_or_id, name, revision=self.revision)).read_text()
+            )
+        except EntryNotFoundError:
+            return None  # not in the repository, or (offline) not in the cache
+
+    def subfolder(self) -> str:
+        """Where the transformer lives: '' or a sentence-transformers module folder."""
+        from repgeom.checkpoint import transformer_subfolder
+
+        return transformer_subfolder(self._json("modules.json"))
 
     def load(self, dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
-        """The model with its LM head, in eval mode."""
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+        """The model, in eval mode, with the head its config.json declares (``as_objective``
+        'none' loads the bare model of any checkpoint). Raises CheckpointError when a weight
+        the model needs is missing from the checkpoint or has another shape."""
+        as_objective = self.as_objective
+        from transformers import AutoConfig
 
-        cfg = AutoConfig.from_pretrained(self.path_or_id, revision=self.revision)
-        archs = " ".join(cfg.architectures or [])
-        cls = AutoModelForMaskedLM if "MaskedLM" in archs else AutoModelForCausalLM
-        model = cls.from_pretrained(
-            self.path_or_id, revision=self.revision, dtype=getattr(torch, dtype)
+        sub = self.subfolder()
+        where = f"{self.path_or_id}" + (f"@{self.revision}" if self.revision else "")
+        where += f" ({sub}/)" if sub else ""
+        cfg = AutoConfig.from_pretrained(self.path_or_id, revision=self.revision, subfolder=sub)
+        if getattr(cfg, "is_encoder_decoder", False):
+            raise CheckpointError(
+                f"checkpoint {where} is an encoder-decoder model ({cfg.model_type}); repgeom "
+                "reads decoders, encoders and bare models"
+            )
+        try:
+            declared = declared_objective(cfg.architectures)
+        except ValueError as err:
+            if as_objective != "none":
+                raise CheckpointError(f"checkpoint {where}: {err}") from None
+            declared = "none"
+        kind = declared if as_objective == "auto" else as_objective
+        if kind not in AUTO_CLASSES:
+            raise ValueError(f"as_objective must be auto or one of {sorted(AUTO_CLASSES)}")
+        model, info = _transformers_attr(AUTO_CLASSES[kind]).from_pretrained(
+            self.path_or_id,
+            revision=self.revision,
+            subfolder=sub,
+            dtype=getattr(torch, dtype),
+            output_loading_info=True,
         )
+        missing = sorted(k for k in info["missing_keys"] if not k.startswith(UNUSED_PREFIXES))
+        mismatched = sorted(str(k) for k in info.get("mismatched_keys") or [])
+        if missing or mismatched:
+            declares = ", ".join(cfg.architectures or []) or "no architectures"
+            parts = []
+            if missing:
+                parts.append(f"missing: {', '.join(missing[:8])}" + (" …" if missing[8:] else ""))
+            if mismatched:
+                parts.append(f"shape differs: {', '.join(mismatched[:8])}")
+            raise CheckpointError(
+                f"checkpoint {where} declares {declares} but its weights do not match a "
+                f"{type(model).__name__} ({'; '.join(parts)}); those weights would be random. "
+                "Fix the checkpoint, or read only its hidden states with the model's "
+                "'objective: none'"
+            )
         return model.to(device).eval()
+
+
+def lm_head(model: PreTrainedModel, name: str) -> torch.nn.Module:
+    """The output embedding (LM head) of a causal LM; ValueError naming the model otherwise."""
+    kind = objective(model)
+    head = model.get_output_embeddings() if kind == "causal" else None
+    if head is None:
+        raise ValueError(
+            f"model {name!r} loads as {type(model).__name__} ({kind}): it has no causal LM head, "
+            "which the softmax-bottleneck study needs"
+        )
+    return head
 
 
 def resolve_device(device: str) -> str:
@@ -84,3 +166,12 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} asked for but no CUDA device is visible")
     return device
+
+
+def check_dtype(dtype: str, device: str) -> None:
+    """Refuse float16 on the CPU (slow, and inexact where float32 accumulation is missing)."""
+    if dtype == "float16" and not str(device).startswith("cuda"):
+        raise ValueError(
+            "config key 'extraction.dtype': float16 needs a CUDA device (CPU float16 matmul is "
+            "hundreds of times slower and loses accuracy); use bfloat16 or float32"
+        )

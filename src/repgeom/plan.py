@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from repgeom.checkpoint import model_objective
 from repgeom.locate import local_checkpoints
 
 
@@ -65,3 +66,30 @@ def checkpoint_location(
         return model["id"], step
     root = model["path"]
     return (str(local_checkpoints(root).get(step, f"{root}/{step}")), None)
+
+
+def eval_loss_models(config: dict[str, Any]) -> tuple[dict[str, bool], list[str]]:
+    """Whether each model's extraction computes the next-token eval loss, and config errors.
+
+    ``extraction.eval_loss``: null computes it for every model with a causal LM head, false for
+    none, true for every model, so a model without a causal head is an error naming it (as is a
+    checkpoint with a head repgeom does not read). A model whose head is not known yet (a hub
+    revision not in the cache, in a dry run) gets it when asked; its job checks.
+    """
+    asked = config["extraction"]["eval_loss"]
+    out: dict[str, bool] = {}
+    errors: list[str] = []
+    for name, model in config["models"].items():
+        try:
+            kind = model_objective(model)
+        except ValueError as err:
+            errors.append(f"config key 'models.{name}': {err}")
+            continue
+        if asked is True and kind not in ("causal", None):
+            errors.append(
+                f"config key 'extraction.eval_loss': model {name!r} has no causal LM head "
+                f"(its checkpoint is {'a masked LM' if kind == 'masked' else 'a bare model'}), "
+                "so it has no next-token loss; set eval_loss to null (causal models only)"
+            )
+        out[name] = asked is not False and kind in ("causal", None)
+    return out, errors

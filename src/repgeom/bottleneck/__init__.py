@@ -7,5 +7,4 @@ for the paper; every definition used here is stated in the docstring of the func
 - :mod:`repgeom.bottleneck.spectrum`: singular values of the output embedding and singular entropy.
 - :mod:`repgeom.bottleneck.heads`: rank-restricted LM heads trained on frozen final representations.
 - :mod:`repgeom.bottleneck.ngram`: 5-gram next-token matrices and their W-error (rank estimates).
-- :mod:`repgeom.bottleneck.loss`: next-token cross-entropy accumulated during extraction.
 """

@@ -91,19 +91,20 @@ def write_final_features(
     """
     import torch
 
-    from repgeom.extraction import append_layer, forward_batches, token_index
+    from repgeom.extraction import append_layer, batches_in_order, forward_batches, token_index
     from repgeom.io import atomic_path
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    base = getattr(model, model.base_model_prefix, model)
+    base = model.base_model
     d = int(model.config.hidden_size)
+    batches = batches_in_order(len(windows.lengths), batch_size)
     with atomic_path(out_path) as tmp, torch.inference_mode():
         root = zarr.open_group(str(tmp), mode="w")
         writer = LayerWriter(root.create_group("hidden"), str(layer), windows.n_tokens, d)
         for name, values in token_index(windows).items():
             root.create_array(name, data=values)
-        for rows, _, valid, out in forward_batches(base, windows, batch_size, "features"):
+        for rows, _, valid, out in forward_batches(base, windows, batches, "features"):
             states = out.hidden_states
             if not 0 <= layer < len(states):
                 raise ValueError(f"layer {layer} is not among the model's {len(states)} states")

@@ -15,58 +15,19 @@ whose memory estimate exceeds the budget when the sizes are known at parse time:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repgeom.checkpoint import checkpoint_config, model_objective, planning_step
 from repgeom.config import ConfigError
 
-# architectures (repgeom.models.ARCHITECTURES) whose head predicts the next token
-CAUSAL_ARCHITECTURES = ("gpt_neox", "gpt2", "llama")
 TEXT_KINDS = ("python_docs", "text")
 MIB = 2**20
-
-
-def _config_json(model: Mapping[str, Any], step: str | None = None) -> dict[str, Any] | None:
-    """config.json of a hub (from the HF cache) or local model, or None when not on disk."""
-    try:
-        if model["source"] == "local":
-            from repgeom.locate import local_checkpoints
-
-            found = local_checkpoints(model["path"])
-            path = found.get(step) if step else next(iter(found.values()))
-            path = Path(path) / "config.json" if path is not None else None
-        elif model["source"] == "hub":
-            from huggingface_hub import try_to_load_from_cache
-
-            rev = step or model["revisions"][-1]
-            hit = try_to_load_from_cache(model["id"], "config.json", revision=rev)
-            path = Path(hit) if isinstance(hit, str) else None
-        else:
-            return None
-        return json.loads(path.read_text()) if path is not None and path.is_file() else None
-    except (OSError, ValueError, StopIteration):
-        return None
-
-
-def model_objective(model: Mapping[str, Any]) -> str | None:
-    """'causal', 'masked', or None when unknown (a hub model whose config is not cached).
-
-    From the model's ``architecture`` key when given (required for trained models, optional for
-    hub and local ones), else from the ``architectures`` of its config.json on disk.
-    """
-    if model.get("architecture"):
-        return "causal" if model["architecture"] in CAUSAL_ARCHITECTURES else "masked"
-    cfg = _config_json(model)
-    if cfg is None:
-        return None
-    archs = " ".join(cfg.get("architectures") or [])
-    if "MaskedLM" in archs:
-        return "masked"
-    if "CausalLM" in archs or "LMHeadModel" in archs:
-        return "causal"
-    return None
+WHY_NOT = {
+    "masked": "a masked LM: its head does not predict the next token",
+    "none": "a bare model: its checkpoint has no LM head",
+}
 
 
 def model_dims(
@@ -80,7 +41,8 @@ def model_dims(
         tok = tokenizers.get(model["tokenizer"], {})
         v = cfg.get("vocab_size") or tok.get("vocab_size")
         return (int(v), int(d)) if v and d else None
-    cfg = _config_json(model)
+    step = planning_step(model)
+    cfg = None if step is None else checkpoint_config(model, step)
     if cfg is None:
         return None
     d = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
@@ -88,21 +50,45 @@ def model_dims(
     return (int(v), int(d)) if v and d else None
 
 
+def _objective(model: Mapping[str, Any], key: str, errors: list[str]) -> str | None:
+    """The model's objective (None while unknown); an unsupported head is a config error."""
+    try:
+        return model_objective(model)
+    except ValueError as err:
+        errors.append(f"config key '{key}': {err}")
+        return "none"
+
+
 def study_models(
-    section: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]], errors: list[str]
+    section: Mapping[str, Any],
+    models: Mapping[str, Mapping[str, Any]],
+    errors: list[str],
+    skipped: dict[str, str] | None = None,
 ) -> list[str]:
-    """Models of the study: the listed ones, or (null) every model that is not a masked LM."""
+    """Models of the study: the listed ones, which must have a causal LM head, or (null) every
+    model that has one (or whose head is not known yet: a hub revision not cached, in a dry
+    run); the others go to ``skipped`` with the reason."""
     if section["models"] is None:
-        return [m for m, v in models.items() if model_objective(v) != "masked"]
+        out = []
+        for name, model in models.items():
+            kind = _objective(model, f"models.{name}", errors)
+            if kind in ("causal", None):
+                out.append(name)
+            elif skipped is not None:
+                skipped[name] = WHY_NOT[kind]
+        return out
     out = []
     for i, name in enumerate(section["models"]):
         key = f"bottleneck.models[{i}]"
         if name not in models:
             errors.append(f"config key '{key}': {name!r} is not a model (models: {list(models)})")
-        elif model_objective(models[name]) == "masked":
+            continue
+        kind = _objective(models[name], f"models.{name}", errors)
+        if kind in WHY_NOT:
             errors.append(
-                f"config key '{key}': {name!r} is a masked LM; it has no next-token loss and "
-                "the study is about causal LMs: remove it"
+                f"config key '{key}': model {name!r} is {WHY_NOT[kind]}; the study needs a "
+                "trained causal LM head (eval loss, LM-head spectrum, rank-restricted heads): "
+                "remove it"
             )
         else:
             out.append(name)
@@ -299,22 +285,24 @@ def study_plan(
 ) -> dict[str, Any]:
     """Everything the study builds; ``config`` has the bottleneck defaults filled in.
 
-    Keys: ``models``, ``eval_corpora``, ``heads`` [(model, step)], ``heads_corpus``,
-    ``heads_mem_mb`` {model: MB}, ``ngram`` [(tokenizer, corpus)].
+    Keys: ``models``, ``skipped`` {model: why it has no place in the study},
+    ``eval_corpora``, ``heads`` [(model, step)], ``heads_corpus``, ``heads_mem_mb``
+    {model: MB}, ``ngram`` [(tokenizer, corpus)].
     """
     section = config["bottleneck"]
     errors: list[str] = []
-    models = study_models(section, config["models"], errors)
+    skipped: dict[str, str] = {}
+    models = study_models(section, config["models"], errors, skipped)
     eval_corpora = _eval_corpora(section, config["corpora"], extract_corpora, errors)
     if models and not eval_corpora:
         errors.append(
             "config key 'bottleneck.eval_corpora': no corpus is extracted; add one to "
             "extraction.corpora"
         )
-    if models and not config.get("extraction", {}).get("eval_loss", True):
+    if models and config.get("extraction", {}).get("eval_loss") is False:
         errors.append(
             "config key 'extraction.eval_loss': the bottleneck study reads the eval loss stored "
-            "with the activations; set it to true (or bottleneck.models: [])"
+            "with the activations; remove the key or set it to null (or bottleneck.models: [])"
         )
     first = eval_corpora[0] if eval_corpora else None
     heads, heads_corpus, heads_mem = _heads(
@@ -325,6 +313,7 @@ def study_plan(
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     return {
         "models": models,
+        "skipped": skipped,
         "eval_corpora": eval_corpora,
         "heads": heads,
         "heads_corpus": heads_corpus,

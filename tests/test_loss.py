@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repgeom.bottleneck.loss import next_token_loss
+from repgeom.loss import next_token_loss
 
 
 def reference(logits, ids, lengths, left: bool) -> tuple[float, int]:
@@ -59,3 +59,23 @@ def test_bad_shapes():
         next_token_loss(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="outside"):
         next_token_loss(torch.zeros(1, 3, 4), torch.full((1, 3), 7))
+
+
+@pytest.mark.parametrize("chunk", [1, 23 * 3, 10**6])
+def test_head_loss_in_chunks_equals_the_loss_of_all_logits(chunk):
+    """Decoding only the predicting positions, a chunk at a time, changes nothing."""
+    from repgeom.loss import head_next_token_loss
+
+    gen = torch.Generator().manual_seed(1)
+    b, t, d, v = 3, 7, 5, 23
+    hidden = torch.randn(b, t, d, generator=gen)
+    head = torch.nn.Linear(d, v)
+    ids = torch.randint(0, v, (b, t), generator=gen)
+    mask = torch.ones(b, t, dtype=torch.long)
+    mask[1, 4:] = 0
+    mask[2, 1:] = 0
+    with torch.no_grad():
+        expected = next_token_loss(head(hidden), ids, mask)
+        got = head_next_token_loss(head, hidden, ids, mask, v, chunk_elements=chunk)
+    assert got[1] == expected[1] == 6 + 3
+    assert got[0] == pytest.approx(expected[0], rel=1e-6)  # float32 logits, other blocking

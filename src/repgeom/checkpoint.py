@@ -1,0 +1,128 @@
+"""What a checkpoint is, from its files alone (no torch import): its head and where its
+transformer lives.
+
+A model is what its checkpoint says it is. The first class of ``architectures`` in its
+config.json decides the objective:
+
+- ``causal``: a next-token head (``…ForCausalLM``, ``…LMHeadModel``);
+- ``masked``: a masked-LM head (``…ForMaskedLM``);
+- ``none``: a bare model (``BertModel``, ``GPTNeoXModel``, …, or no ``architectures`` at all):
+  hidden states only, no head, no loss.
+
+Any other head (classification, question answering, …) is refused by name: its hidden states
+could be extracted as a bare model, which the config says with ``objective: none``.
+A sentence-transformers directory (``modules.json``) is a bare model whose transformer lives in
+the folder its ``Transformer`` module names (usually the directory itself).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+OBJECTIVES = ("causal", "masked", "none")
+
+# architectures the workflow trains: name -> (config class, model-with-head class, objective)
+ARCHITECTURES: dict[str, tuple[str, str, str]] = {
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", "causal"),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", "causal"),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", "causal"),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", "causal"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "causal"),
+    "bert": ("BertConfig", "BertForMaskedLM", "masked"),
+    "roberta": ("RobertaConfig", "RobertaForMaskedLM", "masked"),
+}
+
+
+def head_objective(class_name: str) -> str:
+    """'causal', 'masked' or 'none' from a transformers model class name; ValueError otherwise."""
+    if class_name.endswith(("ForCausalLM", "LMHeadModel")):
+        return "causal"
+    if class_name.endswith("ForMaskedLM"):
+        return "masked"
+    if class_name.endswith("Model") and "For" not in class_name:
+        return "none"
+    raise ValueError(
+        f"{class_name} has a head repgeom does not use (it reads causal LMs, masked LMs and "
+        "bare models); to extract its hidden states as a bare model set the model's "
+        "'objective: none' in the config"
+    )
+
+
+def declared_objective(architectures: Sequence[str] | None) -> str:
+    """The objective a config.json's ``architectures`` declares ('none' when it lists none)."""
+    if not architectures:
+        return "none"
+    return head_objective(architectures[0])
+
+
+def transformer_subfolder(modules: Sequence[Mapping[str, Any]] | None) -> str:
+    """The folder of a sentence-transformers directory that holds its transformer ('' = itself)."""
+    for module in modules or []:
+        if str(module.get("type", "")).endswith("models.Transformer"):
+            return str(module.get("path") or "")
+    return ""
+
+
+def _read_json(path: Path | None) -> Any:
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def checkpoint_file(model: Mapping[str, Any], step: str, name: str) -> Path | None:
+    """A file of one checkpoint of a hub (from the HF cache) or local model, or None if absent."""
+    if model["source"] == "local":
+        from repgeom.locate import local_checkpoints
+
+        try:
+            root = local_checkpoints(model["path"]).get(step)
+        except (OSError, FileNotFoundError):
+            return None
+        return None if root is None else Path(root) / name
+    if model["source"] == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(model["id"], name, revision=step)
+        return Path(hit) if isinstance(hit, str) else None
+    return None
+
+
+def checkpoint_config(model: Mapping[str, Any], step: str) -> dict[str, Any] | None:
+    """config.json of one checkpoint of a hub or local model (its transformer's, for a
+    sentence-transformers directory), or None when it is not on disk."""
+    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
+    name = f"{sub}/config.json" if sub else "config.json"
+    try:
+        return _read_json(checkpoint_file(model, step, name))
+    except ValueError:
+        return None
+
+
+def planning_step(model: Mapping[str, Any]) -> str | None:
+    """The checkpoint whose files planning reads: a hub model's last revision, a local
+    model's last checkpoint (None when its directory is absent)."""
+    if model["source"] == "hub":
+        return model["revisions"][-1]
+    if model.get("steps"):
+        return model["steps"][-1]
+    from repgeom.locate import local_checkpoints
+
+    try:
+        return list(local_checkpoints(model["path"]))[-1]
+    except (OSError, IndexError):
+        return None
+
+
+def model_objective(model: Mapping[str, Any]) -> str | None:
+    """The objective a model's jobs load it with, or None when it cannot be known yet (a hub
+    revision not in the cache, in a dry run). Raises ValueError for an unsupported head."""
+    if model["source"] == "train":
+        return ARCHITECTURES[model["architecture"]][2]
+    if model.get("objective", "auto") == "none":
+        return "none"
+    step = planning_step(model)
+    cfg = None if step is None else checkpoint_config(model, step)
+    return None if cfg is None else declared_objective(cfg.get("architectures"))
