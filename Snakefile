@@ -31,3 +31,4 @@ rule all:
         rules.induction.input,
         rules.languages.input,
         rules.softmax_bottleneck.input,
+        [hub_release_path(m, s) for m, s in HUB_RELEASES],

@@ -29,34 +29,58 @@ rule bottleneck_saturation:
         "../scripts/bottleneck_saturation.py"
 
 
-# One LM-head job per model: its checkpoints are the job's outputs (torch is imported once).
-for _name in BN_MODELS:
+rule bottleneck_lm_head:
+    """Singular values and singular entropy of the LM head of one checkpoint."""
+    input:
+        checkpoint=checkpoint_input,
+    output:
+        f"{RESULTS}/metrics/lm_head/{{model}}/{{step}}.nc",
+    log:
+        f"{LOGS}/bottleneck/lm_head/{{model}}/{{step}}.log",
+    benchmark:
+        f"{BENCH}/bottleneck/lm_head/{{model}}/{{step}}.tsv"
+    wildcard_constraints:
+        model=BN_MODEL_PATTERN,
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        code=code("bottleneck_lm_head.py"),
+        method=BN["spectrum_method"],
+        source=lambda w: model_source(w.model, w.step),
+        model=lambda w: w.model,
+        step=lambda w: w.step,
+    script:
+        "../scripts/bottleneck_lm_head.py"
 
-    rule:
-        name:
-            f"bottleneck_lm_head_{_name}"
-        input:
-            checkpoints=model_checkpoint_dirs(_name),
-        output:
-            steps=[f"{RESULTS}/metrics/lm_head/{_name}/{s}.nc" for s in STEPS[_name]],
-            gathered=f"{RESULTS}/metrics/lm_head/{_name}.nc",
-        log:
-            f"{LOGS}/bottleneck/lm_head/{_name}.log",
-        benchmark:
-            f"{BENCH}/bottleneck/lm_head/{_name}.tsv"
-        conda:
-            "../envs/core.yaml"
-        threads: 1
-        resources:
-            mem_mb=4000,
-        params:
-            code=code("bottleneck_lm_head.py"),
-            method=BN["spectrum_method"],
-            sources=[model_source(_name, s) for s in STEPS[_name]],
-            steps=STEPS[_name],
-            model=_name,
-        script:
-            "../scripts/bottleneck_lm_head.py"
+
+rule bottleneck_lm_head_gather:
+    """The LM-head spectra of one model over its checkpoints."""
+    input:
+        lambda w: [
+            f"{RESULTS}/metrics/lm_head/{w.model}/{s}.nc" for s in STEPS[w.model]
+        ],
+    output:
+        f"{RESULTS}/metrics/lm_head/{{model}}.nc",
+    log:
+        f"{LOGS}/bottleneck/lm_head/{{model}}.log",
+    benchmark:
+        f"{BENCH}/bottleneck/lm_head/{{model}}.tsv"
+    wildcard_constraints:
+        model=BN_MODEL_PATTERN,
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("bottleneck_lm_head_gather.py"),
+        model=lambda w: w.model,
+        steps=lambda w: STEPS[w.model],
+    script:
+        "../scripts/bottleneck_lm_head_gather.py"
 
 
 rule bottleneck_heads:

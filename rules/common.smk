@@ -1,5 +1,6 @@
-import re
+import functools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,12 +16,14 @@ from repgeom.config import (
     check_schema,
     text_corpus_missing,
 )
+from repgeom.checkpoint import checkpoint_size
 from repgeom.codehash import code_hash
+from repgeom.footprint import extraction_bytes
 from repgeom.provenance import config_hash
 from repgeom.download import ensure
 from repgeom.languages.corpora import derived_inputs, expand_corpora
 from repgeom.languages import plan as languages_plan
-from repgeom.locate import check_hub_revision
+from repgeom.locate import check_hub_revision, hub_weights_cached
 from repgeom import plan
 
 ROOT = Path(workflow.basedir)
@@ -99,6 +102,12 @@ def _prepare_inputs():
             )
         if model["source"] == "hub":
             for rev in model["revisions"]:
+                released = hub_release_record(name, rev)
+                if released is not None:  # removed from the cache after its last job
+                    resolved[(name, rev)] = released["commit"]
+                    HUB_DOWNLOADED[(name, rev)] = released["downloaded"]
+                    continue
+                HUB_DOWNLOADED[(name, rev)] = not hub_weights_cached(model["id"], rev)
                 try:
                     resolved[(name, rev)] = check_hub_revision(
                         model["id"], rev, online=not DRY_RUN
@@ -108,12 +117,52 @@ def _prepare_inputs():
     return resolved
 
 
+DISK = config["disk"]
+# (model, revision) -> whether this workflow downloads its weights (not in the cache now)
+HUB_DOWNLOADED = {}
+
+
+def hub_release_path(model, step):
+    return f"{RESULTS}/hub/{model}/{step}.json"
+
+
+def hub_release_record(model, step):
+    """What release_hub_revision recorded for a revision, when disk.release_hub_revisions
+    is on and it ran; None otherwise."""
+    path = Path(hub_release_path(model, step))
+    if not DISK["release_hub_revisions"] or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
 HUB_COMMITS = _prepare_inputs()
 STEPS = {m: plan.model_steps(v) for m, v in MODELS.items()}
 # whether each model's extraction computes the eval loss (models with a causal LM head)
 EVAL_LOSS, _errors = plan.eval_loss_models(config)
 if _errors:
     stop("invalid config:\n  " + "\n  ".join(_errors))
+EXTRACT_MEM_MB = 6000  # when the checkpoint's size is not on disk yet
+
+
+@functools.cache
+def extract_mem_mb(model, step, corpus):
+    """Memory of one extraction job, from the checkpoint's size when it is on disk."""
+    size = None
+    if MODELS[model]["source"] != "train":
+        size = checkpoint_size(MODELS[model], step)
+    if size is None:
+        return EXTRACT_MEM_MB
+    need = extraction_bytes(
+        size,
+        config["extraction"]["dtype"],
+        config["extraction"]["batch_size"],
+        TOKENIZERS[MODELS[model]["tokenizer"]]["window"],
+        EVAL_LOSS[model],
+        CORPORA[corpus].get("windows") == "document",
+    )
+    return max(2000, -(-need // 2**20))
+
+
 EXTRACT_CORPORA = plan.extraction_corpora(config)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
 GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
@@ -301,6 +350,7 @@ for _name, _why in BOTTLENECK["skipped"].items():
     )
 BN = config["bottleneck"]
 BN_MODELS = BOTTLENECK["models"]
+BN_MODEL_PATTERN = "|".join(re.escape(m) for m in BN_MODELS) or "(?!)"
 BN_CORPORA = BOTTLENECK["eval_corpora"]
 BN_HEADS = BOTTLENECK["heads"]
 BN_HEADS_CORPUS = BOTTLENECK["heads_corpus"]
@@ -372,14 +422,6 @@ def _bottleneck_targets():
 BOTTLENECK_TARGETS = _bottleneck_targets()
 
 
-def model_checkpoint_dirs(name):
-    """Checkpoint directories of every step of a trained or local model ([] for hub models)."""
-    model = MODELS[name]
-    if model["source"] == "hub":
-        return []
-    return [plan.checkpoint_location(name, model, s, RESULTS)[0] for s in STEPS[name]]
-
-
 # Final artifacts: the inputs of every study's target rule.
 STUDIES = ["spine", "shape_of_learning", "languages", "softmax_bottleneck", "induction"]
 
@@ -432,3 +474,61 @@ def _birth_variants():
 
 
 BIRTH_VARIANTS = _birth_variants()
+
+
+# disk: activation stores as temp(), hub revisions released after the last job loading them
+
+
+def activation_output(path):
+    """An activation store output, temp() when disk.temporary_activations is on."""
+    return temp(directory(path)) if DISK["temporary_activations"] else directory(path)
+
+
+def store_corpora(model, step):
+    """Corpora whose activations one checkpoint gets: the extraction corpora, and the
+    languages study's corpora at the checkpoints it reads."""
+    study = LANGUAGE_CORPORA if (model, step) in LANGUAGE_CHECKPOINTS else []
+    return list(dict.fromkeys([*EXTRACT_CORPORA, *study]))
+
+
+def tokens_corpora(tokenizer):
+    """Corpora tokenized with a tokenizer by some job of this run."""
+    corpora = [c for t, c in BN_NGRAM if t == tokenizer]
+    for name, model in MODELS.items():
+        if model["tokenizer"] != tokenizer:
+            continue
+        if model["source"] == "train":
+            corpora.append(model["corpus"])
+        for step in STEPS[name]:
+            corpora += store_corpora(name, step)
+    return list(dict.fromkeys(corpora))
+
+
+def checkpoint_consumers(model, step):
+    """Outputs of every job that loads one hub checkpoint (its weights or its tokenizer)."""
+    out = [activations(model, step, c) for c in store_corpora(model, step)]
+    if model in BN_MODELS:
+        out.append(f"{RESULTS}/metrics/lm_head/{model}/{step}.nc")
+    if (model, step) in BN_HEADS:
+        out.append(f"{RESULTS}/heads/{model}/{step}.nc")
+    for name, tok in TOKENIZERS.items():
+        if (
+            tok["kind"] == "from_model"
+            and tok["model"] == model
+            and STEPS[model][-1] == step
+        ):
+            out += [tokens_path(name, c) for c in tokens_corpora(name)]
+    return out
+
+
+HUB_RELEASES = (
+    {
+        (m, s): checkpoint_consumers(m, s)
+        for m, v in MODELS.items()
+        if v["source"] == "hub"
+        for s in STEPS[m]
+        if checkpoint_consumers(m, s)
+    }
+    if DISK["release_hub_revisions"]
+    else {}
+)

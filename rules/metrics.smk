@@ -36,6 +36,8 @@ rule gather_metric:
         f"{LOGS}/metrics/{{metric}}/{{model}}.log",
     benchmark:
         f"{BENCH}/metrics/{{metric}}/{{model}}.tsv"
+    wildcard_constraints:
+        metric="|".join(rules.geometry.output.keys()),
     conda:
         "../envs/core.yaml"
     threads: 1

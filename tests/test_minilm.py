@@ -122,3 +122,27 @@ def test_bottleneck_study_refuses_it(run, tmp_path):
     assert res.returncode != 0
     assert "'bottleneck.models[0]': model 'minilm' is a bare model" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_footprint_from_the_checkpoint_files(run):
+    """The size read from config.json and the safetensors headers is the model's; the store's
+    computed size is what is on disk (up to each array's last, partly filled chunk)."""
+    from transformers import AutoModel
+
+    from repgeom.checkpoint import checkpoint_size
+    from repgeom.footprint import store_bytes, weights_bytes
+
+    work, cfg, _ = run
+    size = checkpoint_size(cfg["models"]["minilm"], "final")
+    model = AutoModel.from_pretrained(minilm.get_model_path())
+    assert size.n_params == sum(p.numel() for p in model.state_dict().values())
+    assert (size.n_layers, size.hidden_size, size.vocab_size) == (6, 384, 30522)
+    assert size.saved_dtype == "float32"
+    on_disk = (minilm.get_model_path() / "model.safetensors").stat().st_size
+    assert weights_bytes(size) == pytest.approx(on_disk, rel=1e-3)
+    store = store_of(work)
+    chunks = [p for p in store.path.rglob("*") if p.is_file() and p.name != "zarr.json"]
+    computed = store_bytes(size, store.n_tokens, store.n_sentences)
+    index = 3 * 8 * store.n_tokens  # token_id, sequence, position: stored compressed
+    chunk_slack = 7 * 2 * (1 << 20)  # at most one partly filled chunk per array
+    assert computed - index <= sum(p.stat().st_size for p in chunks) <= computed + chunk_slack

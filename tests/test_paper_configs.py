@@ -41,7 +41,7 @@ def allowed_rules(cfg: dict) -> set[str]:
         rules |= {"birth_variant", "induction_figures"}
     if cfg.get("bottleneck", {}).get("models") != []:
         rules |= {"bottleneck_saturation", "bottleneck_heads", "bottleneck_ngram"}
-        rules |= {"bottleneck_figures", *(f"bottleneck_lm_head_{m}" for m in models)}
+        rules |= {"bottleneck_figures", "bottleneck_lm_head", "bottleneck_lm_head_gather"}
     return rules
 
 

@@ -12,7 +12,7 @@ from repgeom.models import build_model
 from repgeom.store import ActivationStore
 from tests.conftest import TINY
 from tests.hfcache import add_revision
-from tests.workflow import snakemake
+from tests.workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +122,51 @@ def test_missing_revision_stops_before_any_job(sources, tmp_path):
     assert not (tmp_path / "results").exists()
     dry = snakemake(tmp_path, path, "-n", env=env)  # a dry run lists the jobs and warns
     assert dry.returncode == 0 and "a real run stops here" in dry.stderr
+
+
+def test_release_revision_frees_only_that_revision(sources, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants
+
+    from repgeom.locate import hub_weights_cached, release_revision
+
+    root, commits, _ = sources
+    shutil.copytree(root / "hub", tmp_path / "hub")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = "tiny-org/tiny-neox"
+    assert hub_weights_cached(repo, "step1") and hub_weights_cached(repo, "step2")
+    freed = release_revision(repo, commits["step1"])
+    weights = tmp_path / "hub" / "models--tiny-org--tiny-neox" / "snapshots" / commits["step2"]
+    assert freed >= (weights / "model.safetensors").stat().st_size
+    assert not hub_weights_cached(repo, "step1") and hub_weights_cached(repo, "step2")
+    assert release_revision(repo, commits["step1"]) == 0  # already gone: nothing to do
+
+
+def test_temporary_stores_and_released_revisions(sources, tmp_path):
+    """disk options: activation stores are removed once read, each hub revision gets its release
+    record (kept here: the test put it in the cache), and a rerun has nothing to do, even
+    offline after the revision left the cache."""
+    import shutil
+
+    root, commits, cfg = sources
+    cfg = json.loads(json.dumps(cfg))
+    cfg["disk"] = {"temporary_activations": True, "release_hub_revisions": True}
+    del cfg["models"]["mine"], cfg["models"]["bare"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.copytree(root / "hub", tmp_path / "hub")
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    res = snakemake(tmp_path, tmp_path / "c.yaml", "--cores", "2", env=env)
+    assert res.returncode == 0, res.stderr[-4000:]
+    results = tmp_path / "results"
+    assert not list((results / "activations").glob("*/*/*.zarr"))  # temp(): removed
+    assert (results / "metrics" / "anisotropy" / "hub.nc").is_file()
+    for rev, commit in commits.items():
+        record = json.loads((results / "hub" / "hub" / f"{rev}.json").read_text())
+        assert record["commit"] == commit and record["downloaded"] is False
+        assert record["freed_bytes"] == 0 and record["action"].startswith("kept")
+    again = snakemake(tmp_path, tmp_path / "c.yaml", "-n", env=env)
+    assert again.returncode == 0 and planned_jobs(again) == {}, again.stdout[-3000:]
+    shutil.rmtree(tmp_path / "hub")  # the revisions left the cache: the records stand in
+    offline = snakemake(tmp_path, tmp_path / "c.yaml", "-n", env=env)
+    assert offline.returncode == 0 and planned_jobs(offline) == {}, offline.stderr[-3000:]

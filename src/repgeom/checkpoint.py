@@ -17,6 +17,7 @@ the folder its ``Transformer`` module names (usually the directory itself).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -126,3 +127,32 @@ def model_objective(model: Mapping[str, Any]) -> str | None:
     step = planning_step(model)
     cfg = None if step is None else checkpoint_config(model, step)
     return None if cfg is None else declared_objective(cfg.get("architectures"))
+
+
+def checkpoint_size(model: Mapping[str, Any], step: str) -> Any:
+    """The :class:`repgeom.footprint.ModelSize` of one checkpoint whose config.json and
+    safetensors weights are on disk (read from their headers), else None."""
+    from repgeom.footprint import ModelSize, safetensors_params
+
+    cfg = checkpoint_config(model, step)
+    if cfg is None:
+        return None
+    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
+    prefix = f"{sub}/" if sub else ""
+    single = checkpoint_file(model, step, f"{prefix}model.safetensors")
+    if single is not None and single.is_file():
+        files = [single]
+    else:
+        index = _read_json(checkpoint_file(model, step, f"{prefix}model.safetensors.index.json"))
+        shards = sorted(set((index or {}).get("weight_map", {}).values()))
+        files = [checkpoint_file(model, step, f"{prefix}{s}") for s in shards]
+        if not files or any(f is None or not f.is_file() for f in files):
+            return None
+    counted = safetensors_params([f for f in files if f is not None])
+    if counted is None:
+        return None
+    try:
+        size = ModelSize.from_config(cfg, counted[0])
+    except KeyError:
+        return None
+    return dataclasses.replace(size, saved_dtype=counted[1])  # what is on disk

@@ -20,6 +20,7 @@ import zarr
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from repgeom import footprint
 from repgeom.io import atomic_path
 from repgeom.loss import head_next_token_loss
 from repgeom.models import objective
@@ -27,8 +28,6 @@ from repgeom.store import FLOAT16_MAX, LayerWriter
 from repgeom.tokens import Windows
 
 FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
-# hidden states of one bucket held before they are written in corpus order
-BUCKET_BYTES = 512 * 2**20
 
 
 def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
@@ -155,7 +154,7 @@ def bucket_rows(windows: Windows, n_layers: int, hidden_size: int, batch_size: i
     if len(windows.lengths) == 0 or (windows.lengths == windows.lengths[0]).all():
         return batch_size
     per_row = max(1.0, float(windows.lengths.mean())) * n_layers * hidden_size * 2
-    return max(batch_size, int(BUCKET_BYTES // per_row))
+    return max(batch_size, int(footprint.BUCKET_BYTES // per_row))
 
 
 def corpus_order(lengths: np.ndarray, done: np.ndarray) -> np.ndarray:

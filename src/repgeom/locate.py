@@ -57,3 +57,40 @@ def check_hub_revision(repo_id: str, revision: str, online: bool = True) -> str:
             f"{err}); {how}"
         ) from err
     return Path(path).parent.name
+
+
+# files whose presence in the cache means a revision's weights were downloaded
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def hub_weights_cached(repo_id: str, revision: str) -> bool:
+    """True when the HF cache holds a weights file of the revision (not only its config)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(
+        isinstance(try_to_load_from_cache(repo_id, name, revision=revision), str)
+        for name in WEIGHT_FILES
+    )
+
+
+def release_revision(repo_id: str, commit: str) -> int:
+    """Delete one revision from the HF cache: its snapshot, refs, and the files no other
+    revision shares. Returns the bytes freed (0 when the revision is not cached)."""
+    from huggingface_hub import scan_cache_dir
+
+    cached = {
+        rev.commit_hash
+        for repo in scan_cache_dir().repos
+        if repo.repo_id == repo_id
+        for rev in repo.revisions
+    }
+    if commit not in cached:
+        return 0
+    strategy = scan_cache_dir().delete_revisions(commit)
+    strategy.execute()
+    return int(strategy.expected_freed_size)

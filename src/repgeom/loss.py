@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-# logits computed at once: 2**25 float32 values = 128 MiB (a 50k vocabulary: 670 tokens)
-CHUNK_ELEMENTS = 2**25
+from repgeom.footprint import CHUNK_ELEMENTS
 
 
 def next_token_loss(

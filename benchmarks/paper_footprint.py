@@ -1,0 +1,146 @@
+"""Disk and memory of each paper config, computed from the models' sizes (README table).
+
+Run by hand: python benchmarks/paper_footprint.py
+The hub models are not on this machine, so their published dimensions (the config.json of each
+repository, listed below) build each model on PyTorch's meta device, which gives its exact
+parameter count without any weight. Everything else comes from the paper config and
+:mod:`repgeom.footprint`. Stores of fixed windows are counted at extraction.max_tokens (an upper
+bound: a small eval split holds fewer tokens); stores of sentences (one row each, as many
+tokens as the sentence has) are given per 10 000 tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import transformers
+import yaml
+
+from repgeom import footprint
+from repgeom.footprint import ModelSize, gib
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHIA = dict(vocab_size=50304, rotary_pct=0.25, tie_word_embeddings=False)
+# hub id -> (config class, model class, config.json values that size the model, saved dtype)
+PUBLISHED = {
+    **{
+        f"EleutherAI/pythia-{name}{suffix}": (
+            "GPTNeoXConfig",
+            "GPTNeoXForCausalLM",
+            {**PYTHIA, **dims},
+            "float16",
+        )
+        for name, dims in {
+            "14m": dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4),
+            "31m": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=8),
+            "70m": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8),
+            "160m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
+            "410m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16),
+            "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=8),
+            "1.4b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16),
+        }.items()
+        for suffix in ("", "-deduped")
+    },
+    "google-bert/bert-base-uncased": ("BertConfig", "BertForMaskedLM", {}, "float32"),
+    "google-bert/bert-base-multilingual-cased": (
+        "BertConfig",
+        "BertForMaskedLM",
+        dict(vocab_size=119547),
+        "float32",
+    ),
+    "FacebookAI/roberta-base": (
+        "RobertaConfig",
+        "RobertaForMaskedLM",
+        dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1),
+        "float32",
+    ),
+    "openai-community/gpt2": ("GPT2Config", "GPT2LMHeadModel", {}, "float32"),
+    **{
+        repo: (
+            "Phi3Config",
+            "Phi3ForCausalLM",
+            dict(
+                vocab_size=32064,
+                hidden_size=3072,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                intermediate_size=8192,
+            ),
+            "bfloat16",
+        )
+        for repo in ("microsoft/Phi-3.5-mini-instruct", "microsoft/Phi-3-mini-4k-instruct")
+    },
+}
+
+
+def size_of(repo: str) -> ModelSize:
+    """The model's size from its published dimensions (meta device: no weights)."""
+    cfg_class, model_class, dims, dtype = PUBLISHED[repo]
+    cfg = getattr(transformers, cfg_class)(**dims)
+    if cfg_class == "GPTNeoXConfig":
+        cfg.intermediate_size = 4 * cfg.hidden_size
+    with torch.device("meta"):
+        model = getattr(transformers, model_class)(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    return ModelSize.from_config({**cfg.to_dict(), "torch_dtype": dtype}, n)
+
+
+def paper(path: Path) -> None:
+    cfg = yaml.safe_load(path.read_text())
+    ex = cfg.get("extraction", {})
+    corpora = ex.get("corpora")
+    stream = list(cfg["corpora"] if corpora is None else corpora)
+    groups = cfg.get("languages", {}).get("groups", []) + [
+        {"corpora": c} for c in cfg.get("languages", {}).get("grammaticality", [])
+    ]
+    sentences = []
+    for g in groups:
+        c = cfg["corpora"][g["corpora"]]
+        sentences += c.get("languages", ["good", "bad"])
+    print(f"\n### {path.name}\n")
+    print(
+        "| model | parameters (saved dtype) | HF cache per revision | revisions | "
+        "activation stores | extraction job memory |"
+    )
+    print("|---|---|---|---|---|---|")
+    total_cache = total_stores = 0
+    for name, model in cfg["models"].items():
+        size = size_of(model["id"])
+        window = cfg["tokenizers"][model["tokenizer"]]["window"]
+        revisions = len(model["revisions"])
+        cache = footprint.weights_bytes(size)
+        tokens = ex.get("max_tokens", 16384)
+        per_store = footprint.store_bytes(size, tokens, tokens // window)
+        n_stream = revisions * len(stream)
+        n_sent = len(sentences) if sentences else 0
+        per_10k = footprint.store_bytes(size, 10_000, 0)
+        stores = n_stream * per_store
+        causal = "CausalLM" in PUBLISHED[model["id"]][1] or "LMHead" in PUBLISHED[model["id"]][1]
+        memory = footprint.extraction_bytes(
+            size,
+            ex.get("dtype", "float32"),
+            ex.get("batch_size", 16),
+            window,
+            causal and ex.get("eval_loss") is not False,
+            bool(sentences),
+        )
+        total_cache += revisions * cache
+        total_stores += stores
+        count = f"{n_stream} × {gib(per_store)}" if n_stream else "–"
+        if n_sent:
+            count += f"; {n_sent} sentence stores, {gib(per_10k)} per 10k tokens"
+        print(
+            f"| {name} | {size.n_params / 1e6:.1f} M ({size.saved_dtype}) | {gib(cache)} | "
+            f"{revisions} | {count} | {gib(memory)} |"
+        )
+    stored = (
+        f"≤ {gib(total_stores)} of fixed-window stores" if total_stores else "sentence stores only"
+    )
+    print(f"\nHF cache: {gib(total_cache)}; activations: {stored}")
+
+
+if __name__ == "__main__":
+    for path in sorted((ROOT / "config" / "paper").glob("*.yaml")):
+        if yaml.safe_load(path.read_text()).get("models"):
+            paper(path)
