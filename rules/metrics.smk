@@ -47,5 +47,6 @@ rule gather_metric:
         code=code("gather.py"),
         steps=lambda w: STEPS[w.model],
         corpora=EXTRACT_CORPORA,
+        model=lambda w: w.model,
     script:
         "../scripts/gather.py"

@@ -1,6 +1,7 @@
 """Snakemake adapter: the LM-head spectra of one model stacked over its checkpoints."""
 
 from repgeom.bottleneck.study import stack_steps
+from repgeom.gather import with_model
 from repgeom.io import read_dataset, write_dataset
 from repgeom.runtime import log_to
 
@@ -8,4 +9,4 @@ log_to(snakemake.log[0])
 p = snakemake.params
 gathered = stack_steps([read_dataset(path) for path in snakemake.input], p.steps)
 gathered.attrs["model"] = p.model
-write_dataset(gathered, snakemake.output[0])
+write_dataset(with_model(gathered, p.model), snakemake.output[0])

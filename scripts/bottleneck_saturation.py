@@ -3,6 +3,7 @@
 import json
 
 from repgeom.bottleneck.study import cosine_dataset, eval_loss_dataset, last_layer_cosine
+from repgeom.gather import with_model
 from repgeom.io import write_dataset
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to
@@ -21,7 +22,8 @@ attrs = provenance(
     model_source=json.dumps({s: stores[(s, p.corpora[0])].attrs["model_source"] for s in p.steps}),
 )
 loss = eval_loss_dataset({k: s.attrs for k, s in stores.items()}, p.steps, p.corpora, attrs)
-write_dataset(loss, snakemake.output.eval_loss)
+write_dataset(with_model(loss, p.model), snakemake.output.eval_loss)
 cosines = {k: last_layer_cosine(s) for k, s in stores.items()}
-write_dataset(cosine_dataset(cosines, p.steps, p.corpora, attrs), snakemake.output.cosine)
+cosine = cosine_dataset(cosines, p.steps, p.corpora, attrs)
+write_dataset(with_model(cosine, p.model), snakemake.output.cosine)
 print(loss)

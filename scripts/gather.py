@@ -1,6 +1,6 @@
 """Snakemake adapter: gather one metric of one model over steps and corpora."""
 
-from repgeom.gather import gather
+from repgeom.gather import gather, with_model
 from repgeom.io import read_dataset, write_dataset
 from repgeom.runtime import log_to
 
@@ -8,4 +8,4 @@ log_to(snakemake.log[0])
 p = snakemake.params
 keys = [(s, c) for s in p.steps for c in p.corpora]
 datasets = {k: read_dataset(path) for k, path in zip(keys, snakemake.input, strict=True)}
-write_dataset(gather(datasets, p.steps, p.corpora), snakemake.output[0])
+write_dataset(with_model(gather(datasets, p.steps, p.corpora), p.model), snakemake.output[0])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import zarr
 
 from repgeom.bottleneck.features import (
     final_layer,
@@ -18,6 +17,7 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, build_heads
 from repgeom.bottleneck.memory import check_heads_memory, default_ranks, heads_memory_estimate
 from repgeom.models import build_model
+from repgeom.store import ActivationStore
 from repgeom.tokens import Windows, write_tokens
 from tests.conftest import TINY
 
@@ -35,11 +35,12 @@ def write_store(path, windows: Windows, d: int = 4, seed: int = 1) -> np.ndarray
     valid = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
     n = int(valid.sum())
     x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float16)
-    root = zarr.open_group(str(path), mode="w")
-    root.create_group("hidden").create_array("3", data=x, chunks=(5, d))
-    root.create_array("token_id", data=windows.ids[valid].astype(np.int64))
-    root.create_array("sequence", data=np.repeat(np.arange(len(windows.lengths)), windows.lengths))
-    root.create_array("position", data=np.concatenate([np.arange(k) for k in windows.lengths]))
+    from repgeom.extraction import token_index
+    from repgeom.store import StoreWriter
+
+    store = StoreWriter(path, [3], d, token_index(windows))
+    store.tokens[0].append(x)
+    store.close({})
     return x
 
 
@@ -103,9 +104,9 @@ def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
     w.lengths[1] = 10  # a padded window
     info = write_final_features(model, w, 2, tmp_path / "f.zarr", batch_size=2, attrs={"a": 1})
     assert info["n_tokens"] == w.n_tokens and info["layer"] == 2
-    root = zarr.open_group(str(tmp_path / "f.zarr"), mode="r")
-    assert root.attrs["a"] == 1 and list(root["hidden"].array_keys()) == ["2"]
-    stored = np.asarray(root["hidden"]["2"][:], dtype=np.float32)
+    store = ActivationStore(tmp_path / "f.zarr")
+    assert store.attrs["a"] == 1 and store.layers == [2]
+    stored = store.read(2)
     rows = []
     with torch.inference_mode():
         for ids, length in zip(w.ids, w.lengths, strict=True):
@@ -120,9 +121,9 @@ def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
     ref = np.concatenate(rows)
     np.testing.assert_allclose(stored, ref, rtol=2e-3, atol=2e-3)  # float16 storage
     tokens = np.concatenate([r[:n] for r, n in zip(w.ids, w.lengths, strict=True)])
-    np.testing.assert_array_equal(root["token_id"][:], tokens)
+    np.testing.assert_array_equal(store.token_id, tokens)
     positions = np.concatenate([np.arange(n) for n in w.lengths])
-    np.testing.assert_array_equal(root["position"][:], positions)
+    np.testing.assert_array_equal(store.position, positions)
 
 
 def test_memory_estimate_counts_the_heads_built():

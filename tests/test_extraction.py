@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from repgeom.extraction import extract
-from repgeom.store import ActivationStore, LayerWriter
+from repgeom.store import ActivationStore
 from repgeom.tokens import Windows
 
 
@@ -120,23 +120,6 @@ def test_nan_activations_raise_and_leave_nothing(tokenizer, windows, tmp_path):
     with pytest.raises(FloatingPointError, match="layer 1"):
         extract(model, Windows(windows.ids[:2], windows.lengths[:2]), tmp_path / "n.zarr", 2, {})
     assert list(tmp_path.iterdir()) == []
-
-
-def test_layer_writer_promotes_overflowing_layer(tmp_path):
-    import zarr
-
-    g = zarr.open_group(str(tmp_path / "w.zarr"), mode="w")
-    writer = LayerWriter(g, "0", n_tokens=5000, hidden_size=512)
-    rng = np.random.default_rng(0)
-    small = rng.normal(size=(3000, 512)).astype(np.float32)
-    big = (rng.normal(size=(2000, 512)) * 1e5).astype(np.float32)
-    writer.append(small)
-    assert writer.written == 2048  # whole float16 chunks of 1024 rows already on disk
-    writer.append(big)
-    writer.close()
-    assert g["0"].dtype == np.float32
-    np.testing.assert_array_equal(g["0"][3000:], big)
-    np.testing.assert_allclose(g["0"][:3000], small, rtol=2**-10, atol=1e-4)
 
 
 def test_sentence_means_ignore_padding(tiny_model, windows, tmp_path):

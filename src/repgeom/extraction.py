@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import zarr
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
@@ -24,7 +23,7 @@ from repgeom import footprint
 from repgeom.io import atomic_path
 from repgeom.loss import head_next_token_loss
 from repgeom.models import objective
-from repgeom.store import FLOAT16_MAX, LayerWriter
+from repgeom.store import FLOAT16_MAX, LayerWriter, StoreWriter
 from repgeom.tokens import Windows
 
 FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
@@ -197,14 +196,8 @@ def extract(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
     with atomic_path(out_path) as tmp:
-        root = zarr.open_group(str(tmp), mode="w")
-        hidden = root.create_group("hidden")
-        writers = [LayerWriter(hidden, str(i), n_tokens, d) for i in range(n_layers)]
-        sentence = root.create_group("sentence")
-        n_seq = len(windows.lengths)
-        means = [LayerWriter(sentence, str(i), n_seq, d, "float32") for i in range(n_layers)]
-        for name, values in token_index(windows).items():
-            root.create_array(name, data=values)
+        store = StoreWriter(tmp, range(n_layers), d, token_index(windows), windows.lengths)
+        writers, means = store.tokens, store.means
         norm_index = None
         runs = forward_batches(base, windows, [b for bs in plan for b in bs], "extract")
         for batches in plan:
@@ -248,14 +241,11 @@ def extract(
                 writers[i].append(x if perm is None else x[perm], max(a for _, a in held[i]))
                 m = np.concatenate(held_means[i])
                 means[i].append(m if row_perm is None else m[row_perm])
-        for w in writers + means:
-            w.close()
         summary: dict[str, Any] = {
             "n_tokens": n_tokens,
             "n_sequences": len(windows.lengths),
             "n_layers": n_layers,
             "hidden_size": d,
-            "layer_dtypes": [str(w.dtype) for w in writers],
             "final_norm_index": -1 if norm_index is None else norm_index,
             "objective": kind,
             "sentence_level": "mean of each sequence's non-padding tokens, float32",
@@ -264,5 +254,5 @@ def extract(
         }
         if eval_loss and count:
             summary.update(eval_loss=nll / count, eval_loss_tokens=count)
-        root.attrs.update({**attrs, **summary})
+        summary.update(store.close({**attrs, **summary}))
     return summary

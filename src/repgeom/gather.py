@@ -29,3 +29,11 @@ def gather(
     )
     out["step_number"].attrs = {"long_name": "training step", "units": "steps"}
     return out
+
+
+def with_model(ds: xr.Dataset, model: str) -> xr.Dataset:
+    """The dataset with the model's name as a scalar coordinate, so that the datasets of
+    several models concatenate with ``xr.concat(..., dim="model")`` as they are."""
+    out = ds.assign_coords(model=model)
+    out["model"].attrs = {"long_name": "model (name in the config)", "units": "1"}
+    return out

@@ -1,8 +1,26 @@
-"""The activation store: hidden states (layer, token, hidden) in Zarr, one array per layer."""
+"""The activation store: hidden states (layer, token, hidden) in Zarr, opened by plain xarray.
+
+``xr.open_zarr(path)`` gives one Dataset (lazy, consolidated metadata, named dims):
+
+- ``hidden_state`` (layer, token, hidden) float16: the hidden state after each layer (layer 0 =
+  the embedding output) of every non-padding token. A layer with a value beyond float16's range
+  is stored in float32 instead, in ``hidden_state_float32`` (layer_float32, token, hidden); its
+  slice of ``hidden_state`` holds no chunk and reads as NaN. ``attrs["layer_dtypes"]`` says which.
+- ``sequence_mean`` (layer, sequence, hidden) float32: each sequence's (window's or sentence's)
+  mean over its non-padding tokens.
+- coordinates: ``layer``, ``token``, ``hidden``, ``sequence`` (indices); on ``token``:
+  ``token_id``, ``position`` (in its sequence) and ``token_sequence`` (the sequence it is in);
+  on ``sequence``: ``length`` (its tokens).
+
+Chunks hold one layer × a block of tokens of at least 1 MB; rows are written chunk by chunk as
+they come (memory does not grow with the tokens), padding never enters the store.
+:class:`ActivationStore` reads it for the metrics (the LayerSource protocol).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +28,29 @@ import numpy as np
 import zarr
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+TOKENS = "hidden_state"
+WIDE = "hidden_state_float32"
+MEANS = "sequence_mean"
+LAYOUT = 2  # attrs["store_layout"]; stores without it were written before xarray could open them
+ON_TOKEN = "token_id position token_sequence"  # coordinates of the token dimension
+
+VARIABLE_ATTRS = {
+    TOKENS: {
+        "long_name": "hidden state after each layer (0 = embedding output), float16",
+        "units": "1",
+    },
+    WIDE: {"long_name": "hidden state of the layers beyond float16's range", "units": "1"},
+    MEANS: {"long_name": "mean hidden state of each sequence's non-padding tokens", "units": "1"},
+    "layer": {"long_name": "layer (0 = embedding output)", "units": "1"},
+    "layer_float32": {"long_name": "layer stored in float32", "units": "1"},
+    "token": {"long_name": "token index in the store", "units": "1"},
+    "hidden": {"long_name": "hidden dimension", "units": "1"},
+    "sequence": {"long_name": "sequence (window or sentence) index", "units": "1"},
+    "token_id": {"long_name": "token id (tokenizer vocabulary)", "units": "1"},
+    "position": {"long_name": "position of the token in its sequence", "units": "1"},
+    "token_sequence": {"long_name": "sequence the token belongs to", "units": "1"},
+    "length": {"long_name": "non-padding tokens of the sequence", "units": "tokens"},
+}
 
 
 def chunk_rows(hidden_size: int, itemsize: int, min_bytes: int = 1 << 20) -> int:
@@ -17,34 +58,27 @@ def chunk_rows(hidden_size: int, itemsize: int, min_bytes: int = 1 << 20) -> int
     return max(1, -(-min_bytes // (hidden_size * itemsize)))
 
 
-class LayerWriter:
-    """Appends rows of one layer, writing whole chunks; switches to float32 if float16 overflows."""
+class OldStoreError(ValueError):
+    """A store written in the layout before xarray could open it."""
 
-    def __init__(
-        self, group: zarr.Group, name: str, n_tokens: int, hidden_size: int, dtype: str = "float16"
-    ) -> None:
-        self.group, self.name = group, name
-        self.n_tokens, self.hidden_size = n_tokens, hidden_size
+
+class LayerWriter:
+    """Appends the rows of one layer to its slot of a (layer, row, hidden) array, whole chunks at
+    a time; the first value beyond float16's range moves the layer to the float32 array."""
+
+    def __init__(self, store: StoreWriter, name: str, slot: int, dtype: str = "float16") -> None:
+        self.store, self.name, self.slot = store, name, slot
+        self.layer = store.layers[slot]
+        self.array: zarr.Array = store.root[name]
         self.dtype = np.dtype(dtype)
-        self.array = self._create(self.dtype)
+        self.n_rows = self.array.shape[1]
         self.written = 0
         self.buffer: list[np.ndarray] = []
         self.buffered = 0
 
-    def _create(self, dtype: np.dtype) -> zarr.Array:
-        rows = min(self.n_tokens, chunk_rows(self.hidden_size, dtype.itemsize))
-        return self.group.create_array(
-            self.name,
-            shape=(self.n_tokens, self.hidden_size),
-            dtype=dtype,
-            chunks=(rows, self.hidden_size),
-            compressors=None,
-            overwrite=True,
-        )
-
     def append(self, rows: np.ndarray, amax: float | None = None) -> None:
         """Add rows (float32, or float16 already rounded; ``amax``: their largest |value| if the
-        caller knows it); the first value beyond the float16 range moves the layer to float32."""
+        caller knows it)."""
         if self.dtype == np.float16 and rows.size:
             if amax is None:
                 amax = float(np.abs(rows).max())
@@ -52,37 +86,140 @@ class LayerWriter:
                 self._promote()
         self.buffer.append(np.asarray(rows, dtype=self.dtype))
         self.buffered += len(rows)
-        chunk = self.array.chunks[0]
-        if self.buffered >= chunk:
+        if self.buffered >= self.array.chunks[1]:
             self._flush(whole_chunks=True)
 
     def _flush(self, whole_chunks: bool) -> None:
         if not self.buffer:
             return
         data = np.concatenate(self.buffer)
-        chunk = self.array.chunks[0]
+        chunk = self.array.chunks[1]
         n = (len(data) // chunk) * chunk if whole_chunks else len(data)
         if n:
-            self.array[self.written : self.written + n] = data[:n]
+            self.array[self.slot, self.written : self.written + n] = data[:n]
             self.written += n
         rest = data[n:]
         self.buffer = [rest] if len(rest) else []
         self.buffered = len(rest)
 
     def _promote(self) -> None:
-        done = np.asarray(self.array[: self.written], dtype=np.float32)
-        pending = [b.astype(np.float32) for b in self.buffer]
+        old, old_slot = self.array, self.slot
+        self.array, self.slot = self.store.float32_slot(self.layer)
         self.dtype = np.dtype(np.float32)
-        self.array = self._create(self.dtype)
-        if self.written:
-            self.array[: self.written] = done
-        self.buffer = pending
+        step = self.array.chunks[1]
+        for start in range(0, self.written, step):
+            stop = min(self.written, start + step)
+            self.array[self.slot, start:stop] = np.asarray(old[old_slot, start:stop], np.float32)
+        old[old_slot] = np.nan  # the fill value: its chunks are deleted
+        self.buffer = [b.astype(np.float32) for b in self.buffer]
 
     def close(self) -> None:
         """Write what is buffered and check that every row arrived."""
         self._flush(whole_chunks=False)
-        if self.written != self.n_tokens:
-            raise RuntimeError(f"layer {self.name}: wrote {self.written} of {self.n_tokens} rows")
+        if self.written != self.n_rows:
+            raise RuntimeError(
+                f"{self.name} layer {self.layer}: wrote {self.written} of {self.n_rows} rows"
+            )
+
+
+class StoreWriter:
+    """Creates an activation store in a Zarr group and hands out one writer per layer."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        layers: Sequence[int],
+        hidden_size: int,
+        index: Mapping[str, np.ndarray],
+        lengths: np.ndarray | None = None,
+    ) -> None:
+        """``index``: int64 ``token_id``, ``sequence`` and ``position`` of every token;
+        ``lengths``: tokens of each sequence, when the store keeps sequence means."""
+        self.root = zarr.open_group(str(path), mode="w")
+        self.layers = [int(layer) for layer in layers]
+        self.hidden_size = hidden_size
+        n = len(index["token_id"])
+        self.n_tokens = n
+        coords = {
+            "layer": (["layer"], np.asarray(self.layers, dtype=np.int64)),
+            "token": (["token"], np.arange(n, dtype=np.int64)),
+            "hidden": (["hidden"], np.arange(hidden_size, dtype=np.int64)),
+            "token_id": (["token"], index["token_id"]),
+            "position": (["token"], index["position"]),
+            "token_sequence": (["token"], index["sequence"]),
+        }
+        if lengths is not None:
+            coords["sequence"] = (["sequence"], np.arange(len(lengths), dtype=np.int64))
+            coords["length"] = (["sequence"], np.asarray(lengths, dtype=np.int64))
+        for name, (dims, values) in coords.items():
+            self.root.create_array(
+                name, data=np.asarray(values), dimension_names=dims, attributes=VARIABLE_ATTRS[name]
+            )
+        self._create(TOKENS, len(self.layers), n, "float16", ["layer", "token", "hidden"], ON_TOKEN)
+        self.tokens = [LayerWriter(self, TOKENS, i) for i in range(len(self.layers))]
+        self.means: list[LayerWriter] = []
+        if lengths is not None:
+            dims = ["layer", "sequence", "hidden"]
+            self._create(MEANS, len(self.layers), len(lengths), "float32", dims, "length")
+            self.means = [LayerWriter(self, MEANS, i, "float32") for i in range(len(self.layers))]
+        self.wide: list[int] = []
+
+    def _create(
+        self, name: str, n_layers: int, n_rows: int, dtype: str, dims: list[str], coords: str
+    ) -> zarr.Array:
+        rows = min(max(1, n_rows), chunk_rows(self.hidden_size, np.dtype(dtype).itemsize))
+        return self.root.create_array(
+            name,
+            shape=(n_layers, n_rows, self.hidden_size),
+            dtype=dtype,
+            chunks=(1, rows, self.hidden_size),
+            compressors=None,
+            fill_value=np.nan,
+            dimension_names=dims,
+            attributes={**VARIABLE_ATTRS[name], "coordinates": coords},
+        )
+
+    def float32_slot(self, layer: int) -> tuple[zarr.Array, int]:
+        """The float32 array and the slot of a layer moved there (the array grows by one)."""
+        if not self.wide:
+            dims = ["layer_float32", "token", "hidden"]
+            self._create(WIDE, 0, self.n_tokens, "float32", dims, ON_TOKEN)
+        wide = self.root[WIDE]
+        self.wide.append(layer)
+        wide.resize((len(self.wide), self.n_tokens, self.hidden_size))
+        return wide, len(self.wide) - 1
+
+    def close(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """Flush every layer, write the attributes and consolidate the metadata; returns the
+        layout attributes written (``layer_dtypes``, ``store_layout``)."""
+        for writer in self.tokens + self.means:
+            writer.close()
+        if self.wide:
+            self.root.create_array(
+                "layer_float32",
+                data=np.asarray(self.wide, dtype=np.int64),
+                dimension_names=["layer_float32"],
+                attributes=VARIABLE_ATTRS["layer_float32"],
+            )
+        layout = {"layer_dtypes": [str(w.dtype) for w in self.tokens], "store_layout": LAYOUT}
+        self.root.attrs.update({**attrs, **layout})
+        with warnings.catch_warnings():  # consolidated metadata is not in the Zarr v3 spec (yet)
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(self.root.store)
+        return layout
+
+
+def layer_location(root: zarr.Group, layer: int) -> tuple[zarr.Array, int]:
+    """(array, slot) holding one layer's token rows: the float32 array for a layer beyond
+    float16's range, else the float16 one; KeyError for a layer the store lacks."""
+    if WIDE in root:
+        wide = [int(v) for v in root["layer_float32"][:]]
+        if layer in wide:
+            return root[WIDE], wide.index(layer)
+    layers = [int(v) for v in root["layer"][:]]
+    if layer not in layers:
+        raise KeyError(f"layer {layer} is not in the store (layers {layers})")
+    return root[TOKENS], layers.index(layer)
 
 
 class ActivationStore:
@@ -94,43 +231,56 @@ class ActivationStore:
             raise FileNotFoundError(f"activation store {self.path} does not exist")
         self.root = zarr.open_group(str(self.path), mode="r")
         self.attrs: dict[str, Any] = dict(self.root.attrs)
-        self.hidden = self.root["hidden"]
-        self.layers = sorted(int(k) for k in self.hidden.array_keys())
-        first = self.hidden[str(self.layers[0])]
-        self.n_tokens, self.hidden_size = first.shape
+        if self.attrs.get("store_layout") != LAYOUT:
+            raise OldStoreError(
+                f"{self.path} was written in an older activation-store layout (before it opened "
+                "with xarray); extract it again: delete it and rerun snakemake (a code change "
+                "reruns extraction anyway)"
+            )
+        self.layers = [int(v) for v in self.root["layer"][:]]
+        self._location = {layer: layer_location(self.root, layer) for layer in self.layers}
+        _, self.n_tokens, self.hidden_size = self.root[TOKENS].shape
         self.token_id = np.asarray(self.root["token_id"][:])
-        self.sequence = np.asarray(self.root["sequence"][:])
+        self.sequence = np.asarray(self.root["token_sequence"][:])
         self.position = np.asarray(self.root["position"][:])
+
+    def _where(self, layer: int) -> tuple[zarr.Array, int]:
+        if layer not in self._location:
+            raise KeyError(f"layer {layer} is not in {self.path} (layers {self.layers})")
+        return self._location[layer]
 
     @property
     def n_sentences(self) -> int:
         """Number of sequences (sentences or windows) in the store."""
-        return int(self.root["sentence"]["0"].shape[0])
+        return int(self.root[MEANS].shape[1])
 
     def read_sentences(self, layer: int) -> np.ndarray:
         """Mean over the non-padding tokens of each sequence, (sequence, hidden) float32."""
-        return np.asarray(self.root["sentence"][str(layer)][:], dtype=np.float32)
+        return np.asarray(self.root[MEANS][self.layers.index(layer)], dtype=np.float32)
 
     def dtype(self, layer: int) -> np.dtype:
         """Storage dtype of a layer (float16, or float32 where float16 overflowed)."""
-        return self.hidden[str(layer)].dtype
+        return self._where(layer)[0].dtype
 
     def read(self, layer: int, rows: np.ndarray | None = None) -> np.ndarray:
-        arr = self.hidden[str(layer)]
-        x = (
-            arr[:]
-            if rows is None
-            else arr.get_orthogonal_selection((np.asarray(rows), slice(None)))
-        )
+        arr, slot = self._where(layer)
+        if rows is None:
+            x = arr[slot]
+        else:
+            x = arr.get_orthogonal_selection((slot, np.asarray(rows), slice(None)))
         return np.asarray(x, dtype=np.float32)
+
+    def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop of a layer, float32."""
+        arr, slot = self._where(layer)
+        return np.asarray(arr[slot, start:stop], dtype=np.float32)
 
     def iter_blocks(
         self, layer: int, rows: np.ndarray | None = None, block: int = 65536
     ) -> Iterator[np.ndarray]:
-        arr = self.hidden[str(layer)]
         if rows is None:
             for start in range(0, self.n_tokens, block):
-                yield np.asarray(arr[start : start + block], dtype=np.float32)
+                yield self.read_rows(layer, start, start + block)
             return
         rows = np.asarray(rows)
         for start in range(0, len(rows), block):

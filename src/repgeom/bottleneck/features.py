@@ -2,13 +2,13 @@
 
 The rank-restricted heads (:mod:`repgeom.bottleneck.heads`) read features h ∈ ℝᵈ (the input of
 the LM head: the hidden state after the final norm) with next-token targets y. Both splits use
-the activation-store layout of :mod:`repgeom.store` (``hidden/{layer}`` (token, d), and the int64
-arrays ``token_id``, ``sequence`` and ``position`` over tokens):
+the activation-store layout of :mod:`repgeom.store` (``hidden_state`` (layer, token, d), and the
+int64 coordinates ``token_id``, ``token_sequence`` and ``position`` over tokens):
 
 - eval: the spine's activation store of the eval split (every layer);
-- train: :func:`write_final_features` writes one layer only, for a seeded sample of train
-  windows, batch by batch (float16, float32 where a value exceeds the float16 range, as in the
-  spine's stores), so memory does not grow with the number of tokens.
+- train: :func:`write_final_features` writes one layer only (a store of the same layout), for a
+  seeded sample of train windows, batch by batch (float16, float32 where a value exceeds the
+  float16 range, as in the spine's stores), so memory does not grow with the number of tokens.
 
 Targets (:func:`next_token_blocks`): row i's target is the token of row i + 1 when both rows
 belong to the same sequence and row i + 1 is the next position; the last token of each window has
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from repgeom.store import LayerWriter
+from repgeom.store import StoreWriter, layer_location
 from repgeom.tokens import Windows
 
 
@@ -100,19 +100,16 @@ def write_final_features(
     d = int(model.config.hidden_size)
     batches = batches_in_order(len(windows.lengths), batch_size)
     with atomic_path(out_path) as tmp, torch.inference_mode():
-        root = zarr.open_group(str(tmp), mode="w")
-        writer = LayerWriter(root.create_group("hidden"), str(layer), windows.n_tokens, d)
-        for name, values in token_index(windows).items():
-            root.create_array(name, data=values)
+        store = StoreWriter(tmp, [layer], d, token_index(windows))
+        (writer,) = store.tokens
         for rows, _, valid, out in forward_batches(base, windows, batches, "features"):
             states = out.hidden_states
             if not 0 <= layer < len(states):
                 raise ValueError(f"layer {layer} is not among the model's {len(states)} states")
             append_layer(writer, states[layer][valid].float(), layer, int(rows[0]))
-        writer.close()
         summary = {"n_tokens": windows.n_tokens, "n_sequences": len(windows.lengths)}
         summary.update(layer=layer, layer_dtype=str(writer.dtype), hidden_size=d)
-        root.attrs.update({**(attrs or {}), **summary})
+        store.close({**(attrs or {}), **summary})
     return summary
 
 
@@ -127,9 +124,9 @@ def next_token_blocks(
     if block < 1:
         raise ValueError(f"block must be ≥ 1, got {block}")
     root = zarr.open_group(str(path), mode="r")
-    hidden = root["hidden"][str(layer)]
-    token_id, sequence, position = root["token_id"], root["sequence"], root["position"]
-    n = hidden.shape[0]
+    hidden, slot = layer_location(root, layer)
+    token_id, sequence, position = root["token_id"], root["token_sequence"], root["position"]
+    n = hidden.shape[1]
     for start in range(0, n, block):
         stop = min(n, start + block)
         ahead = min(n, stop + 1)
@@ -144,5 +141,5 @@ def next_token_blocks(
             continue
         nxt = np.full(m, -1, dtype=np.int64)
         nxt[:k] = tok[1 : k + 1]
-        x = np.asarray(hidden[start:stop], dtype=np.float32)[has_next]
+        x = np.asarray(hidden[slot, start:stop], dtype=np.float32)[has_next]
         yield x, nxt[has_next]
