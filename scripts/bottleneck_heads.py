@@ -17,7 +17,7 @@ from repgeom.bottleneck.features import (
     write_final_features,
 )
 from repgeom.bottleneck.heads import HeadTraining, rank_restricted_heads
-from repgeom.bottleneck.memory import check_heads_memory, heads_memory_estimate
+from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 from repgeom.io import write_dataset
 from repgeom.models import Checkpoint, check_dtype, lm_head, resolve_device
 from repgeom.provenance import provenance
@@ -39,24 +39,8 @@ head = lm_head(model, f"{p.model} {p.step}")
 w0 = head.weight.detach().float().cpu().numpy()
 b0 = None if getattr(head, "bias", None) is None else head.bias.detach().float().cpu().numpy()
 v, d = w0.shape
-too_large = [r for r in o["ranks"] or [] if r > min(v, d)]
-if too_large:
-    raise ValueError(
-        f"config key 'bottleneck.heads.ranks': {too_large} exceed min(V, d) = {min(v, d)} of "
-        f"model {p.model!r}"
-    )
-cfg = HeadTraining(
-    token_budget=o["token_budget"],
-    batch_size=o["batch_size"],
-    lr=o["lr"],
-    weight_decay=o["weight_decay"],
-    schedule=o["schedule"],
-    warmup_fraction=o["warmup_fraction"],
-    shuffle_buffer=o["shuffle_buffer"],
-    init=o["init"],
-    bias=o["bias"],
-    seed=o["seed"],
-)
+check_ranks(o["ranks"], v, d, f"model {p.model!r}")
+cfg = HeadTraining.from_config(o)
 estimate = heads_memory_estimate(
     v,
     d,

@@ -3,9 +3,9 @@
 import json
 
 from repgeom.io import write_dataset
-from repgeom.languages.estimators import id_function
 from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
 from repgeom.languages.plan import dataset_groups
+from repgeom.metrics.intrinsic import id_function
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 from repgeom.store import ActivationStore

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from repgeom.io import atomic_path, write_dataset
 from repgeom.models import build_model, resolve_device
-from repgeom.plan import checkpoint_steps
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 from repgeom.tokenization import load_tokenizer, special_ids
@@ -15,13 +14,8 @@ log_to(snakemake.log[0])
 set_threads(snakemake.threads)
 p = snakemake.params
 tok = load_tokenizer(snakemake.input.tokenizer)
-tr = dict(p.training)
-device = resolve_device(tr.pop("device"))
-tr.pop("n_linear_checkpoints")
-tr.pop("threads")
-tr["checkpoints"] = checkpoint_steps(p.training)
-tr["betas"] = tuple(tr.get("betas", (0.9, 0.95)))
-cfg = TrainConfig(**tr)
+device = resolve_device(p.training["device"])
+cfg = TrainConfig.from_config(p.training)
 model = build_model(p.architecture, p.model_config, tok, cfg.seed)
 out_dirs = {Path(d).name: d for d in snakemake.output.checkpoints}
 

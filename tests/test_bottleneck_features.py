@@ -129,7 +129,7 @@ def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
 def test_memory_estimate_counts_the_heads_built():
     v, d = 40, 8
     ranks = default_ranks(d)
-    cfg = HeadTraining(token_budget=1000, batch_size=64, bias=True)
+    cfg = HeadTraining.from_config(dict(token_budget=1000, batch_size=64, bias=True))
     heads, full = build_heads(v, d, ranks, cfg)
     n_params = sum(p.numel() for h in [*heads.values(), full] for p in h.parameters())
     est = heads_memory_estimate(v, d, None, 64, 1000, shuffle_buffer=0, block_rows=0, bias=True)

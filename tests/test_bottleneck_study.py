@@ -154,7 +154,10 @@ def test_default_plan(tmp_path):
         ({"eval_corpora": ["other"]}, "'bottleneck.eval_corpora[0]': 'other' is not extracted"),
         ({"heads": {"steps": ["step3"]}}, "'bottleneck.heads.steps': ['step3']"),
         ({"heads": {"corpus": "other"}}, "'bottleneck.heads.corpus': 'other'"),
-        ({"heads": {"ranks": [4, 64]}}, "'bottleneck.heads.ranks': [64] exceed min(V, d) = 32"),
+        (
+            {"heads": {"ranks": [4, 64]}},
+            "'bottleneck.heads.ranks': [64] are not in [1, min(V, d)] = [1, 32]",
+        ),
         ({"heads": {"models": ["enc"]}}, "'bottleneck.heads.models[0]'"),
         ({"ngram": {"tokenizers": ["x"]}}, "'bottleneck.ngram.tokenizers[0]': 'x'"),
         ({"ngram": {"corpora": ["x"]}}, "'bottleneck.ngram.corpora[0]': 'x'"),

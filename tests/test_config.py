@@ -81,3 +81,28 @@ def test_missing_text_corpus_stops_with_path(tmp_path):
     out = res.stderr + res.stdout
     assert res.returncode != 0
     assert "corpora.enwik8.path" in out and "enwik8.zip" in out
+
+
+def test_library_defaults_live_in_the_schema():
+    """No library default of a configurable value can drift from the schema: the classes that
+    take a config section have none, the geometry options come from the schema."""
+    from dataclasses import MISSING, fields
+
+    from repgeom.bottleneck.heads import HeadTraining
+    from repgeom.config import schema_defaults
+    from repgeom.metrics import geometry
+    from repgeom.training import TrainConfig
+
+    for cls, section in ((HeadTraining, "bottleneck.heads"), (TrainConfig, "$defs.training")):
+        keys = set(schema_defaults(section))
+        defaulted = {
+            f.name
+            for f in fields(cls)
+            if f.default is not MISSING or f.default_factory is not MISSING
+        }
+        assert keys & {f.name for f in fields(cls)}, section
+        assert not (defaulted & keys) - {"checkpoints"}, (cls.__name__, defaulted & keys)
+    assert not hasattr(geometry, "DEFAULTS")
+    heads = HeadTraining.from_config({"token_budget": 5})
+    assert heads.batch_size == schema_defaults("bottleneck.heads")["batch_size"]
+    assert TrainConfig.from_config({}).warmup == schema_defaults("$defs.training")["warmup"]

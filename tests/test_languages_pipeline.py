@@ -8,7 +8,6 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from repgeom.languages.estimators import ID_ESTIMATORS, id_function
 from repgeom.languages.pipeline import (
     check_aligned,
     correlation_row,
@@ -21,7 +20,8 @@ from repgeom.languages.pipeline import (
 )
 from repgeom.languages.plan import figure_names
 from repgeom.languages.study import language_dataset, paired_bootstrap_diff
-from repgeom.metrics.intrinsic import subsample_rows
+from repgeom.metrics.intrinsic import ID_ESTIMATORS, id_function
+from repgeom.metrics.layerwise import seeded_subsample
 
 
 class FakeStore:
@@ -172,7 +172,7 @@ def test_id_function_by_name_against_references():
     assert value.shape == (1,)
     np.testing.assert_allclose(value[0], skdim_twonn_reference(x), rtol=1e-9)
     assert 3 < value[0] < 5
-    rows = subsample_rows(len(x), 100, 3, seed=7)
+    rows = [seeded_subsample(len(x), 100, 7, r) for r in range(3)]
     values = id_function("skdim_twonn", sample=100, repeats=3, seed=7)(x)
     expected = [skdim_twonn_reference(x[r]) for r in rows]
     np.testing.assert_allclose(values, expected, rtol=1e-9)

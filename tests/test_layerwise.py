@@ -31,3 +31,16 @@ def test_layers(source):
     assert layers_to_use(source, [-1, 0]) == [0, 2]
     with pytest.raises(ValueError, match="layer 5 does not exist"):
         layers_to_use(source, [5])
+
+
+def test_seeded_subsample_is_the_same_draw_everywhere():
+    from repgeom.metrics.layerwise import seeded_subsample
+
+    a = seeded_subsample(1000, 50, seed=3)
+    assert len(a) == 50 and len(set(a)) == 50 and (np.diff(a) > 0).all()
+    assert np.array_equal(a, seeded_subsample(np.arange(1000), 50, seed=3))
+    assert not np.array_equal(a, seeded_subsample(1000, 50, seed=3, repeat=1))
+    assert not np.array_equal(a, seeded_subsample(1000, 50, seed=4))
+    pool = np.arange(0, 2000, 2)
+    assert set(seeded_subsample(pool, 50, seed=3)) <= set(pool)
+    assert np.array_equal(seeded_subsample(7, 50, seed=3), np.arange(7))  # whole pool

@@ -36,7 +36,7 @@ def test_pythia_schedule():
 
 
 def test_learning_rate_warmup_and_cosine():
-    cfg = TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    cfg = TrainConfig.from_config(dict(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1))
     assert learning_rate(0, cfg) == pytest.approx(0.1)
     assert learning_rate(9, cfg) == pytest.approx(1.0)
     assert learning_rate(10, cfg) == pytest.approx(1.0)
@@ -49,8 +49,16 @@ def test_learning_rate_warmup_and_cosine():
 def run(arch, tokenizer, windows, seed=0):
     model = build_model(arch, TINY, tokenizer, seed=seed)
     saved = {}
-    cfg = TrainConfig(
-        steps=6, batch_size=4, lr=3e-3, warmup=2, checkpoints=[0, 3, 6], seed=seed, eval_tokens=256
+    cfg = TrainConfig.from_config(
+        dict(
+            steps=6,
+            batch_size=4,
+            lr=3e-3,
+            warmup=2,
+            checkpoints=[0, 3, 6],
+            seed=seed,
+            eval_tokens=256,
+        )
     )
     tr = Windows(windows.ids[:-8], windows.lengths[:-8])
     ev = Windows(windows.ids[-8:], windows.lengths[-8:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ def with_defaults(instance: Any, schema: dict[str, Any]) -> Any:
     """
     if isinstance(instance, dict):
         out = dict(instance)
+        for cond in schema.get("allOf") or []:  # defaults of one kind: where its `if` matches
+            if "then" in cond and _matches(out, cond.get("if") or {}):
+                out = with_defaults(out, cond["then"])
         for key, sub in (schema.get("properties") or {}).items():
             if key not in out and "default" in sub:
                 out[key] = copy.deepcopy(sub["default"])
@@ -101,6 +105,40 @@ def with_defaults(instance: Any, schema: dict[str, Any]) -> Any:
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
         return [with_defaults(v, schema["items"]) for v in instance]
     return instance
+
+
+def _matches(instance: dict[str, Any], condition: dict[str, Any]) -> bool:
+    """Whether an ``if`` of const/enum properties holds for an instance."""
+    for key, rule in (condition.get("properties") or {}).items():
+        value = instance.get(key)
+        if "const" in rule and value != rule["const"]:
+            return False
+        if "enum" in rule and value not in rule["enum"]:
+            return False
+    return True
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return load_schema(SCHEMA_PATH)
+
+
+def schema_node(path: str) -> dict[str, Any]:
+    """The schema of one config section: 'metrics.geometry', 'bottleneck.heads', '$defs.corpus'."""
+    node = _schema()
+    for key in path.split("."):
+        children = node.get("properties", {})
+        node = children[key] if key in children else node[key]
+    return copy.deepcopy(node)
+
+
+def schema_defaults(path: str, instance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config section with the schema's defaults filled in (of an empty one by default): the
+    one place library code takes a default from."""
+    return with_defaults(dict(instance or {}), schema_node(path))
 
 
 def check_references(config: dict[str, Any]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,20 +20,32 @@ from repgeom.tokens import Windows
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings of one training run."""
+    """Optimisation settings of one training run (a model's ``training`` config; its defaults
+    live in the schema: :meth:`from_config` fills them)."""
 
     steps: int
-    batch_size: int = 16
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 0
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    mask_prob: float = 0.15
-    eval_tokens: int = 16384
-    seed: int = 0
-    checkpoints: list[int] = field(default_factory=list)
+    batch_size: int
+    lr: float
+    min_lr_ratio: float
+    warmup: int
+    weight_decay: float
+    grad_clip: float
+    mask_prob: float
+    eval_tokens: int
+    seed: int
+    checkpoints: list[int] = field(default_factory=list)  # steps saved (from the schedule)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW's, not configurable
+
+    @classmethod
+    def from_config(cls, training: Mapping[str, Any]) -> TrainConfig:
+        """From a model's ``training`` section (keys it lacks take the schema's defaults), with
+        the checkpoint steps its schedule gives."""
+        from repgeom.config import schema_defaults
+        from repgeom.plan import checkpoint_steps
+
+        o = schema_defaults("$defs.training", dict(training))
+        values = {f.name: o[f.name] for f in fields(cls) if f.name in o and f.name != "checkpoints"}
+        return cls(**values, checkpoints=checkpoint_steps(o))
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:

@@ -35,35 +35,44 @@ Training details (all configurable, all heads identical except for their paramet
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import xarray as xr
 
-from repgeom.bottleneck.memory import default_ranks
+from repgeom.bottleneck.memory import check_ranks
 
 Batches = Callable[[], Iterable[tuple[Any, Any]]]
 
 
 @dataclass(frozen=True)
 class HeadTraining:
-    """Optimisation settings shared by every head."""
+    """Optimisation settings shared by every head (the config's ``bottleneck.heads``; its
+    defaults live in the schema: :meth:`from_config` fills them)."""
 
     token_budget: int
-    batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int
+    lr: float
+    weight_decay: float
+    schedule: Literal["cosine", "constant"]
+    warmup_fraction: float
+    shuffle_buffer: int
+    init: Literal["random", "svd"]
+    bias: bool
+    seed: int
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's, not configurable
     eps: float = 1e-8
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_fraction: float = 0.02
-    shuffle_buffer: int = 65536
-    init: Literal["random", "svd"] = "random"
-    bias: bool = False
-    seed: int = 0
+
+    @classmethod
+    def from_config(cls, heads: Mapping[str, Any]) -> HeadTraining:
+        """From a ``bottleneck.heads`` section; keys it lacks take the schema's defaults."""
+        from repgeom.config import schema_defaults
+
+        o = schema_defaults("bottleneck.heads", dict(heads))
+        return cls(**{f.name: o[f.name] for f in fields(cls) if f.name in o})
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:
@@ -331,12 +340,7 @@ def rank_restricted_heads(
     given) model_head_loss, model_head_perplexity.
     """
     v, d = int(vocab_size), int(hidden_size)
-    if v < 2 or d < 1:
-        raise ValueError(f"need vocab_size ≥ 2 and hidden_size ≥ 1, got {v}, {d}")
-    ranks = sorted(set(default_ranks(d) if ranks is None else (int(r) for r in ranks)))
-    bad = [r for r in ranks if not 1 <= r <= min(v, d)]
-    if bad or not ranks:
-        raise ValueError(f"ranks must lie in [1, min(V, d)] = [1, {min(v, d)}], got {bad or ranks}")
+    ranks = check_ranks(ranks, v, d)
     w0 = b0 = None
     if model_head is not None:
         from repgeom.bottleneck.spectrum import as_float64_matrix

@@ -19,6 +19,26 @@ def default_ranks(hidden_size: int) -> list[int]:
     return [2**i for i in range(int(math.log2(hidden_size)) + 1)]
 
 
+def check_ranks(
+    ranks: Sequence[int] | None, vocab_size: int, hidden_size: int, model: str = "the model"
+) -> list[int]:
+    """The sorted distinct ranks of the heads (the powers of two up to d when None); ValueError
+    naming the config key when one is not in [1, min(V, d)]."""
+    if vocab_size < 2 or hidden_size < 1:
+        raise ValueError(
+            f"need vocab_size ≥ 2 and hidden_size ≥ 1, got {vocab_size}, {hidden_size}"
+        )
+    chosen = sorted(set(default_ranks(hidden_size) if ranks is None else (int(r) for r in ranks)))
+    top = min(vocab_size, hidden_size)
+    bad = [r for r in chosen if not 1 <= r <= top]
+    if bad or not chosen:
+        raise ValueError(
+            f"config key 'bottleneck.heads.ranks': {bad or chosen} are not in [1, min(V, d)] = "
+            f"[1, {top}] of {model} (V = {vocab_size}, d = {hidden_size})"
+        )
+    return chosen
+
+
 def heads_memory_estimate(
     vocab_size: int,
     hidden_size: int,

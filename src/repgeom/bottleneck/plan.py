@@ -126,7 +126,7 @@ def _heads(
     errors: list[str],
 ) -> tuple[list[tuple[str, str]], str | None, dict[str, int]]:
     """(model, step) checkpoints whose heads are trained, their corpus, and mem_mb per model."""
-    from repgeom.bottleneck.memory import check_heads_memory, heads_memory_estimate
+    from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 
     names = models if heads["models"] is None else heads["models"]
     corpus = heads["corpus"] or default_corpus
@@ -178,12 +178,10 @@ def _heads(
         if dims is None:
             continue
         v, d = dims
-        bad = [r for r in heads["ranks"] or [] if r > min(v, d)]
-        if bad:
-            errors.append(
-                f"config key 'bottleneck.heads.ranks': {bad} exceed min(V, d) = {min(v, d)} of "
-                f"model {name!r}"
-            )
+        try:
+            check_ranks(heads["ranks"], v, d, f"model {name!r}")
+        except ValueError as err:
+            errors.append(str(err))
             continue
         est = heads_memory_estimate(
             v,

@@ -318,12 +318,6 @@ def docstring_sentences(
 STUDY_KINDS = ("flores", "minimal_pairs", "synthetic_scripts", "synthetic_pairs")
 SOURCE_KINDS = ("python_docs", "text")
 ORIGINAL_SCRIPT = "Latn"
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "flores": {"split": "dev"},
-    "minimal_pairs": {"good_column": "sentence_good", "bad_column": "sentence_bad"},
-    "synthetic_scripts": {"scripts": ["Cyrl", "Grek"], "n_sentences": 256},
-    "synthetic_pairs": {"n_sentences": 256, "seed": 0},
-}
 PAIR_SIDES = ("good", "bad")
 SYNTHETIC_NOTE = {
     "synthetic_scripts": (
@@ -363,7 +357,7 @@ def expand_corpora(
     name clash. With a ``missing`` list, a missing FLORES or pairs file is appended to it as a
     message instead (the member then has no input file): a dry run plans without the data.
     """
-    from repgeom.config import ConfigError
+    from repgeom.config import ConfigError, schema_defaults
 
     out: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
@@ -374,7 +368,7 @@ def expand_corpora(
             out[name] = dict(cfg)
             continue
         try:
-            members = _expand_one(name, {**DEFAULTS[kind], **cfg}, corpora, missing)
+            members = _expand_one(name, schema_defaults("$defs.corpus", cfg), corpora, missing)
         except ConfigError as err:
             errors.append(str(err))
             continue

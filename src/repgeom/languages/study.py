@@ -15,6 +15,7 @@ from scipy import stats
 
 from repgeom.languages.divergence import knn_kl, softmax_kl
 from repgeom.metrics.anisotropy import anisotropy
+from repgeom.metrics.layerwise import seeded_subsample
 
 IdFn = Callable[[np.ndarray], float | np.ndarray]
 TokenSource = Mapping[str, np.ndarray] | Callable[[str, int], np.ndarray]
@@ -137,7 +138,7 @@ def language_dataset(
         ref_all = ref_tok = None
         if read_tokens is not None and token_knn_kl > 0:
             ref_all = read_tokens(reference, li)
-            ref_tok = ref_all[_pick(picks, reference, ref_all.shape[0], token_knn_kl, seed, langs)]
+            ref_tok = ref_all[_pick(picks, reference, ref_all.shape[0], token_knn_kl, seed)]
         for gi, lang in enumerate(langs):
             x = _float(sentence[lang][li])
             out["id"][gi, li, 0], out["id_std"][gi, li, 0] = id_value(id_fn, x)
@@ -156,7 +157,7 @@ def language_dataset(
             out["id"][gi, li, 1], out["id_std"][gi, li, 1] = id_value(id_fn, t)
             out["anisotropy"][gi, li, 1] = anisotropy_fn(t)
             if ref_tok is not None:
-                sub = t[_pick(picks, lang, t.shape[0], token_knn_kl, seed, langs)]
+                sub = t[_pick(picks, lang, t.shape[0], token_knn_kl, seed)]
                 out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
     dims = ("language", "layer", "level")
     kl_note = "token level NaN unless token_knn_kl > 0 (then on subsamples)"
@@ -203,16 +204,11 @@ def _var(dims, values, long_name: str, units: str, comment: str | None = None) -
     return (dims, values, attrs)
 
 
-def _pick(
-    picks: dict[str, np.ndarray], lang: str, n: int, size: int, seed: int, langs: list[str]
-) -> np.ndarray:
-    """One seeded subsample of row indices per language (all rows when n ≤ size)."""
+def _pick(picks: dict[str, np.ndarray], lang: str, n: int, size: int, seed: int) -> np.ndarray:
+    """One seeded subsample of row indices per language (all rows when n ≤ size), drawn once
+    and used at every layer."""
     if lang not in picks:
-        if n <= size:
-            picks[lang] = np.arange(n)
-        else:
-            rng = np.random.default_rng([seed, langs.index(lang)])
-            picks[lang] = np.sort(rng.choice(n, size=size, replace=False))
+        picks[lang] = seeded_subsample(n, size, seed)
     if picks[lang].size and picks[lang][-1] >= n:
         raise ValueError(f"token count of {lang!r} changed between layers")
     return picks[lang]

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from repgeom.config import schema_defaults
 from repgeom.metrics.family import (
     FamilyAccumulator,
     anisotropy_power,
@@ -15,25 +16,10 @@ from repgeom.metrics.family import (
     mean_cosine_from_sum,
 )
 from repgeom.metrics.intrinsic import id_estimates
-from repgeom.metrics.layerwise import layers_to_use, select_rows
+from repgeom.metrics.layerwise import layers_to_use, seeded_subsample, select_rows
 from repgeom.metrics.linearity import linearity
 from repgeom.source import LayerSource
 
-DEFAULTS: dict[str, Any] = {
-    "positions": ["all", "no_first"],
-    "layers": None,
-    "token_budget": None,
-    "top_k": 32,
-    "id_sample": 4096,
-    "id_repeats": 5,
-    "twonn_discard": 0.1,
-    "twonn_fit": "lsq",
-    "microscope_keep": 0.2,
-    "mle_k": 20,
-    "power_tol": 1e-10,
-    "power_max_iter": 1000,
-    "seed": 0,
-}
 POSITIONS = {"all": False, "no_first": True}
 
 ATTRS = {
@@ -63,10 +49,9 @@ def _variant(
     source: LayerSource, layers: list[int], drop_first: bool, o: dict
 ) -> dict[str, xr.Dataset]:
     rows = select_rows(source, drop_first, o["token_budget"], o["seed"])
-    pool = np.arange(source.n_tokens) if rows is None else rows
-    rng = np.random.default_rng(o["seed"])
-    size = min(o["id_sample"], len(pool))
-    samples = [np.sort(rng.choice(pool, size=size, replace=False)) for _ in range(o["id_repeats"])]
+    pool = source.n_tokens if rows is None else rows
+    samples = [seeded_subsample(pool, o["id_sample"], o["seed"], r) for r in range(o["id_repeats"])]
+    size = len(samples[0])
     fam: dict[str, list] = {
         k: []
         for k in ATTRS
@@ -138,7 +123,8 @@ def _variant(
 
 
 def geometry_datasets(source: LayerSource, options: dict[str, Any]) -> dict[str, xr.Dataset]:
-    """Datasets 'anisotropy' (the family), 'intrinsic_dimension' and 'linearity' of a store.
+    """Datasets 'anisotropy' (the family), 'intrinsic_dimension' and 'linearity' of a store;
+    ``options`` as in the config's ``metrics.geometry`` (the schema's defaults for the others).
 
     Each has dims (positions, layer, …): ``positions`` 'all' uses every token, 'no_first' drops
     position 0 (BOS/first tokens carry massive activations). The anisotropy family comes from
@@ -146,16 +132,17 @@ def geometry_datasets(source: LayerSource, options: dict[str, Any]) -> dict[str,
     seeded subsamples of ``id_sample`` tokens (the same tokens at every layer); linearity of
     layer l is that of the map from layer l−1 on the first subsample (NaN at the first layer).
     """
-    o = {**DEFAULTS, **options}
-    unknown = set(o) - set(DEFAULTS)
+    defaults = schema_defaults("metrics.geometry")
+    o = {**defaults, **options}
+    unknown = set(o) - set(defaults)
     if unknown:
-        raise ValueError(f"unknown geometry option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        raise ValueError(f"unknown geometry option(s) {sorted(unknown)}; known: {sorted(defaults)}")
     bad = [p for p in o["positions"] if p not in POSITIONS]
     if bad:
         raise ValueError(f"positions {bad} unknown; choose from {sorted(POSITIONS)}")
     layers = layers_to_use(source, o["layers"])
     variants = [_variant(source, layers, POSITIONS[p], o) for p in o["positions"]]
-    attrs = {k: o[k] for k in DEFAULTS if k not in ("layers",)}
+    attrs = {k: o[k] for k in defaults if k not in ("layers",)}
     out = {}
     for name in variants[0]:
         ds = xr.concat([v[name] for v in variants], dim="positions", data_vars="all")

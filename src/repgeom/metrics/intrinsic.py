@@ -34,11 +34,13 @@ and the kept distances are float64, so the result does not depend on the backend
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from repgeom.metrics.layerwise import seeded_subsample
 from repgeom.neighbors import knn
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
@@ -196,19 +198,6 @@ def id_estimates(
     return out
 
 
-def subsample_rows(n: int, sample: int, repeats: int, seed: int = 0) -> list[np.ndarray]:
-    """``repeats`` sorted seeded subsamples of ``sample`` of n rows; all rows when n ≤ sample.
-
-    The draw depends only on (seed, n), so the same rows are used at every layer of a store.
-    """
-    if sample < 3 or repeats < 1:
-        raise ValueError(f"need id_sample ≥ 3 and id_repeats ≥ 1, got {sample} and {repeats}")
-    if n <= sample:
-        return [np.arange(n) for _ in range(repeats)]
-    rng = np.random.default_rng([seed, n])
-    return [np.sort(rng.choice(n, size=sample, replace=False)) for _ in range(repeats)]
-
-
 def intrinsic_dimension(
     x: np.ndarray,
     sample: int = 4096,
@@ -217,12 +206,15 @@ def intrinsic_dimension(
     which: Sequence[str] = ESTIMATORS,
     **estimator_options: float | int | str,
 ) -> IDRepeats:
-    """Estimators on ``repeats`` seeded subsamples of ``sample`` rows (see :func:`subsample_rows`).
+    """Estimators on ``repeats`` seeded subsamples of ``sample`` rows (all rows when x has no
+    more; :func:`repgeom.metrics.layerwise.seeded_subsample`).
 
     ``estimator_options`` are passed to :func:`id_estimates` (discard, fit, keep, k, backend).
     """
     x = np.asarray(x)
-    picks = subsample_rows(x.shape[0], sample, repeats, seed)
+    if sample < 3 or repeats < 1:
+        raise ValueError(f"need id_sample ≥ 3 and id_repeats ≥ 1, got {sample} and {repeats}")
+    picks = [seeded_subsample(x.shape[0], sample, seed, r) for r in range(repeats)]
     results = []
     for r, rows in enumerate(picks):
         if r > 0 and len(rows) == x.shape[0]:
@@ -294,3 +286,43 @@ def _slope_through_origin(x: np.ndarray, y: np.ndarray) -> float:
     if sxx <= 0:
         raise ValueError("all μ in the fit equal 1; the TwoNN dimension is undefined")
     return float(x @ y / sxx)
+
+
+# --- estimators by name ----------------------------------------------------------------------
+
+# configured estimators by the name a config gives (languages.id_estimator): (estimator of
+# ESTIMATORS, its options)
+ID_ESTIMATORS: dict[str, tuple[str, dict[str, Any]]] = {
+    # repgeom's default TwoNN (whatever repgeom.metrics.intrinsic.twonn defaults to)
+    "twonn": ("twonn", {}),
+    # scikit-dimension's TwoNN, pinned: discard_fraction 0.1, least squares through the origin;
+    # the configuration of the per-language LLM-Microscope study (on mean-pooled vectors)
+    "skdim_twonn": ("twonn", {"discard": 0.1, "fit": "lsq"}),
+    # LLM-Microscope's own TwoNN (the smallest 20 % of the ratios)
+    "twonn_microscope": ("twonn_microscope", {}),
+}
+
+
+def id_function(
+    name: str, sample: int, repeats: int = 1, seed: int = 0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``id_fn(x)``: the named estimator on ``repeats`` seeded subsamples of ``sample`` rows of
+    x (all rows, once per repeat, when x has at most ``sample``), one value per repeat.
+
+    The subsamples depend only on ``seed`` and the number of rows, so a store's tokens are
+    subsampled the same way at every layer.
+    """
+    if name not in ID_ESTIMATORS:
+        raise ValueError(f"unknown ID estimator {name!r}; choose one of {sorted(ID_ESTIMATORS)}")
+    if sample < 3:
+        raise ValueError(f"id_sample must be ≥ 3, got {sample}")
+    if repeats < 1:
+        raise ValueError(f"id_repeats must be ≥ 1, got {repeats}")
+    which, options = ID_ESTIMATORS[name]
+
+    def id_fn(x: np.ndarray) -> np.ndarray:
+        res = intrinsic_dimension(x, sample, repeats, seed, which=(which,), **options)
+        return res.values[which]
+
+    id_fn.__name__ = name
+    return id_fn

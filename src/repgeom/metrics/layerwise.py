@@ -7,6 +7,18 @@ import numpy as np
 from repgeom.source import LayerSource
 
 
+def seeded_subsample(pool: int | np.ndarray, size: int, seed: int, repeat: int = 0) -> np.ndarray:
+    """Sorted rows drawn without replacement from ``pool`` (n: rows 0…n−1, or an array of row
+    indices), ``size`` of them, by a generator seeded with (seed, repeat); the whole pool when it
+    holds no more. The one subsample of every study: the same seed, pool and repeat always draw
+    the same rows."""
+    rows = np.arange(pool) if isinstance(pool, int | np.integer) else np.asarray(pool)
+    if size >= len(rows):
+        return np.sort(rows)
+    rng = np.random.default_rng([seed, repeat])
+    return np.sort(rng.choice(rows, size=size, replace=False))
+
+
 def select_rows(
     source: LayerSource, drop_first_position: bool, token_budget: int | None, seed: int
 ) -> np.ndarray | None:
@@ -14,9 +26,8 @@ def select_rows(
     rows = np.arange(source.n_tokens)
     if drop_first_position:
         rows = rows[np.asarray(source.position) != 0]
-    if token_budget is not None and token_budget < len(rows):
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(rows, size=token_budget, replace=False))
+    if token_budget is not None:
+        rows = seeded_subsample(rows, token_budget, seed)
     if len(rows) < 2:
         raise ValueError(f"only {len(rows)} token(s) left after selection; metrics need at least 2")
     return None if len(rows) == source.n_tokens else rows
