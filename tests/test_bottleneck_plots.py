@@ -71,8 +71,14 @@ def test_figures_are_built():
     figs.append(perplexity_vs_rank(heads))
     werr = xr.Dataset({"werror": ("rank", [1.0, 0.7, 0.4, 0.2])}, coords={"rank": [0, 1, 2, 4]})
     figs.append(werror_vs_rank({"corpus × tok": werr, "other": werr * 0.9}))
+    # the plotted values are the datasets' (first line of each figure)
+    first = [f.axes[0].lines[0].get_ydata() for f in figs]
+    np.testing.assert_array_equal(first[0], losses["a"].eval_loss[:4])  # "final" has no step
+    np.testing.assert_array_equal(first[3], heads.perplexity)
+    np.testing.assert_array_equal(first[5], werr.werror)
+    labels = [line.get_label() for line in figs[5].axes[0].lines]
+    assert labels[:2] == ["corpus × tok", "other"]
     for f in figs:
-        assert isinstance(f, plt.Figure)
         plt.close(f)
     with pytest.raises(ValueError, match="1-D over 'step'"):
         eval_loss_vs_step({"a": spectra}, var="sigma")

@@ -15,8 +15,6 @@ from repgeom.languages.study import (
 from repgeom.plots.languages import (
     divergence_by_layer,
     grammaticality_by_layer,
-    id_anisotropy_by_layer,
-    language_layer_heatmaps,
     score_correlation_scatter,
     script_groups_by_layer,
 )
@@ -45,22 +43,25 @@ def close_figures():
     plt.close("all")
 
 
-def test_by_layer_and_heatmaps(ds, tmp_path):
-    for fig in (
-        id_anisotropy_by_layer(ds),
-        id_anisotropy_by_layer(ds, level="token"),
-        language_layer_heatmaps(ds),
-        divergence_by_layer(ds),
-    ):
-        assert isinstance(fig, plt.Figure)
-        fig.savefig(tmp_path / "f.png")
-    assert len(language_layer_heatmaps(ds).axes) == 4  # two panels and their colour bars
+def test_divergence_plots_the_dataset(ds, tmp_path):
+    fig = divergence_by_layer(ds)
+    langs = [lang for lang in LANGS if lang != "eng_Latn"]  # not the reference
+    for ax, var in zip(fig.axes, ("knn_kl", "softmax_kl"), strict=True):
+        assert [line.get_label() for line in ax.lines] == langs
+        for line, lang in zip(ax.lines, langs, strict=True):
+            np.testing.assert_array_equal(line.get_xdata(), ds["layer"])
+            expected = ds[var].sel(language=lang, level="sentence").values
+            np.testing.assert_array_equal(line.get_ydata(), expected)
+    fig.savefig(tmp_path / "f.png")
 
 
 def test_script_groups(ds):
     groups = {lang: script_group(lang) for lang in LANGS}
     fig = script_groups_by_layer(ds, groups)
-    assert isinstance(fig, plt.Figure)
+    line = fig.axes[1].lines[0]
+    np.testing.assert_array_equal(
+        line.get_ydata(), ds["id"].sel(language=line.get_label(), level="sentence")
+    )
     assert [ax.get_title().split(" ")[0] for ax in fig.axes] == ["eng", "srp"]
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
     with pytest.raises(ValueError, match="group mapping"):
@@ -72,7 +73,11 @@ def test_grammaticality_and_correlation(ds):
     good = rng.normal(size=(3, 25, 5))
     bad = good + rng.normal(scale=0.4, size=good.shape)
     boot = paired_bootstrap_diff(good, bad, trace_ratio, n_boot=20)
-    assert isinstance(grammaticality_by_layer(boot), plt.Figure)
+    fig = grammaticality_by_layer(boot)
+    sides = fig.axes[0].lines
+    np.testing.assert_array_equal(sides[0].get_ydata(), boot["id"].sel(side="good"))
+    np.testing.assert_array_equal(sides[1].get_ydata(), boot["id"].sel(side="bad"))
+    np.testing.assert_array_equal(fig.axes[1].lines[0].get_ydata(), boot["id_diff"])
     mean_id = mean_by_language(ds)
     scores = {lang: float(i) ** 1.5 for i, lang in enumerate(LANGS)}
     fig = score_correlation_scatter(mean_id, scores)

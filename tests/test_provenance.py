@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+import xarray as xr
 
 from repgeom.io import write_text
 from repgeom.plots.common import figure_provenance, save_figure
 from repgeom.provenance import artifact_provenance, read_comment_header
-from tests.workflow import table_rows
+from tests.workflow import ROOT, table_rows
+
+
+def head_commit() -> str:
+    """The commit of this checkout (the library runs from it)."""
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _figure() -> plt.Figure:
@@ -28,8 +38,8 @@ def test_artifact_provenance_records_params_and_input_sha256(tmp_path):
     assert json.loads(meta["config"]) == {"code": "abc123", "models": ["a", "b"]}
     digests = json.loads(meta["inputs"])
     assert digests == {str(data): hashlib.sha256(b"some bytes").hexdigest()}
-    assert "numpy" in json.loads(meta["package_versions"])
-    assert all(isinstance(v, str) for v in meta.values())
+    versions = json.loads(meta["package_versions"])
+    assert versions["numpy"] == np.__version__ and versions["xarray"] == xr.__version__
 
 
 def test_png_and_pdf_embed_the_provenance_and_are_reproducible(tmp_path):
@@ -69,6 +79,7 @@ def test_workflow_figures_and_tables_name_their_inputs(run_dir):
         for path, digest in inputs.items():
             assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == digest
         assert json.loads(meta["config"])["models"] == ["decoder", "encoder"]
-        assert meta["repgeom_git_commit"] and meta["package_versions"]
+        assert meta["repgeom_git_commit"] == head_commit()
+        assert json.loads(meta["package_versions"])["numpy"] == np.__version__
     rows = table_rows(res / "tables" / "shape_of_learning" / "anisotropy.csv")
     assert rows and {"model", "step", "layer", "anisotropy"} <= set(rows[0])

@@ -1,1 +1,1 @@
-"""Per-language study: corpora, sentence pooling, divergences and per-language datasets."""
+"""Per-language study: corpora, divergences and per-language datasets."""

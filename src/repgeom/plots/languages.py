@@ -42,43 +42,6 @@ def _lines(ax: plt.Axes, ds: xr.Dataset, var: str, level: str, langs: Sequence[s
     ax.grid(alpha=0.3)
 
 
-def id_anisotropy_by_layer(ds: xr.Dataset, level: str = "sentence") -> plt.Figure:
-    """ID and anisotropy against layer, one line per language (two panels)."""
-    langs = [str(v) for v in ds["language"].values]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, var in zip(axes, ("id", "anisotropy"), strict=True):
-        _lines(ax, ds, var, level, langs)
-        ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
-    _legend(axes[-1], len(langs))
-    fig.tight_layout()
-    return fig
-
-
-def language_layer_heatmaps(
-    ds: xr.Dataset, level: str = "sentence", variables: Sequence[str] = ("id", "anisotropy")
-) -> plt.Figure:
-    """A language × layer heatmap of each variable (one panel each)."""
-    langs = [str(v) for v in ds["language"].values]
-    layers = ds["layer"].values
-    fig, axes = plt.subplots(
-        1,
-        len(variables),
-        figsize=(5.2 * len(variables), max(3.0, 1.2 + 0.25 * len(langs))),
-        squeeze=False,
-    )
-    for ax, var in zip(axes[0], variables, strict=True):
-        values = ds[var].sel(level=level).transpose("language", "layer").values
-        im = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
-        ax.set_yticks(range(len(langs)), langs, fontsize=7)
-        step = max(1, len(layers) // 12)
-        ax.set_xticks(range(0, len(layers), step), [str(v) for v in layers[::step]], fontsize=7)
-        ax.set_xlabel("layer")
-        ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
-        fig.colorbar(im, ax=ax, label=_label(ds, var))
-    fig.tight_layout()
-    return fig
-
-
 def divergence_by_layer(ds: xr.Dataset) -> plt.Figure:
     """kNN KL and softmax KL from the reference language against layer (sentence level)."""
     reference = ds.attrs.get("reference")
