@@ -30,6 +30,15 @@ def test_self_search_matches_brute_force(backend):
     np.testing.assert_allclose(dist, np.take_along_axis(full, ref_idx, axis=1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("n", [129, 131, 200])
+def test_last_block_narrower_than_k(n):
+    x = np.random.default_rng(2).normal(size=(n, 8))
+    dist, idx = knn(x, None, k=60, block=128)  # the last block has n − 128 < 60 columns left
+    full = cdist(x, x)
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :60], rtol=1e-12)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cross_search_and_too_few_points(backend):
     rng = np.random.default_rng(1)

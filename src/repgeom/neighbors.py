@@ -37,7 +37,7 @@ def _self_search_torch(x: torch.Tensor, k: int, block: int) -> np.ndarray:
         e = min(a + block, n)
         d2 = torch.addmm(sq[a:], x[a:e], x[a:].T, alpha=-2.0).add_(sq[a:e, None])
         d2[:, : e - a].fill_diagonal_(float("inf"))  # not itself
-        top = torch.topk(d2, k, dim=1, largest=False)
+        top = torch.topk(d2, min(k, n - a), dim=1, largest=False)  # the last block may be narrow
         _keep_best(best_d[a:e], best_i[a:e], top.values, top.indices + a)
         if e < n:  # the same distances seen from the later rows
             top = torch.topk(d2[:, e - a :], min(k, e - a), dim=0, largest=False)
