@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repgeom.neighbors import knn
+from repgeom.neighbors import RANK_WINDOW, knn
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
-_MARGIN = 4  # extra float32 candidates, so float32 ties cannot change the exact k neighbours
+_MARGIN = RANK_WINDOW  # extra float32 candidates, so float32 ties cannot change the exact k
 _QUERY_BLOCK = 512
 _MU_EPS = 1e-8  # LLM-Microscope's threshold for μ ≈ 1
 
@@ -264,8 +264,11 @@ def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.delete(x64, drop, axis=0), len(drop)
 
 
-def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndarray:
-    """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows.
+def neighbour_distances(
+    x: np.ndarray, k: int, backend: str = "auto", ranks: np.ndarray | None = None
+) -> np.ndarray:
+    """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows;
+    with ``ranks`` (1-based, ≤ k) only those columns, (n, len(ranks)).
 
     The float32 search (:func:`repgeom.neighbors.knn`, torch or faiss) returns a margin of extra
     candidates, re-ranked by float64 distance, so float32 ties cannot change the k kept.
@@ -273,8 +276,11 @@ def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndar
     n = np.asarray(x).shape[0]
     if not 1 <= k <= n - 1:
         raise ValueError(f"k={k} neighbours asked for among {n} points; need 1 ≤ k ≤ n − 1")
-    dist, _ = knn(x, None, k=min(k + _MARGIN, n - 1), block=_QUERY_BLOCK, backend=backend)
-    return dist[:, :k]
+    if ranks is not None and not 1 <= np.min(ranks) <= np.max(ranks) <= k:
+        raise ValueError(f"neighbour ranks must lie in 1 … k={k}, got {ranks}")
+    kk = min(k + _MARGIN, n - 1)
+    dist, _ = knn(x, None, k=kk, block=_QUERY_BLOCK, backend=backend, ranks=ranks)
+    return dist if ranks is not None else dist[:, :k]
 
 
 # --- helpers ----------------------------------------------------------------------------------
