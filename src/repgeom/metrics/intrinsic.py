@@ -120,6 +120,23 @@ def twonn_microscope_from_ratios(mu: np.ndarray, keep: float = 0.2) -> float:
     return _slope_through_origin(np.log(mu[:use]), -np.log(1.0 - f_emp[:use]))
 
 
+def twonn_bootstrap_error(
+    mu: np.ndarray, n_boot: int = 200, seed: int = 0, discard: float = 0.1, fit: str = "lsq"
+) -> float:
+    """Bootstrap standard error of TwoNN: the standard deviation (ddof = 1) of
+    :func:`twonn_from_ratios` over ``n_boot`` resamples, with replacement and seeded, of the N
+    ratios μ (each the size of μ), as if the μ were independent, as the likelihood assumes."""
+    mu = _check_ratios(mu)
+    if n_boot < 2:
+        raise ValueError(f"the TwoNN bootstrap needs n_boot ≥ 2 resamples, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    values = [
+        twonn_from_ratios(mu[rng.integers(0, len(mu), size=len(mu))], discard, fit)
+        for _ in range(n_boot)
+    ]
+    return float(np.std(values, ddof=1))
+
+
 def mle_from_distances(dist: np.ndarray) -> float:
     """Levina–Bickel MLE with k = dist.shape[1] neighbours, harmonic (MacKay–Ghahramani) mean.
 
