@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 
 from repgeom.metrics.layerwise import seeded_subsample
-from repgeom.neighbors import knn
+from repgeom.neighbors import RANK_WINDOW, knn
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
-_MARGIN = 4  # extra float32 candidates, so float32 ties cannot change the exact k neighbours
+_MARGIN = RANK_WINDOW  # extra float32 candidates, so float32 ties cannot change the exact k
 _QUERY_BLOCK = 512
 _MU_EPS = 1e-8  # LLM-Microscope's threshold for μ ≈ 1
 
@@ -120,6 +120,23 @@ def twonn_microscope_from_ratios(mu: np.ndarray, keep: float = 0.2) -> float:
             f"{n} ratio(s) above 1 among {n_all} points keep {use} for the fit; use more points"
         )
     return _slope_through_origin(np.log(mu[:use]), -np.log(1.0 - f_emp[:use]))
+
+
+def twonn_bootstrap_error(
+    mu: np.ndarray, n_boot: int = 200, seed: int = 0, discard: float = 0.1, fit: str = "lsq"
+) -> float:
+    """Bootstrap standard error of TwoNN: the standard deviation (ddof = 1) of
+    :func:`twonn_from_ratios` over ``n_boot`` resamples, with replacement and seeded, of the N
+    ratios μ (each the size of μ), as if the μ were independent, as the likelihood assumes."""
+    mu = _check_ratios(mu)
+    if n_boot < 2:
+        raise ValueError(f"the TwoNN bootstrap needs n_boot ≥ 2 resamples, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    values = [
+        twonn_from_ratios(mu[rng.integers(0, len(mu), size=len(mu))], discard, fit)
+        for _ in range(n_boot)
+    ]
+    return float(np.std(values, ddof=1))
 
 
 def mle_from_distances(dist: np.ndarray) -> float:
@@ -256,8 +273,11 @@ def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.delete(x64, drop, axis=0), len(drop)
 
 
-def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndarray:
-    """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows.
+def neighbour_distances(
+    x: np.ndarray, k: int, backend: str = "auto", ranks: np.ndarray | None = None
+) -> np.ndarray:
+    """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows;
+    with ``ranks`` (1-based, ≤ k) only those columns, (n, len(ranks)).
 
     The float32 search (:func:`repgeom.neighbors.knn`, torch or faiss) returns a margin of extra
     candidates, re-ranked by float64 distance, so float32 ties cannot change the k kept.
@@ -265,8 +285,11 @@ def neighbour_distances(x: np.ndarray, k: int, backend: str = "auto") -> np.ndar
     n = np.asarray(x).shape[0]
     if not 1 <= k <= n - 1:
         raise ValueError(f"k={k} neighbours asked for among {n} points; need 1 ≤ k ≤ n − 1")
-    dist, _ = knn(x, None, k=min(k + _MARGIN, n - 1), block=_QUERY_BLOCK, backend=backend)
-    return dist[:, :k]
+    if ranks is not None and not 1 <= np.min(ranks) <= np.max(ranks) <= k:
+        raise ValueError(f"neighbour ranks must lie in 1 … k={k}, got {ranks}")
+    kk = min(k + _MARGIN, n - 1)
+    dist, _ = knn(x, None, k=kk, block=_QUERY_BLOCK, backend=backend, ranks=ranks)
+    return dist if ranks is not None else dist[:, :k]
 
 
 # --- helpers ----------------------------------------------------------------------------------
