@@ -20,6 +20,7 @@ include: "rules/shape_of_learning.smk"
 include: "rules/birth.smk"
 include: "rules/languages.smk"
 include: "rules/bottleneck.smk"
+include: "rules/hub.smk"
 
 
 rule all:
@@ -28,7 +29,12 @@ rule all:
         rules.spine.input,
         f"{RESULTS}/manifest.tsv",
         rules.shape_of_learning.input,
-        rules.induction.input,
+        rules.birth.input,
         rules.languages.input,
-        rules.softmax_bottleneck.input,
-        [hub_release_path(m, s) for m, s in HUB_RELEASES],
+        rules.bottleneck.input,
+        expand(
+            f"{RESULTS}/hub/{{m}}/{{s}}.json",
+            zip,
+            m=[m for m, _ in HUB_RELEASES],
+            s=[s for _, s in HUB_RELEASES],
+        ),

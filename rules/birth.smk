@@ -1,14 +1,27 @@
+# Birth of a Transformer (Bietti et al. 2023): runs when its corpus is a corpus of the config.
+from repgeom.birth.config import study_variants
+
+BIRTH = config["birth"]
+BIRTH_FIGURES = ["training_curves", "memory_probes", "attention_maps"]
+try:
+    BIRTH_VARIANTS = study_variants(
+        BIRTH, CORPORA, "corpus" in RAW_CONFIG.get("birth", {})
+    )
+except ConfigError as err:
+    stop(str(err))
+
+
 rule birth_variant:
     """Train one variant on the bigram-trigger language, with probes every eval_every steps."""
     input:
         train=lambda w: f"{corpus_dir(BIRTH['corpus'])}/train.jsonl",
     output:
-        metrics=f"{RESULTS}/induction/{{variant}}.nc",
-        attention=f"{RESULTS}/induction/{{variant}}_attention.nc",
+        metrics=f"{RESULTS}/birth/{{variant}}.nc",
+        attention=f"{RESULTS}/birth/{{variant}}_attention.nc",
     log:
-        f"{LOGS}/induction/{{variant}}.log",
+        f"{LOGS}/birth/{{variant}}.log",
     benchmark:
-        f"{BENCH}/induction/{{variant}}.tsv"
+        f"{BENCH}/birth/{{variant}}.tsv"
     wildcard_constraints:
         variant="|".join(BIRTH_VARIANTS) or "(?!)",
     conda:
@@ -25,49 +38,49 @@ rule birth_variant:
         "../scripts/birth_variant.py"
 
 
-rule induction_figures:
+rule birth_figures:
     """Training curves, memory probes and attention maps of every variant."""
     input:
-        metrics=expand(f"{RESULTS}/induction/{{v}}.nc", v=BIRTH_VARIANTS),
-        attention=expand(f"{RESULTS}/induction/{{v}}_attention.nc", v=BIRTH_VARIANTS),
+        metrics=expand(f"{RESULTS}/birth/{{v}}.nc", v=BIRTH_VARIANTS),
+        attention=expand(f"{RESULTS}/birth/{{v}}_attention.nc", v=BIRTH_VARIANTS),
     output:
         **{
             f"{name}_{ext}": (
                 report(
-                    f"{RESULTS}/figures/induction/{name}.{ext}",
-                    caption=f"../report/induction/{name}.rst",
+                    f"{RESULTS}/figures/birth/{name}.{ext}",
+                    caption=f"../report/birth/{name}.rst",
                     category="Birth of a transformer",
                 )
                 if ext == "png"
-                else f"{RESULTS}/figures/induction/{name}.{ext}"
+                else f"{RESULTS}/figures/birth/{name}.{ext}"
             )
             for name in BIRTH_FIGURES
             for ext in ("png", "pdf")
         },
     log:
-        f"{LOGS}/figures/induction.log",
+        f"{LOGS}/figures/birth.log",
     benchmark:
-        f"{BENCH}/figures/induction.tsv"
+        f"{BENCH}/figures/birth.tsv"
     conda:
         "../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=2000,
     params:
-        code=code("induction_figures.py"),
+        code=code("birth_figures.py"),
         variants=list(BIRTH_VARIANTS),
         settings=BIRTH_VARIANTS,
     script:
-        "../scripts/induction_figures.py"
+        "../scripts/birth_figures.py"
 
 
-rule induction:
+rule birth:
     """Figures of 'Birth of a Transformer: A Memory Viewpoint' (Bietti et al. 2023)."""
     input:
-        expand(f"{RESULTS}/induction/{{v}}.nc", v=BIRTH_VARIANTS),
-        expand(f"{RESULTS}/induction/{{v}}_attention.nc", v=BIRTH_VARIANTS),
+        expand(f"{RESULTS}/birth/{{v}}.nc", v=BIRTH_VARIANTS),
+        expand(f"{RESULTS}/birth/{{v}}_attention.nc", v=BIRTH_VARIANTS),
         expand(
-            f"{RESULTS}/figures/induction/{{f}}.{{ext}}",
+            f"{RESULTS}/figures/birth/{{f}}.{{ext}}",
             f=BIRTH_FIGURES if BIRTH_VARIANTS else [],
             ext=["png", "pdf"],
         ),

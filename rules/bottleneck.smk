@@ -1,13 +1,44 @@
+from repgeom.bottleneck import plan as bottleneck_plan
+
+try:
+    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, RESULTS)
+except ConfigError as err:
+    stop(str(err))
+for _name, _why in BOTTLENECK["skipped"].items():
+    sys.stderr.write(
+        f"repgeom: the softmax-bottleneck study skips model {_name!r}: {_why}\n"
+    )
+BN = config["bottleneck"]
+BN_MODELS = BOTTLENECK["models"]
+BN_MODEL_PATTERN = "|".join(re.escape(m) for m in BN_MODELS) or "(?!)"
+BN_CORPORA = BOTTLENECK["eval_corpora"]
+BN_HEADS = BOTTLENECK["heads"]
+BN_HEADS_CORPUS = BOTTLENECK["heads_corpus"]
+BN_NGRAM = BOTTLENECK["ngram"]
+BN_HEADS_OPTIONS = {
+    k: v for k, v in BN["heads"].items() if k not in bottleneck_plan.HEADS_SELECTION
+}
+BN_NGRAM_OPTIONS = {
+    k: v for k, v in BN["ngram"].items() if k not in bottleneck_plan.NGRAM_SELECTION
+}
+_bn_outputs = bottleneck_plan.study_outputs(BOTTLENECK, RESULTS)
+BN_FIGURES = _bn_outputs["figures"]
+BN_TABLES = _bn_outputs["tables"]
+BOTTLENECK_TARGETS = _bn_outputs["targets"]
+
+
 # Softmax-bottleneck study (Godey et al. 2024): saturation, LM-head spectra, rank-restricted
-# heads on frozen final representations, 5-gram rank estimates. Lists come from
-# repgeom.bottleneck.plan (rules/common.smk, end).
+# heads on frozen final representations, 5-gram rank estimates. What it builds comes from
+# repgeom.bottleneck.plan.
 
 
 rule bottleneck_saturation:
     """Eval loss (stored by extraction) and last-layer mean cosine of one model over every
     checkpoint and eval corpus."""
     input:
-        bottleneck_stores,
+        lambda w: [
+            activations(w.model, s, c) for s in STEPS[w.model] for c in BN_CORPORA
+        ],
     output:
         eval_loss=f"{RESULTS}/metrics/eval_loss/{{model}}.nc",
         cosine=f"{RESULTS}/metrics/last_layer_cosine/{{model}}.nc",
@@ -88,7 +119,9 @@ rule bottleneck_heads:
     the frozen final representations of train windows and evaluated on the eval store.
     """
     input:
-        unpack(bottleneck_heads_inputs),
+        store=lambda w: activations(w.model, w.step, BN_HEADS_CORPUS),
+        tokens=lambda w: model_tokens(w.model, BN_HEADS_CORPUS),
+        checkpoint=checkpoint_input,
     output:
         heads=f"{RESULTS}/heads/{{model}}/{{step}}.nc",
         features=temp(directory(f"{RESULTS}/heads/{{model}}/{{step}}.train.zarr")),
@@ -207,7 +240,7 @@ rule bottleneck_figures:
         "../scripts/bottleneck_figures.py"
 
 
-rule softmax_bottleneck:
+rule bottleneck:
     """The softmax-bottleneck study: datasets, figures and tables."""
     input:
         BOTTLENECK_TARGETS,

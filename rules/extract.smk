@@ -1,3 +1,6 @@
+from repgeom.footprint import extraction_mem_mb
+
+
 rule extract:
     """Hidden states of every layer for one checkpoint and corpus, with the eval loss."""
     input:
@@ -13,7 +16,14 @@ rule extract:
         "../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=lambda w: extract_mem_mb(w.model, w.step, w.corpus),
+        mem_mb=lambda w: extraction_mem_mb(
+            MODELS[w.model],
+            w.step,
+            config["extraction"],
+            TOKENIZERS[MODELS[w.model]["tokenizer"]]["window"],
+            EVAL_LOSS[w.model],
+            CORPORA[w.corpus]["windows"] == "document",
+        ),
         gpu=1 if config["extraction"]["device"] != "cpu" else 0,
     params:
         code=code("extract.py"),
@@ -29,29 +39,3 @@ rule extract:
         corpus=lambda w: w.corpus,
     script:
         "../scripts/extract.py"
-
-
-rule release_hub_revision:
-    """Remove a hub revision from the HF cache once every job that loads it is done, when this
-    workflow downloaded it (disk.release_hub_revisions); records what was freed."""
-    input:
-        lambda w: HUB_RELEASES[(w.model, w.step)],
-    output:
-        hub_release_path("{model}", "{step}"),
-    log:
-        f"{LOGS}/hub/{{model}}/{{step}}.log",
-    benchmark:
-        f"{BENCH}/hub/{{model}}/{{step}}.tsv"
-    conda:
-        "../envs/core.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-    params:
-        code=code("release_hub_revision.py"),
-        source=lambda w: model_source(w.model, w.step),
-        downloaded=lambda w: HUB_DOWNLOADED[(w.model, w.step)],
-        model=lambda w: w.model,
-        step=lambda w: w.step,
-    script:
-        "../scripts/release_hub_revision.py"

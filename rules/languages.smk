@@ -1,3 +1,26 @@
+# Languages study (the per-language LLM-Microscope study): what it builds comes from
+# repgeom.languages.plan.study_plan.
+from repgeom.languages import plan as languages_plan
+from repgeom.languages.corpora import derived_inputs
+
+try:
+    LANGUAGES = languages_plan.study_plan(config, STEPS, RESULTS)
+except ConfigError as err:
+    stop(str(err))
+LANGUAGE_GROUPS = LANGUAGES["groups"]
+LANGUAGE_PAIRS = LANGUAGES["pairs"]
+LANGUAGE_CHECKPOINTS = LANGUAGES["checkpoints"]
+LANGUAGE_CORPORA = LANGUAGES["corpora"]
+LANGUAGE_FIGURE_FILES = LANGUAGES["figure_files"]
+LANGUAGE_GRAMMATICALITY_OUTPUT = LANGUAGES["grammaticality_output"]
+# the aligned corpora have their own corpus rule (languages_corpus), so that editing the
+# study's readers reruns them and not the spine's corpora
+ALIGNED_CORPUS_PATTERN = (
+    "|".join(re.escape(c) for c, v in CORPORA.items() if v["kind"] == "aligned")
+    or "(?!)"
+)
+
+
 ruleorder: languages_corpus > corpus
 
 
@@ -5,7 +28,7 @@ rule languages_corpus:
     """An aligned corpus of the languages study (one language, script or side of a set of
     minimal pairs): every sentence in eval, in order; train is a copy."""
     input:
-        languages_corpus_inputs,
+        lambda w: derived_inputs(CORPORA[w.corpus], RESULTS),
     output:
         train=f"{RESULTS}/corpora/{{corpus}}/train.jsonl",
         eval=f"{RESULTS}/corpora/{{corpus}}/eval.jsonl",
@@ -33,7 +56,7 @@ rule languages_metrics:
     """ID, anisotropy and divergence from a reference per language, layer and level for one
     checkpoint; grammatical vs ungrammatical ID with a paired bootstrap."""
     input:
-        languages_stores,
+        lambda w: [activations(w.model, w.step, c) for c in LANGUAGE_CORPORA],
     output:
         languages=f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
         grammaticality=LANGUAGE_GRAMMATICALITY_OUTPUT,
@@ -48,7 +71,7 @@ rule languages_metrics:
         mem_mb=8000,
     params:
         code=code("languages_metrics.py"),
-        options=LANGUAGE_OPTIONS,
+        options=LANGUAGES["options"],
         groups=LANGUAGE_GROUPS,
         pairs=LANGUAGE_PAIRS,
         corpora=LANGUAGE_CORPORA,
@@ -117,7 +140,7 @@ rule languages_scores:
     """Correlation of per-language scores with the mean ID over layers: a table (CSV and
     LaTeX) over checkpoints and a scatter plot per checkpoint."""
     input:
-        scores=LANGUAGE_SCORES_INPUT,
+        scores=LANGUAGES["scores"] or [],
         datasets=[
             f"{RESULTS}/metrics/languages/{m}/{s}.nc" for m, s in LANGUAGE_CHECKPOINTS
         ],
@@ -157,4 +180,4 @@ rule languages_scores:
 rule languages:
     """The languages study: per-language metrics, figures and (with scores) the correlation."""
     input:
-        LANGUAGE_TARGETS,
+        LANGUAGES["targets"],

@@ -14,17 +14,17 @@ from tests.workflow import ROOT, snakemake
 pytestmark = pytest.mark.slow
 
 
-def test_induction_outputs(run_dir):
+def test_birth_outputs(run_dir):
     res = run_dir / "results"
     for variant in ("simplified_fixed", "one_layer"):
-        ds = read_dataset(res / "induction" / f"{variant}.nc")
+        ds = read_dataset(res / "birth" / f"{variant}.nc")
         assert ds.loss.dims == ("iteration",) and list(ds.iteration.values) == [0, 10, 20]
         assert np.isfinite(ds.loss).all() and np.isfinite(ds.acc_incontext).all()
-        att = read_dataset(res / "induction" / f"{variant}_attention.nc")
+        att = read_dataset(res / "birth" / f"{variant}_attention.nc")
         assert att.attention.dims == ("layer", "query", "key")
         np.testing.assert_allclose(att.attention.sum("key"), 1.0, rtol=1e-5)
     for name in ("training_curves", "memory_probes", "attention_maps"):
-        assert (res / "figures" / "induction" / f"{name}.png").stat().st_size > 1000
+        assert (res / "figures" / "birth" / f"{name}.png").stat().st_size > 1000
 
 
 def test_bad_variant_key_stops_before_any_job(tmp_path):

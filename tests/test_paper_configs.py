@@ -38,7 +38,7 @@ def allowed_rules(cfg: dict) -> set[str]:
     if cfg.get("languages", {}).get("groups") or cfg.get("languages", {}).get("grammaticality"):
         rules |= {"languages_corpus", "languages_metrics", "languages_figures"}
     if cfg.get("birth", {}).get("corpus", "python_docs") in corpora:
-        rules |= {"birth_variant", "induction_figures"}
+        rules |= {"birth_variant", "birth_figures"}
     if cfg.get("bottleneck", {}).get("models") != []:
         rules |= {"bottleneck_saturation", "bottleneck_heads", "bottleneck_ngram"}
         rules |= {"bottleneck_figures", "bottleneck_lm_head", "bottleneck_lm_head_gather"}

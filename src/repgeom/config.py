@@ -45,23 +45,27 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
-    """The YAML JSON schema, with references to other schema files inlined."""
+    """The YAML JSON schema with every reference inlined: other schema files, and
+    ``#/$defs/…`` within a file (so that defaults are found wherever a definition is used)."""
     path = Path(path)
+    raw = yaml.safe_load(path.read_text())
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
-            if isinstance(ref, str) and not ref.startswith("#"):
+            rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return {**inline(raw["$defs"][ref.removeprefix("#/$defs/")]), **rest}
+            if isinstance(ref, str):
                 fragment = load_schema(path.parent / ref)
                 fragment.pop("$schema", None)
-                rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
                 return {**fragment, **rest}
-            return {k: inline(v) for k, v in node.items()}
+            return rest
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node
 
-    return inline(yaml.safe_load(path.read_text()))
+    return inline(raw)
 
 
 def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
@@ -198,3 +202,18 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
         else "put the file there or change the path"
     )
     return f"config key 'corpora.{name}.path': no file matches {corpus['path']!r}; {how}"
+
+
+def load_config(config: dict[str, Any], schema_path: str | Path) -> tuple[dict, list[str]]:
+    """The config a run uses: checked against the schema, defaults filled, keys sorted, the
+    languages study's corpus kinds expanded into aligned corpora, names cross-checked. Returns
+    it with the messages of the FLORES and pairs files that are missing (a dry run plans without
+    them). Raises ConfigError naming the key."""
+    from repgeom.languages.corpora import expand_corpora
+
+    check_schema(config, schema_path)
+    out = canonical(with_defaults(config, load_schema(schema_path)))
+    missing: list[str] = []
+    out["corpora"] = expand_corpora(out["corpora"], missing)
+    check_references(out)
+    return out, missing

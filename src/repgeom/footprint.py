@@ -124,3 +124,25 @@ def safetensors_params(paths: list[Path]) -> tuple[int, str] | None:
 def gib(n: float) -> str:
     """Bytes as GiB with two decimals (MiB below 1 GiB)."""
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 2**20:.0f} MiB"
+
+
+def extraction_mem_mb(
+    model: Mapping[str, Any],
+    step: str,
+    extraction: Mapping[str, Any],
+    window: int,
+    eval_loss: bool,
+    sentences: bool,
+    default: int = 6000,
+) -> int:
+    """``mem_mb`` of one extraction job: :func:`extraction_bytes` of the checkpoint's size when
+    its config.json and safetensors weights are on disk, else ``default``."""
+    from repgeom.checkpoint import checkpoint_size
+
+    size = None if model["source"] == "train" else checkpoint_size(model, step)
+    if size is None:
+        return default
+    need = extraction_bytes(
+        size, extraction["dtype"], extraction["batch_size"], window, eval_loss, sentences
+    )
+    return max(2000, -(-need // 2**20))

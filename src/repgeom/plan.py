@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from repgeom.checkpoint import model_objective
@@ -93,3 +94,59 @@ def eval_loss_models(config: dict[str, Any]) -> tuple[dict[str, bool], list[str]
             )
         out[name] = asked is not False and kind in ("causal", None)
     return out, errors
+
+
+def store_corpora(
+    model: str,
+    step: str,
+    extract_corpora: Sequence[str],
+    study_corpora: Sequence[str],
+    study_checkpoints: Sequence[tuple[str, str]],
+) -> list[str]:
+    """Corpora whose activations one checkpoint gets: the extraction corpora, and the
+    languages study's corpora at the checkpoints that study reads."""
+    study = list(study_corpora) if (model, step) in study_checkpoints else []
+    return list(dict.fromkeys([*extract_corpora, *study]))
+
+
+def hub_release_inputs(
+    config: Mapping[str, Any],
+    steps: Mapping[str, Sequence[str]],
+    stores: Mapping[tuple[str, str], Sequence[str]],
+    lm_head_models: Sequence[str],
+    heads: Sequence[tuple[str, str]],
+    ngram: Sequence[tuple[str, str]],
+    results: str = "results",
+) -> dict[tuple[str, str], list[str]]:
+    """(hub model, revision) -> the outputs of every job that loads it (its weights or, for
+    the last revision of a tokenizer's model, its tokenizer): what its release waits for.
+    ``stores``: (model, step) -> its store corpora (:func:`store_corpora`)."""
+    models, tokenizers = config["models"], config["tokenizers"]
+    tokenized: dict[str, list[str]] = {t: [c for tt, c in ngram if tt == t] for t in tokenizers}
+    for (name, _), corpora in stores.items():
+        tokenized[models[name]["tokenizer"]] += list(corpora)
+    for model in models.values():
+        if model["source"] == "train":
+            tokenized[model["tokenizer"]].append(model["corpus"])
+    out = {}
+    for name, model in models.items():
+        if model["source"] != "hub":
+            continue
+        for step in steps[name]:
+            needs = [f"{results}/activations/{name}/{step}/{c}.zarr" for c in stores[(name, step)]]
+            if name in lm_head_models:
+                needs.append(f"{results}/metrics/lm_head/{name}/{step}.nc")
+            if (name, step) in heads:
+                needs.append(f"{results}/heads/{name}/{step}.nc")
+            for tok, spec in tokenizers.items():
+                if (
+                    spec["kind"] == "from_model"
+                    and spec["model"] == name
+                    and steps[name][-1] == step
+                ):
+                    needs += [
+                        f"{results}/tokens/{tok}/{c}.zarr" for c in dict.fromkeys(tokenized[tok])
+                    ]
+            if needs:
+                out[(name, step)] = needs
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,3 +161,27 @@ def default_study(**common: Any) -> dict[str, BirthConfig]:
         name: parse_config({**over, **common, "name": name})
         for name, over in DEFAULT_VARIANTS.items()
     }
+
+
+def study_variants(
+    section: Mapping[str, Any], corpora: Mapping[str, Any], corpus_named: bool
+) -> dict[str, dict[str, Any]]:
+    """Resolved settings of every variant of the study, or {} when its corpus is not a corpus
+    of the config (an error naming the key when the config named that corpus itself:
+    ``corpus_named``). ``common`` overrides every variant; ConfigError names the variant."""
+    from repgeom.config import ConfigError
+
+    if section["corpus"] not in corpora:
+        if corpus_named:
+            raise ConfigError(
+                f"config key 'birth.corpus': {section['corpus']!r} is not a corpus of this config"
+            )
+        return {}
+    variants = DEFAULT_VARIANTS if section["variants"] is None else section["variants"]
+    out = {}
+    for name, overrides in variants.items():
+        try:
+            out[name] = parse_config({**overrides, **section["common"], "name": name}).to_dict()
+        except ValueError as err:
+            raise ConfigError(f"config key 'birth.variants.{name}': {err}") from None
+    return out

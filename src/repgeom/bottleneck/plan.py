@@ -318,3 +318,39 @@ def study_plan(
         "heads_mem_mb": heads_mem,
         "ngram": ngram,
     }
+
+
+# selection, threads and budgets choose what is built and how, not the numbers: editing them
+# reruns nothing already made
+HEADS_SELECTION = ("models", "steps", "threads", "memory_mb")
+NGRAM_SELECTION = ("corpora", "tokenizers", "thresholds", "memory_mb")
+
+
+def study_outputs(plan: Mapping[str, Any], results: str = "results") -> dict[str, Any]:
+    """Figure and table files of each part of the study (a part without data has none) and
+    every target, from :func:`study_plan`'s result."""
+    models, heads, ngram = plan["models"], plan["heads"], plan["ngram"]
+    fig, tab = f"{results}/figures/bottleneck", f"{results}/tables/bottleneck"
+    stems = {
+        "eval_loss": ["eval_loss"] if models else [],
+        "spectrum": [f"lm_head_spectrum_{m}" for m in models],
+        "entropy": ["entropy_cosine_loss"] if models else [],
+        "heads": ["heads_perplexity"] if heads else [],
+        "ngram": ["ngram_werror"] if ngram else [],
+    }
+    figures = {k: [f"{fig}/{s}.png" for s in v] for k, v in stems.items()}
+    figures["pdf"] = [f"{fig}/{s}.pdf" for v in stems.values() for s in v]
+    tables = {
+        "best_vs_final": [f"{tab}/best_vs_final.csv"] if models else [],
+        "ngram_thresholds": [f"{tab}/ngram_thresholds.csv"] if ngram else [],
+    }
+    tables["tex"] = [p.replace(".csv", ".tex") for v in tables.values() for p in v]
+    targets = [
+        f"{results}/metrics/{name}/{m}.nc"
+        for m in models
+        for name in ("eval_loss", "last_layer_cosine", "lm_head")
+    ]
+    targets += [f"{results}/heads/{m}/{s}.nc" for m, s in heads]
+    targets += [f"{results}/ngram/{t}/{c}.nc" for t, c in ngram]
+    targets += [f for files in (*figures.values(), *tables.values()) for f in files]
+    return {"figures": figures, "tables": tables, "targets": targets}

@@ -205,3 +205,60 @@ def read_scores(path: str | Path) -> dict[str, float]:
     if not scores:
         raise ValueError(f"{path} holds no scores")
     return scores
+
+
+# config keys that choose what is built, not the study's numbers (editing them reruns nothing)
+SELECTION_KEYS = ("groups", "grammaticality", "models", "steps", "scores")
+
+
+def study_plan(
+    config: Mapping[str, Any], steps: Mapping[str, Sequence[str]], results: str = "results"
+) -> dict[str, Any]:
+    """Everything the languages study builds; ``config`` has its defaults filled and its
+    corpora expanded. Keys: ``groups``, ``pairs``, ``checkpoints`` [(model, step)],
+    ``corpora``, ``options`` (those that shape the numbers), ``scores`` (a CSV or None),
+    ``grammaticality_output``, ``figure_files`` {kind: [path patterns with {model}/{step}]}
+    and ``targets`` (every output). Raises ConfigError naming the key."""
+    from repgeom.config import ConfigError
+
+    section = config["languages"]
+    groups, pairs = study_groups(section, config["corpora"])
+    checkpoints = study_checkpoints(section, steps)
+    corpora = study_corpora(groups, pairs)
+    if not corpora:
+        checkpoints = []
+    scores = section["scores"]
+    if scores and not Path(scores).is_file():
+        raise ConfigError(
+            f"config key 'languages.scores': {scores} does not exist; give a CSV with columns "
+            "language,score or remove the key"
+        )
+    if scores and not groups:
+        raise ConfigError(
+            "config key 'languages.scores': scores are correlated with the languages of "
+            "languages.groups, which is empty"
+        )
+    per_step = f"{results}/figures/languages/{{model}}/{{step}}"
+    stems = figure_names(groups, pairs)
+    files = {kind: [f"{per_step}/{s}.png" for s in names] for kind, names in stems.items()}
+    files["pdf"] = [f"{per_step}/{s}.pdf" for names in stems.values() for s in names]
+    grammaticality = [f"{results}/metrics/grammaticality/{{model}}/{{step}}.nc"] if pairs else []
+    each = [
+        f"{results}/metrics/languages/{{model}}/{{step}}.nc",
+        *grammaticality,
+        *(f for paths in files.values() for f in paths),
+    ]
+    targets = [p.format(model=m, step=s) for m, s in checkpoints for p in each]
+    if scores and checkpoints:
+        targets += [f"{results}/tables/languages/score_correlation.{ext}" for ext in ("csv", "tex")]
+    return {
+        "groups": groups,
+        "pairs": pairs,
+        "checkpoints": checkpoints,
+        "corpora": corpora,
+        "options": {k: v for k, v in section.items() if k not in SELECTION_KEYS},
+        "scores": scores,
+        "grammaticality_output": grammaticality,
+        "figure_files": files,
+        "targets": targets,
+    }
