@@ -13,9 +13,9 @@ import time
 import numpy as np
 import zarr
 
+from repgeom.activations.store import chunk_rows
 from repgeom.metrics.anisotropy import anisotropy_from_eigvals
 from repgeom.metrics.moments import Moments
-from repgeom.store import chunk_rows
 
 
 def main(n: int = 100_000, d: int = 768) -> None:

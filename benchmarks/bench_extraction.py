@@ -32,7 +32,7 @@ HIDDEN = dict(
 def model_and_windows(n_windows: int, window: int = 128):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from repgeom.tokens import Windows
+    from repgeom.data.tokens import Windows
 
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(GPTNeoXConfig(**HIDDEN)).eval()
@@ -42,7 +42,7 @@ def model_and_windows(n_windows: int, window: int = 128):
 
 
 def throughput(n_windows: int = 256, batch: int = 32) -> None:
-    from repgeom.extraction import batches_in_order, extract
+    from repgeom.activations.extraction import batches_in_order, extract
 
     torch.set_num_threads(1)
     model, w = model_and_windows(n_windows)
@@ -71,7 +71,7 @@ def throughput(n_windows: int = 256, batch: int = 32) -> None:
 
 
 def peak_rss(n_windows: int) -> None:
-    from repgeom.extraction import extract
+    from repgeom.activations.extraction import extract
 
     model, w = model_and_windows(n_windows)
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,9 +36,9 @@ N, BATCH, REPEATS = 512, 16, 3
 def main() -> None:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from repgeom import extraction
-    from repgeom.store import ActivationStore
-    from repgeom.tokens import Windows
+    from repgeom.activations import extraction
+    from repgeom.activations.store import ActivationStore
+    from repgeom.data.tokens import Windows
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

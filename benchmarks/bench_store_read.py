@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from repgeom.store import ActivationStore, StoreWriter, chunk_rows
+from repgeom.activations.store import ActivationStore, StoreWriter, chunk_rows
 
 
 def best(fn, repeats: int = 5) -> float:

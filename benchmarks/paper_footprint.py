@@ -4,7 +4,7 @@ Run by hand: python benchmarks/paper_footprint.py
 The hub models are not on this machine, so their published dimensions (the config.json of each
 repository, listed below) build each model on PyTorch's meta device, which gives its exact
 parameter count without any weight. Everything else comes from the paper config and
-:mod:`repgeom.footprint`. Stores of fixed windows are counted at extraction.max_tokens (an upper
+:mod:`repgeom.workflow.footprint`. Stores of fixed windows are counted at extraction.max_tokens (an upper
 bound: a small eval split holds fewer tokens); stores of sentences (one row each, as many
 tokens as the sentence has) are given per 10 000 tokens.
 """
@@ -17,8 +17,8 @@ import torch
 import transformers
 import yaml
 
-from repgeom import footprint
-from repgeom.footprint import ModelSize, gib
+from repgeom.workflow import footprint
+from repgeom.workflow.footprint import ModelSize, gib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHIA = dict(vocab_size=50304, rotary_pct=0.25, tie_word_embeddings=False)

@@ -6,11 +6,16 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repgeom.config import ConfigError, load_config, text_corpus_missing
-from repgeom.codehash import code_hash
-from repgeom.locate import check_inputs
-from repgeom.provenance import config_hash
-from repgeom import plan
+from repgeom.languages.corpora import expand_corpora
+from repgeom.workflow.config import (
+    ConfigError,
+    check_references,
+    load_config,
+    text_corpus_missing,
+)
+from repgeom.workflow.codehash import code_hash
+from repgeom.workflow.provenance import config_hash
+from repgeom.workflow import plan
 
 ROOT = Path(workflow.basedir)
 SCHEMA = str(ROOT / "config" / "schema.yaml")
@@ -42,8 +47,13 @@ def missing_input(message):
 
 
 RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
+_missing = []  # FLORES and pairs files that are not here
 try:
-    _config, _missing = load_config(config, SCHEMA)
+    _config = load_config(config, SCHEMA)
+    # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
+    # aligned corpora, one per language or side; from here on they are ordinary corpora
+    _config["corpora"] = expand_corpora(_config["corpora"], _missing)
+    check_references(_config)
 except ConfigError as err:
     stop(str(err))
 config.clear()
@@ -53,7 +63,9 @@ TOKENIZERS = config["tokenizers"]
 MODELS = config["models"]
 DISK = config["disk"]
 # hub commits, whether this run downloads each revision, and what is missing
-HUB_COMMITS, HUB_DOWNLOADED, _absent = check_inputs(config, RESULTS, online=not DRY_RUN)
+HUB_COMMITS, HUB_DOWNLOADED, _absent = plan.check_inputs(
+    config, RESULTS, online=not DRY_RUN
+)
 for _message in _missing + _absent:
     missing_input(_message)
 STEPS = {m: plan.model_steps(v) for m, v in MODELS.items()}
@@ -123,7 +135,7 @@ def corpus_files(wildcards):
     corpus = CORPORA[wildcards.corpus]
     if corpus["kind"] != "text":
         return []
-    from repgeom.corpus import resolve_text_paths
+    from repgeom.data.corpus import resolve_text_paths
 
     if corpus.get("url") and text_corpus_missing(wildcards.corpus, corpus):
         return [corpus["path"]]  # written by the corpus's download rule

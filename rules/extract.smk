@@ -1,4 +1,4 @@
-from repgeom.footprint import extraction_mem_mb
+from repgeom.workflow.footprint import extraction_mem_mb
 
 
 rule extract:

@@ -1,10 +1,9 @@
 """Snakemake adapter: the Birth-of-a-Transformer figures from every variant's datasets."""
 
 from repgeom.io import read_dataset
-from repgeom.plots import birth
 from repgeom.plots.common import save_figure
-from repgeom.provenance import job_provenance
-from repgeom.runtime import log_to
+from repgeom.workflow.provenance import job_provenance
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 names = snakemake.params.variants

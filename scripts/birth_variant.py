@@ -1,10 +1,10 @@
 """Snakemake adapter: train one Birth-of-a-Transformer variant and write its datasets."""
 
 from repgeom.birth.train import train_variant
-from repgeom.corpus import read_documents
+from repgeom.data.corpus import read_documents
 from repgeom.io import write_dataset
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to, set_threads
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from repgeom.activations.models import Checkpoint, check_dtype, lm_head, resolve_device
+from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.features import (
     final_layer,
     next_token_blocks,
@@ -19,10 +21,8 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, rank_restricted_heads
 from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 from repgeom.io import write_dataset
-from repgeom.models import Checkpoint, check_dtype, lm_head, resolve_device
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to, set_threads
-from repgeom.store import ActivationStore
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to, set_threads
 
 BLOCK = 8192  # rows read from a store at a time
 

@@ -1,9 +1,9 @@
 """Snakemake adapter: the LM-head spectra of one model stacked over its checkpoints."""
 
 from repgeom.bottleneck.study import stack_steps
-from repgeom.gather import with_model
 from repgeom.io import read_dataset, write_dataset
-from repgeom.runtime import log_to
+from repgeom.metrics.gather import with_model
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -3,10 +3,10 @@
 import sys
 
 from repgeom.bottleneck.ngram import wrank_estimate
+from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import write_dataset
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to
-from repgeom.tokens import read_tokens, tokens_attrs
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

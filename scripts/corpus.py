@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from repgeom import corpus as C
-from repgeom.runtime import log_to
+from repgeom.data import corpus as C
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.corpus

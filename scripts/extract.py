@@ -2,11 +2,11 @@
 
 import json
 
-from repgeom.extraction import extract
-from repgeom.models import Checkpoint, check_dtype, resolve_device
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to, set_threads
-from repgeom.tokens import read_tokens, tokens_attrs
+from repgeom.activations.extraction import extract
+from repgeom.activations.models import Checkpoint, check_dtype, resolve_device
+from repgeom.data.tokens import read_tokens, tokens_attrs
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

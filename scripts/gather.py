@@ -1,8 +1,8 @@
 """Snakemake adapter: gather one metric of one model over steps and corpora."""
 
-from repgeom.gather import gather, with_model
 from repgeom.io import read_dataset, write_dataset
-from repgeom.runtime import log_to
+from repgeom.metrics.gather import gather, with_model
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -1,10 +1,10 @@
 """Snakemake adapter: the geometry metrics of one activation store."""
 
+from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
 from repgeom.metrics.geometry import geometry_datasets
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to
-from repgeom.store import ActivationStore
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 store = ActivationStore(snakemake.input[0])

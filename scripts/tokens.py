@@ -2,11 +2,11 @@
 
 import json
 
-from repgeom import tokens as T
-from repgeom.corpus import read_documents
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to
-from repgeom.tokenization import load_tokenizer, special_ids
+from repgeom.data import tokens as T
+from repgeom.data.corpus import read_documents
+from repgeom.data.tokenization import load_tokenizer, special_ids
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

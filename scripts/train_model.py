@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
+from repgeom.activations.models import build_model, resolve_device
+from repgeom.activations.training import TrainConfig, train
+from repgeom.data.tokenization import load_tokenizer, special_ids
+from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import atomic_path, write_dataset
-from repgeom.models import build_model, resolve_device
-from repgeom.provenance import provenance
-from repgeom.runtime import log_to, set_threads
-from repgeom.tokenization import load_tokenizer, special_ids
-from repgeom.tokens import read_tokens, tokens_attrs
-from repgeom.training import TrainConfig, train
+from repgeom.workflow.provenance import provenance
+from repgeom.workflow.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

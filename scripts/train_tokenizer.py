@@ -1,9 +1,9 @@
 """Snakemake adapter: train a byte-level BPE tokenizer on a corpus's train split."""
 
-from repgeom.corpus import read_documents
+from repgeom.data.corpus import read_documents
+from repgeom.data.tokenization import train_bpe
 from repgeom.io import atomic_path
-from repgeom.runtime import log_to
-from repgeom.tokenization import train_bpe
+from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.tokenizer

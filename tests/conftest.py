@@ -21,21 +21,21 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def docs() -> list[str]:
-    from repgeom.corpus import python_docs
+    from repgeom.data.corpus import python_docs
 
     return python_docs()[:400]
 
 
 @pytest.fixture(scope="session")
 def tokenizer(docs):
-    from repgeom.tokenization import train_bpe
+    from repgeom.data.tokenization import train_bpe
 
     return train_bpe(docs, 400)
 
 
 @pytest.fixture(scope="session")
 def windows(docs, tokenizer):
-    from repgeom.tokens import encode, stream_windows
+    from repgeom.data.tokens import encode, stream_windows
 
     return stream_windows(
         encode(docs, tokenizer), 32, tokenizer.eos_token_id, tokenizer.bos_token_id
@@ -44,7 +44,7 @@ def windows(docs, tokenizer):
 
 @pytest.fixture(scope="session", params=["gpt_neox", "bert"])
 def tiny_model(request, tokenizer):
-    from repgeom.models import build_model
+    from repgeom.activations.models import build_model
 
     return build_model(request.param, TINY, tokenizer, seed=0).eval()
 

@@ -11,11 +11,17 @@ import pytest
 import torch
 import transformers
 
-from repgeom.checkpoint import ARCHITECTURES, declared_objective, head_objective
-from repgeom.extraction import extract
-from repgeom.models import Checkpoint, CheckpointError, build_model, check_dtype, objective
-from repgeom.store import ActivationStore
-from repgeom.tokens import Windows
+from repgeom.activations.checkpoint import ARCHITECTURES, declared_objective, head_objective
+from repgeom.activations.extraction import extract
+from repgeom.activations.models import (
+    Checkpoint,
+    CheckpointError,
+    build_model,
+    check_dtype,
+    objective,
+)
+from repgeom.activations.store import ActivationStore
+from repgeom.data.tokens import Windows
 from tests.conftest import TINY
 from tests.test_extraction import direct_states
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from repgeom.birth import make_language, train_on_language
-from repgeom.plots.birth import attention_maps, memory_probe_curves, training_curves
+from repgeom.birth.plots import attention_maps, memory_probe_curves, training_curves
 
 DOCS = [
     "the quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat",

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from repgeom.activations.models import build_model
+from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.features import (
     final_layer,
     next_token_blocks,
@@ -16,9 +18,7 @@ from repgeom.bottleneck.features import (
 )
 from repgeom.bottleneck.heads import HeadTraining, build_heads
 from repgeom.bottleneck.memory import check_heads_memory, default_ranks, heads_memory_estimate
-from repgeom.models import build_model
-from repgeom.store import ActivationStore
-from repgeom.tokens import Windows, write_tokens
+from repgeom.data.tokens import Windows, write_tokens
 from tests.conftest import TINY
 
 
@@ -35,8 +35,8 @@ def write_store(path, windows: Windows, d: int = 4, seed: int = 1) -> np.ndarray
     valid = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
     n = int(valid.sum())
     x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float16)
-    from repgeom.extraction import token_index
-    from repgeom.store import StoreWriter
+    from repgeom.activations.extraction import token_index
+    from repgeom.activations.store import StoreWriter
 
     store = StoreWriter(path, [3], d, token_index(windows))
     store.tokens[0].append(x)

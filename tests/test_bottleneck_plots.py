@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from repgeom.bottleneck.spectrum import lm_head_spectrum
-from repgeom.plots.bottleneck import (
+from repgeom.bottleneck.plots import (
     best_vs_final_rows,
     best_vs_final_table,
     entropy_cosine_loss_vs_step,
@@ -18,6 +17,7 @@ from repgeom.plots.bottleneck import (
     step_numbers,
     werror_vs_rank,
 )
+from repgeom.bottleneck.spectrum import lm_head_spectrum
 
 STEPS = ["step0", "step1", "step4", "step16", "final"]
 

@@ -12,14 +12,14 @@ import xarray as xr
 
 from repgeom.bottleneck.ngram import COUNT_BYTES_PER_GRAM
 from repgeom.bottleneck.plan import study_plan
+from repgeom.bottleneck.plots import best_vs_final_rows, werror_threshold_table
 from repgeom.bottleneck.study import (
     cosine_dataset,
     eval_loss_dataset,
     last_layer_cosine,
     stack_steps,
 )
-from repgeom.config import ConfigError, load_schema, with_defaults
-from repgeom.plots.bottleneck import best_vs_final_rows, werror_threshold_table
+from repgeom.workflow.config import ConfigError, load_schema, with_defaults
 from tests.workflow import ROOT
 
 STEPS = ["step0", "step4", "step8"]
@@ -195,7 +195,7 @@ def test_eval_loss_must_be_extracted(tmp_path):
 
 
 def test_eval_loss_per_model():
-    from repgeom.plan import eval_loss_models
+    from repgeom.workflow.plan import eval_loss_models
 
     cfg = config()
     for asked, expected in (

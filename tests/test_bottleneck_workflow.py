@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
+from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.ngram import memory_estimate, werror_thresholds
+from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import read_dataset
-from repgeom.store import ActivationStore
-from repgeom.tokens import read_tokens, tokens_attrs
 from tests.workflow import snakemake, table_rows
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_eval_loss_and_cosine(run_dir):
 
 
 def test_lm_head_spectrum(run_dir):
-    from repgeom.models import Checkpoint
+    from repgeom.activations.models import Checkpoint
 
     res = results(run_dir)
     ds = read_dataset(res / "metrics" / "lm_head" / "decoder.nc")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repgeom.config import ConfigError, check_references, check_schema
+from repgeom.workflow.config import ConfigError, check_references, check_schema
 from tests.workflow import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,10 +88,10 @@ def test_library_defaults_live_in_the_schema():
     take a config section have none, the geometry options come from the schema."""
     from dataclasses import MISSING, fields
 
+    from repgeom.activations.training import TrainConfig
     from repgeom.bottleneck.heads import HeadTraining
-    from repgeom.config import schema_defaults
     from repgeom.metrics import geometry
-    from repgeom.training import TrainConfig
+    from repgeom.workflow.config import schema_defaults
 
     for cls, section in ((HeadTraining, "bottleneck.heads"), (TrainConfig, "$defs.training")):
         keys = set(schema_defaults(section))

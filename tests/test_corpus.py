@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from repgeom import corpus as C
+from repgeom.data import corpus as C
 
 
 def test_python_docs_skips_tests_and_dedupes(tmp_path):

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from repgeom.download import ensure
+from repgeom.workflow.download import ensure
 
 
 def test_download_checks_sha256(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.extraction import extract
-from repgeom.store import ActivationStore
-from repgeom.tokens import Windows
+from repgeom.activations.extraction import extract
+from repgeom.activations.store import ActivationStore
+from repgeom.data.tokens import Windows
 
 
 def direct_states(model, w: Windows) -> list[np.ndarray]:
@@ -65,7 +65,8 @@ def test_ragged_batches_store_no_padding(tiny_model, windows, tmp_path):
 
 def test_buckets_are_written_in_corpus_order(tiny_model, windows, tmp_path, monkeypatch):
     """Several buckets of consecutive windows, each sorted by length: corpus order on disk."""
-    from repgeom import extraction, footprint
+    from repgeom.activations import extraction
+    from repgeom.workflow import footprint
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 33, size=23).astype(np.int32)
@@ -88,7 +89,7 @@ def test_buckets_are_written_in_corpus_order(tiny_model, windows, tmp_path, monk
 
 
 def test_length_batches():
-    from repgeom.extraction import length_batches
+    from repgeom.activations.extraction import length_batches
 
     plan = length_batches(np.array([3, 9, 9, 1, 5]), 2, 3)
     assert [[b.tolist() for b in batches] for batches in plan] == [[[1, 2], [0]], [[4, 3]]]
@@ -97,7 +98,7 @@ def test_length_batches():
 
 
 def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
-    from repgeom.models import build_model
+    from repgeom.activations.models import build_model
     from tests.conftest import TINY
 
     model = build_model("gpt_neox", TINY, tokenizer, seed=1).eval()
@@ -111,7 +112,7 @@ def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
 
 
 def test_nan_activations_raise_and_leave_nothing(tokenizer, windows, tmp_path):
-    from repgeom.models import build_model
+    from repgeom.activations.models import build_model
     from tests.conftest import TINY
 
     model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()

@@ -205,7 +205,7 @@ def test_scores_are_matched_by_member_or_corpus_name(stores):
 
 
 def test_checkpoint_figures_are_the_planned_ones(stores):
-    from repgeom.plots.languages import checkpoint_figures
+    from repgeom.languages.plots import checkpoint_figures
 
     groups, pairs = GROUPS[:1], GROUPS[1:]
     ds = study_dataset(stores, GROUPS, participation_ratio)  # the pair set is a group too

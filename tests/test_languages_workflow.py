@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repgeom.config import ConfigError, load_schema, with_defaults
-from repgeom.corpus import read_documents
+from repgeom.data.corpus import read_documents
 from repgeom.languages import plan as LP
 from repgeom.languages.corpora import (
     derived_inputs,
@@ -22,6 +21,7 @@ from repgeom.languages.corpora import (
     untransliterate,
     write_aligned_corpus,
 )
+from repgeom.workflow.config import ConfigError, load_schema, with_defaults
 from tests.workflow import ROOT, planned_jobs, snakemake, table_rows
 
 CODES = ["eng_Latn", "fra_Latn", "zho_Hans", "zho_Hant"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from repgeom.activations.source import ArraySource
 from repgeom.metrics.layerwise import layers_to_use, select_rows
-from repgeom.source import ArraySource
 
 
 @pytest.fixture

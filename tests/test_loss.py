@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repgeom.loss import next_token_loss
+from repgeom.activations.loss import next_token_loss
 
 
 def reference(logits, ids, lengths, left: bool) -> tuple[float, int]:
@@ -64,7 +64,7 @@ def test_bad_shapes():
 @pytest.mark.parametrize("chunk", [1, 23 * 3, 10**6])
 def test_head_loss_in_chunks_equals_the_loss_of_all_logits(chunk):
     """Decoding only the predicting positions, a chunk at a time, changes nothing."""
-    from repgeom.loss import head_next_token_loss
+    from repgeom.activations.loss import head_next_token_loss
 
     gen = torch.Generator().manual_seed(1)
     b, t, d, v = 3, 7, 5, 23

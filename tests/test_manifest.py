@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from repgeom.manifest import main, verify, write_manifest
+from repgeom.workflow.manifest import main, verify, write_manifest
 
 
 def test_manifest_round_trip(tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from repgeom.activations.source import ArraySource
 from repgeom.metrics.anisotropy import anisotropy
 from repgeom.metrics.family import mean_cosine
 from repgeom.metrics.geometry import geometry_datasets
 from repgeom.metrics.intrinsic import twonn
 from repgeom.metrics.linearity import linearity
-from repgeom.source import ArraySource
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import xarray as xr
 import yaml
 from scipy.spatial.distance import cdist
 
-from repgeom.store import ActivationStore
-from repgeom.tokens import read_tokens
+from repgeom.activations.store import ActivationStore
+from repgeom.data.tokens import read_tokens
 from tests.workflow import snakemake
 
 pytestmark = pytest.mark.slow
@@ -129,8 +129,8 @@ def test_footprint_from_the_checkpoint_files(run):
     computed size is what is on disk (up to each array's last, partly filled chunk)."""
     from transformers import AutoModel
 
-    from repgeom.checkpoint import checkpoint_size
-    from repgeom.footprint import store_bytes, weights_bytes
+    from repgeom.activations.checkpoint import checkpoint_size
+    from repgeom.workflow.footprint import store_bytes, weights_bytes
 
     work, cfg, _ = run
     size = checkpoint_size(cfg["models"]["minilm"], "final")

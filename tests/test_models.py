@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.locate import local_checkpoints
-from repgeom.models import Checkpoint, build_model, objective
-from repgeom.plan import model_steps, pythia_schedule, step_number
-from repgeom.tokens import Windows
-from repgeom.training import TrainConfig, learning_rate, train
+from repgeom.activations.models import Checkpoint, build_model, objective
+from repgeom.activations.training import TrainConfig, learning_rate, train
+from repgeom.data.tokens import Windows
+from repgeom.workflow.locate import local_checkpoints
+from repgeom.workflow.plan import model_steps, pythia_schedule, step_number
 from tests.conftest import TINY
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from repgeom.neighbors import knn
+from repgeom.metrics.neighbors import knn
 
 BACKENDS = [
     "torch",

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repgeom.config import check_schema
 from repgeom.languages.corpora import expand_corpora
-from repgeom.plan import model_steps
+from repgeom.workflow.config import check_schema
+from repgeom.workflow.plan import model_steps
 from tests.workflow import ROOT, planned_jobs, planned_wildcards, snakemake_at_root
 
 PAPERS = sorted((ROOT / "config" / "paper").glob("*.yaml"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repgeom.codehash import module_closure
+from repgeom.workflow.codehash import module_closure
 from tests.workflow import ROOT, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
@@ -16,10 +16,10 @@ pytestmark = pytest.mark.slow
 def test_module_closure_follows_imports():
     extract = module_closure((ROOT / "scripts" / "extract.py").resolve())
     assert {
-        "repgeom.extraction",
-        "repgeom.store",
-        "repgeom.loss",
-        "repgeom.tokens",
+        "repgeom.activations.extraction",
+        "repgeom.activations.store",
+        "repgeom.activations.loss",
+        "repgeom.data.tokens",
     } <= set(extract)
     assert not any(m.startswith("repgeom.plots") for m in extract)
     figure = module_closure((ROOT / "scripts" / "figure_anisotropy.py").resolve())

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from transformers import BertConfig, BertModel
 
-from repgeom.models import build_model
-from repgeom.store import ActivationStore
+from repgeom.activations.models import build_model
+from repgeom.activations.store import ActivationStore
 from tests.conftest import TINY
 from tests.hfcache import add_revision
 from tests.workflow import planned_jobs, snakemake
@@ -129,7 +129,7 @@ def test_release_revision_frees_only_that_revision(sources, tmp_path, monkeypatc
 
     import huggingface_hub.constants
 
-    from repgeom.locate import hub_weights_cached, release_revision
+    from repgeom.workflow.locate import hub_weights_cached, release_revision
 
     root, commits, _ = sources
     shutil.copytree(root / "hub", tmp_path / "hub")

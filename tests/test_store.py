@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from repgeom.store import ActivationStore, OldStoreError, StoreWriter
+from repgeom.activations.store import ActivationStore, OldStoreError, StoreWriter
 
 
 def written(tmp_path, big_layer: int | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repgeom import tokens as T
+from repgeom.data import tokens as T
 
 
 def test_stream_windows_match_brute_force():

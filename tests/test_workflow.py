@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
+from repgeom.activations.store import ActivationStore
 from repgeom.io import read_dataset
-from repgeom.store import ActivationStore
 from tests.workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_outputs_open_with_expected_dims(run_dir):
 
 
 def test_languages_study_outputs(run_dir):
-    from repgeom.corpus import read_documents
+    from repgeom.data.corpus import read_documents
     from repgeom.languages.corpora import untransliterate
 
     res = run_dir / "results"

@@ -169,7 +169,7 @@ def study_variants(
     """Resolved settings of every variant of the study, or {} when its corpus is not a corpus
     of the config (an error naming the key when the config named that corpus itself:
     ``corpus_named``). ``common`` overrides every variant; ConfigError names the variant."""
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     if section["corpus"] not in corpora:
         if corpus_named:

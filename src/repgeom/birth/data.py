@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from repgeom.corpus import docstrings
+from repgeom.data.corpus import docstrings
 
 Split = Literal["train", "test", "ood"]
 SPLIT_CODES: dict[str, int] = {"train": 0, "test": 1, "ood": 2}
@@ -248,7 +248,8 @@ def generate(
 def docstring_documents(
     modules: tuple[str, ...] = ("argparse", "collections", "typing"),
 ) -> list[str]:
-    """English documents: the docstrings of a few stdlib modules (``repgeom.corpus.docstrings``)."""
+    """English documents: the docstrings of a few stdlib modules
+    (``repgeom.data.corpus.docstrings``)."""
     docs: list[str] = []
     for name in modules:
         spec = importlib.util.find_spec(name)

@@ -24,8 +24,8 @@ from repgeom.birth.probes import (
     probe_wk2,
     probe_wo2,
 )
-from repgeom.corpus import content_sha256
-from repgeom.provenance import provenance
+from repgeom.data.corpus import content_sha256
+from repgeom.workflow.provenance import provenance
 
 #: Data variables of the metrics Dataset: name → (long_name, units).
 METRICS: dict[str, tuple[str, str]] = {

@@ -2,8 +2,8 @@
 
 The rank-restricted heads (:mod:`repgeom.bottleneck.heads`) read features h ∈ ℝᵈ (the input of
 the LM head: the hidden state after the final norm) with next-token targets y. Both splits use
-the activation-store layout of :mod:`repgeom.store` (``hidden_state`` (layer, token, d), and the
-int64 coordinates ``token_id``, ``token_sequence`` and ``position`` over tokens):
+the activation-store layout of :mod:`repgeom.activations.store` (``hidden_state`` (layer,
+token, d), and the int64 coordinates ``token_id``, ``token_sequence`` and ``position`` over tokens):
 
 - eval: the spine's activation store of the eval split (every layer);
 - train: :func:`write_final_features` writes one layer only (a store of the same layout), for a
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from repgeom.store import StoreWriter, layer_location
-from repgeom.tokens import Windows
+from repgeom.activations.store import StoreWriter, layer_location
+from repgeom.data.tokens import Windows
 
 
 def final_layer(attrs: dict[str, Any], layers: list[int]) -> tuple[int, str]:
@@ -91,7 +91,12 @@ def write_final_features(
     """
     import torch
 
-    from repgeom.extraction import append_layer, batches_in_order, forward_batches, token_index
+    from repgeom.activations.extraction import (
+        append_layer,
+        batches_in_order,
+        forward_batches,
+        token_index,
+    )
     from repgeom.io import atomic_path
 
     if batch_size < 1:

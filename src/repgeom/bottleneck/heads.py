@@ -69,7 +69,7 @@ class HeadTraining:
     @classmethod
     def from_config(cls, heads: Mapping[str, Any]) -> HeadTraining:
         """From a ``bottleneck.heads`` section; keys it lacks take the schema's defaults."""
-        from repgeom.config import schema_defaults
+        from repgeom.workflow.config import schema_defaults
 
         o = schema_defaults("bottleneck.heads", dict(heads))
         return cls(**{f.name: o[f.name] for f in fields(cls) if f.name in o})

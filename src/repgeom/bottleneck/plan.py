@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.checkpoint import checkpoint_config, model_objective, planning_step
-from repgeom.config import ConfigError
+from repgeom.activations.checkpoint import checkpoint_config, model_objective, planning_step
+from repgeom.workflow.config import ConfigError
 
 TEXT_KINDS = ("python_docs", "text")
 MIB = 2**20

@@ -1,7 +1,7 @@
 """Datasets of the softmax-bottleneck study assembled over checkpoints (no torch import).
 
 - :func:`eval_loss_dataset`: the eval cross-entropy that extraction stored with each activation
-  store (``eval_loss``, ``eval_loss_tokens`` attrs; see :mod:`repgeom.loss`) over
+  store (``eval_loss``, ``eval_loss_tokens`` attrs; see :mod:`repgeom.activations.loss`) over
   (step, corpus). A store without it (a masked LM, or ``extraction.eval_loss: false``) gives NaN
   and 0 tokens, and the dataset's ``missing_eval_loss`` attr lists it.
 - :func:`last_layer_cosine`: the mean pairwise cosine of the uncentred last-layer token vectors
@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from repgeom.metrics.family import FamilyAccumulator, mean_cosine_from_sum
-from repgeom.plan import step_number
+from repgeom.workflow.plan import step_number
 
 
 def _step_coords(steps: Sequence[str]) -> dict[str, Any]:

@@ -357,7 +357,7 @@ def expand_corpora(
     name clash. With a ``missing`` list, a missing FLORES or pairs file is appended to it as a
     message instead (the member then has no input file): a dry run plans without the data.
     """
-    from repgeom.config import ConfigError, schema_defaults
+    from repgeom.workflow.config import ConfigError, schema_defaults
 
     out: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
@@ -393,7 +393,7 @@ def _expand_one(
     corpora: Mapping[str, Mapping[str, Any]],
     missing: list[str] | None,
 ) -> dict[str, dict[str, Any]]:
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     kind = cfg["kind"]
     key = f"corpora.{name}"
@@ -470,7 +470,7 @@ def _expand_one(
 
 def _missing(message: str, missing: list[str] | None) -> None:
     """Raise ConfigError, or collect the message when the caller plans without the data."""
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     if missing is None:
         raise ConfigError(message)
@@ -554,9 +554,9 @@ def write_aligned_corpus(
     Aligned corpora must not be split by content hash (that would break the alignment by
     index), so every sentence is in the eval split; the train split is an identical copy so
     that a tokenizer or model can still be trained on it (its eval loss is then on seen text).
-    Writes stats.json with the same keys as :func:`repgeom.corpus.write_corpus`.
+    Writes stats.json with the same keys as :func:`repgeom.data.corpus.write_corpus`.
     """
-    from repgeom.corpus import content_sha256
+    from repgeom.data.corpus import content_sha256
     from repgeom.io import atomic_path, write_json
 
     docs = list(sentences)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax
 
-from repgeom.neighbors import knn
+from repgeom.metrics.neighbors import knn
 
 
 @dataclass(frozen=True)

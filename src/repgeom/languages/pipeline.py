@@ -2,8 +2,8 @@
 
 Stores are anything with ``layers``, ``n_sentences``, ``read_sentences(layer)`` (masked mean of
 each sentence, (sentence, d)) and ``read(layer)`` (every non-padding token, (token, d)), i.e.
-:class:`repgeom.store.ActivationStore`. Sentence i of every member of a group is the same
-sentence (aligned corpora); the member stores are checked to hold the same number of sentences
+:class:`repgeom.activations.store.ActivationStore`. Sentence i of every member of a group is the
+same sentence (aligned corpora); the member stores are checked to hold the same number of sentences
 and the same layers before anything is computed.
 """
 
@@ -135,7 +135,7 @@ def study_dataset(
 
 def group_view(ds: xr.Dataset, group: str) -> xr.Dataset:
     """One group of a study dataset, with member names as ``language`` and its reference in
-    ``attrs['reference']`` (the form the figures of :mod:`repgeom.plots.languages` take)."""
+    ``attrs['reference']`` (the form the figures of :mod:`repgeom.languages.plots` take)."""
     sub = ds.isel(language=np.flatnonzero(ds["group"].values == group))
     if sub.sizes["language"] == 0:
         raise ValueError(f"group {group!r} is not in the dataset (groups: {ds.attrs['groups']})")

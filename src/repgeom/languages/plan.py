@@ -39,7 +39,7 @@ def study_groups(
     per-language dataset (members good and bad, reference good). Raises ConfigError naming the
     config key for an unknown corpus, a bad reference or a repeated name.
     """
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     errors: list[str] = []
     groups: list[GroupSpec] = []
@@ -149,7 +149,7 @@ def study_checkpoints(
     languages: Mapping[str, Any], steps: Mapping[str, Sequence[str]]
 ) -> list[tuple[str, str]]:
     """(model, step) pairs the study runs on: the last step, or every step, of each model."""
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     models = languages.get("models")
     if models is None:
@@ -219,7 +219,7 @@ def study_plan(
     ``corpora``, ``options`` (those that shape the numbers), ``scores`` (a CSV or None),
     ``grammaticality_output``, ``figure_files`` {kind: [path patterns with {model}/{step}]}
     and ``targets`` (every output). Raises ConfigError naming the key."""
-    from repgeom.config import ConfigError
+    from repgeom.workflow.config import ConfigError
 
     section = config["languages"]
     groups, pairs = study_groups(section, config["corpora"])

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from repgeom.config import schema_defaults
+from repgeom.activations.source import LayerSource
 from repgeom.metrics.family import (
     FamilyAccumulator,
     anisotropy_power,
@@ -18,7 +18,7 @@ from repgeom.metrics.family import (
 from repgeom.metrics.intrinsic import id_estimates
 from repgeom.metrics.layerwise import layers_to_use, seeded_subsample, select_rows
 from repgeom.metrics.linearity import linearity
-from repgeom.source import LayerSource
+from repgeom.workflow.config import schema_defaults
 
 POSITIONS = {"all": False, "no_first": True}
 

@@ -26,9 +26,9 @@ Conventions, with N the number of distinct points and μ₍₁₎ ≤ … ≤ μ
   m̂ᵢ = [(1/(k − 1)) Σⱼ₌₁ᵏ⁻¹ log(Tₖ/Tⱼ)]⁻¹, combined as MacKay & Ghahramani propose, by the
   inverse of the mean of the inverses: d = 1 / mean(1/m̂ᵢ).
 
-Neighbours come from :func:`repgeom.neighbors.knn`: a blocked float32 torch search by default
-(``backend="faiss"`` uses faiss ``IndexFlatL2``); either way a few extra candidates are searched
-and the kept distances are float64, so the result does not depend on the backend.
+Neighbours come from :func:`repgeom.metrics.neighbors.knn`: a blocked float32 torch search by
+default (``backend="faiss"`` uses faiss ``IndexFlatL2``); either way a few extra candidates are
+searched and the kept distances are float64, so the result does not depend on the backend.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from repgeom.metrics.layerwise import seeded_subsample
-from repgeom.neighbors import RANK_WINDOW, knn
+from repgeom.metrics.neighbors import RANK_WINDOW, knn
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
 _MARGIN = RANK_WINDOW  # extra float32 candidates, so float32 ties cannot change the exact k
@@ -279,8 +279,8 @@ def neighbour_distances(
     """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows;
     with ``ranks`` (1-based, ≤ k) only those columns, (n, len(ranks)).
 
-    The float32 search (:func:`repgeom.neighbors.knn`, torch or faiss) returns a margin of extra
-    candidates, re-ranked by float64 distance, so float32 ties cannot change the k kept.
+    The float32 search (:func:`repgeom.metrics.neighbors.knn`, torch or faiss) returns a margin of
+    extra candidates, re-ranked by float64 distance, so float32 ties cannot change the k kept.
     """
     n = np.asarray(x).shape[0]
     if not 1 <= k <= n - 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repgeom.source import LayerSource
+from repgeom.activations.source import LayerSource
 
 
 def seeded_subsample(pool: int | np.ndarray, size: int, seed: int, repeat: int = 0) -> np.ndarray:

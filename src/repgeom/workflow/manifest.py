@@ -1,6 +1,6 @@
 """The results manifest: one row per final artifact, and a check of a results tree against it.
 
-Check a tree:  python -m repgeom.manifest results/manifest.tsv
+Check a tree:  python -m repgeom.workflow.manifest results/manifest.tsv
 (exit status 1 and one line per missing, changed or unexpected file when they differ).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repgeom.io import atomic_path
-from repgeom.provenance import file_sha256
+from repgeom.workflow.provenance import file_sha256
 
 COLUMNS = ("path", "sha256", "size", "rule", "config_hash", "code_hash")
 

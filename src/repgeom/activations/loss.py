@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from repgeom.footprint import CHUNK_ELEMENTS
+from repgeom.workflow.footprint import CHUNK_ELEMENTS
 
 
 def next_token_loss(

@@ -1,7 +1,8 @@
 """Extraction: hidden states of every layer for token windows, written batch by batch to Zarr.
 
 The base model runs (no LM-head logits); the eval loss of a causal LM decodes only the last
-hidden state, a chunk of positions at a time (:func:`repgeom.loss.head_next_token_loss`).
+hidden state, a chunk of positions at a time
+(:func:`repgeom.activations.loss.head_next_token_loss`).
 Windows of different lengths (sentences) are batched by length within buckets of consecutive
 rows, so little padding is computed, and every bucket is written back in corpus order.
 """
@@ -19,12 +20,12 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from repgeom import footprint
+from repgeom.activations.loss import head_next_token_loss
+from repgeom.activations.models import objective
+from repgeom.activations.store import FLOAT16_MAX, LayerWriter, StoreWriter
+from repgeom.data.tokens import Windows
 from repgeom.io import atomic_path
-from repgeom.loss import head_next_token_loss
-from repgeom.models import objective
-from repgeom.store import FLOAT16_MAX, LayerWriter, StoreWriter
-from repgeom.tokens import Windows
+from repgeom.workflow import footprint
 
 FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
 

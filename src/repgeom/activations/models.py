@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from repgeom.checkpoint import ARCHITECTURES, declared_objective, head_objective
+from repgeom.activations.checkpoint import ARCHITECTURES, declared_objective, head_objective
 
 # weights a bare model may lack without changing a hidden state (BERT's pooler reads [CLS] only)
 UNUSED_PREFIXES = ("pooler.",)
@@ -93,7 +93,7 @@ class Checkpoint:
 
     def subfolder(self) -> str:
         """Where the transformer lives: '' or a sentence-transformers module folder."""
-        from repgeom.checkpoint import transformer_subfolder
+        from repgeom.activations.checkpoint import transformer_subfolder
 
         return transformer_subfolder(self._json("modules.json"))
 

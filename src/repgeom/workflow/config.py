@@ -122,7 +122,7 @@ def _matches(instance: dict[str, Any], condition: dict[str, Any]) -> bool:
     return True
 
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"  # in the checkout
 
 
 @functools.cache
@@ -204,16 +204,8 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
     return f"config key 'corpora.{name}.path': no file matches {corpus['path']!r}; {how}"
 
 
-def load_config(config: dict[str, Any], schema_path: str | Path) -> tuple[dict, list[str]]:
-    """The config a run uses: checked against the schema, defaults filled, keys sorted, the
-    languages study's corpus kinds expanded into aligned corpora, names cross-checked. Returns
-    it with the messages of the FLORES and pairs files that are missing (a dry run plans without
-    them). Raises ConfigError naming the key."""
-    from repgeom.languages.corpora import expand_corpora
-
+def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """The config a run uses: checked against the schema (ConfigError naming every key that is
+    wrong), defaults filled, keys sorted (YAML key order never changes a job's params)."""
     check_schema(config, schema_path)
-    out = canonical(with_defaults(config, load_schema(schema_path)))
-    missing: list[str] = []
-    out["corpora"] = expand_corpora(out["corpora"], missing)
-    check_references(out)
-    return out, missing
+    return canonical(with_defaults(config, load_schema(schema_path)))

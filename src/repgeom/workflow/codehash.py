@@ -11,7 +11,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/repgeom
 
 
 def module_file(name: str) -> Path | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from repgeom.plan import step_number
+from repgeom.workflow.plan import step_number
 
 
 def gather(

@@ -137,7 +137,7 @@ def extraction_mem_mb(
 ) -> int:
     """``mem_mb`` of one extraction job: :func:`extraction_bytes` of the checkpoint's size when
     its config.json and safetensors weights are on disk, else ``default``."""
-    from repgeom.checkpoint import checkpoint_size
+    from repgeom.activations.checkpoint import checkpoint_size
 
     size = None if model["source"] == "train" else checkpoint_size(model, step)
     if size is None:

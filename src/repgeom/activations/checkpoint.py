@@ -76,7 +76,7 @@ def _read_json(path: Path | None) -> Any:
 def checkpoint_file(model: Mapping[str, Any], step: str, name: str) -> Path | None:
     """A file of one checkpoint of a hub (from the HF cache) or local model, or None if absent."""
     if model["source"] == "local":
-        from repgeom.locate import local_checkpoints
+        from repgeom.workflow.locate import local_checkpoints
 
         try:
             root = local_checkpoints(model["path"]).get(step)
@@ -109,7 +109,7 @@ def planning_step(model: Mapping[str, Any]) -> str | None:
         return model["revisions"][-1]
     if model.get("steps"):
         return model["steps"][-1]
-    from repgeom.locate import local_checkpoints
+    from repgeom.workflow.locate import local_checkpoints
 
     try:
         return list(local_checkpoints(model["path"]))[-1]
@@ -130,9 +130,9 @@ def model_objective(model: Mapping[str, Any]) -> str | None:
 
 
 def checkpoint_size(model: Mapping[str, Any], step: str) -> Any:
-    """The :class:`repgeom.footprint.ModelSize` of one checkpoint whose config.json and
+    """The :class:`repgeom.workflow.footprint.ModelSize` of one checkpoint whose config.json and
     safetensors weights are on disk (read from their headers), else None."""
-    from repgeom.footprint import ModelSize, safetensors_params
+    from repgeom.workflow.footprint import ModelSize, safetensors_params
 
     cfg = checkpoint_config(model, step)
     if cfg is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from repgeom.checkpoint import model_objective
-from repgeom.locate import local_checkpoints
+from repgeom.activations.checkpoint import model_objective
+from repgeom.workflow.locate import check_hub_revision, hub_weights_cached, local_checkpoints
 
 
 def pythia_schedule(steps: int, n_linear: int = 4) -> list[int]:
@@ -150,3 +152,51 @@ def hub_release_inputs(
             if needs:
                 out[(name, step)] = needs
     return out
+
+
+def release_record(results: str | Path, model: str, step: str) -> dict | None:
+    """What the release of a hub revision recorded (results/hub/{model}/{step}.json), or None."""
+    path = Path(results) / "hub" / model / f"{step}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_inputs(
+    config: dict, results: str | Path, online: bool
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], bool], list[str]]:
+    """What a run needs from outside, checked before any job: (the commit of every hub revision,
+    whether this run downloads its weights, a message for everything missing).
+
+    A text corpus with a ``url`` is fetched by its download rule, so only one without is
+    missing; a local model's path must exist; a hub revision resolves from the HF cache or, when
+    ``online``, the hub. With ``disk.release_hub_revisions``, a revision released after an
+    earlier run resolves from its release record (it has left the cache on purpose).
+    """
+    from repgeom.workflow.config import text_corpus_missing
+
+    messages = []
+    for name, corpus in config["corpora"].items():
+        missing = text_corpus_missing(name, corpus)
+        if missing and not corpus.get("url"):
+            messages.append(missing)
+    commits: dict[tuple[str, str], str] = {}
+    downloaded: dict[tuple[str, str], bool] = {}
+    release = config["disk"]["release_hub_revisions"]
+    for name, model in config["models"].items():
+        if model["source"] == "local" and not Path(model["path"]).exists():
+            messages.append(f"config key 'models.{name}.path': {model['path']} does not exist")
+        if model["source"] != "hub":
+            continue
+        for rev in model["revisions"]:
+            record = release_record(results, name, rev) if release else None
+            if record is not None:
+                commits[(name, rev)], downloaded[(name, rev)] = (
+                    record["commit"],
+                    record["downloaded"],
+                )
+                continue
+            downloaded[(name, rev)] = not hub_weights_cached(model["id"], rev)
+            try:
+                commits[(name, rev)] = check_hub_revision(model["id"], rev, online=online)
+            except LookupError as err:
+                messages.append(f"config key 'models.{name}.revisions': {err}")
+    return commits, downloaded, messages

@@ -3,9 +3,9 @@
 Conventions shared by the step-axis figures:
 
 - The training step of a checkpoint is the ``step_number`` coordinate when present (as written by
-  :func:`repgeom.gather.gather`), else the ``step`` coordinate when numeric, else parsed from a
-  ``step{N}`` label. Checkpoints without a number (e.g. "final") cannot be placed on a step axis
-  and are left out of those figures.
+  :func:`repgeom.metrics.gather.gather`), else the ``step`` coordinate when numeric, else parsed
+  from a ``step{N}`` label. Checkpoints without a number (e.g. "final") cannot be placed on a
+  step axis and are left out of those figures.
 - Step axes are symlog with a linear region [0, 1] (``linthresh=1``): logarithmic beyond step 1,
   so Pythia's doubling schedule is evenly spread, while step 0 (initialisation) is still shown.
 """

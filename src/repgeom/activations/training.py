@@ -14,8 +14,8 @@ import xarray as xr
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from repgeom.models import objective
-from repgeom.tokens import Windows
+from repgeom.activations.models import objective
+from repgeom.data.tokens import Windows
 
 
 @dataclass
@@ -40,8 +40,8 @@ class TrainConfig:
     def from_config(cls, training: Mapping[str, Any]) -> TrainConfig:
         """From a model's ``training`` section (keys it lacks take the schema's defaults), with
         the checkpoint steps its schedule gives."""
-        from repgeom.config import schema_defaults
-        from repgeom.plan import checkpoint_steps
+        from repgeom.workflow.config import schema_defaults
+        from repgeom.workflow.plan import checkpoint_steps
 
         o = schema_defaults("$defs.training", dict(training))
         values = {f.name: o[f.name] for f in fields(cls) if f.name in o and f.name != "checkpoints"}

@@ -1,0 +1,1 @@
+"""Models and their activations: checkpoints, training, extraction, the store."""

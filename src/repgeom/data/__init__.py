@@ -1,0 +1,1 @@
+"""Data: corpora, tokenizers and token windows."""

@@ -1,0 +1,1 @@
+"""Workflow plumbing: config, planning, code hashes, provenance, manifest, inputs, sizes."""
