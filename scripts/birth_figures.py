@@ -1,5 +1,6 @@
 """Snakemake adapter: the Birth-of-a-Transformer figures from every variant's datasets."""
 
+from repgeom.birth import plots
 from repgeom.io import read_dataset
 from repgeom.plots.common import save_figure
 from repgeom.workflow.provenance import job_provenance
@@ -11,9 +12,9 @@ metrics = {v: read_dataset(p) for v, p in zip(names, snakemake.input.metrics, st
 attention = {v: read_dataset(p) for v, p in zip(names, snakemake.input.attention, strict=True)}
 out, meta = snakemake.output, job_provenance(snakemake)
 figures = {
-    "training_curves": birth.training_curves(metrics),
-    "memory_probes": birth.memory_probe_curves(metrics),
-    "attention_maps": birth.attention_maps(attention),
+    "training_curves": plots.training_curves(metrics),
+    "memory_probes": plots.memory_probe_curves(metrics),
+    "attention_maps": plots.attention_maps(attention),
 }
 for name, fig in figures.items():
     save_figure(fig, out[f"{name}_png"], out[f"{name}_pdf"], meta=meta)
