@@ -20,6 +20,7 @@ include: "rules/shape_of_learning.smk"
 include: "rules/birth.smk"
 include: "rules/languages.smk"
 include: "rules/bottleneck.smk"
+include: "rules/logit_lens.smk"
 include: "rules/hub.smk"
 
 
@@ -32,6 +33,7 @@ rule all:
         rules.birth.input,
         rules.languages.input,
         rules.bottleneck.input,
+        rules.logit_lens.input,
         expand(
             f"{RESULTS}/hub/{{m}}/{{s}}.json",
             zip,

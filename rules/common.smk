@@ -74,6 +74,7 @@ EVAL_LOSS, _errors = plan.eval_loss_models(config)
 if _errors:
     stop("invalid config:\n  " + "\n  ".join(_errors))
 EXTRACT_CORPORA = plan.extraction_corpora(config)
+LENS_MODELS = plan.logit_lens_models(config)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
 GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
 
@@ -167,7 +168,14 @@ def activation_output(path):
 
 
 # Final artifacts: the inputs of every study's target rule.
-STUDIES = ["spine", "shape_of_learning", "languages", "bottleneck", "birth"]
+STUDIES = [
+    "spine",
+    "shape_of_learning",
+    "languages",
+    "bottleneck",
+    "birth",
+    "logit_lens",
+]
 
 
 def _studies():

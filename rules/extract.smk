@@ -30,9 +30,10 @@ rule extract:
         extraction={
             k: v
             for k, v in config["extraction"].items()
-            if k not in ("corpora", "eval_loss")
+            if k not in ("corpora", "eval_loss", "logit_lens")
         },
         eval_loss=lambda w: EVAL_LOSS[w.model],
+        logit_lens=lambda w: w.model in LENS_MODELS and w.corpus in EXTRACT_CORPORA,
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,

@@ -7,11 +7,33 @@ SOL_FIGURES = {
     "effective_rank_by_layer": ("anisotropy", "effective_rank"),
     "linearity_by_layer": ("linearity", "linearity"),
 }
+GRIDE = config["metrics"]["geometry"]["gride_scales"] > 0
 SOL_TABLES = {
     "anisotropy": ["anisotropy", "anisotropy_power", "effective_rank", "mean_cosine"],
-    "intrinsic_dimension": ["twonn", "twonn_microscope", "mle", "n_duplicates"],
+    "intrinsic_dimension": [
+        "twonn",
+        "twonn_error",
+        "twonn_microscope",
+        "mle",
+        "n_duplicates",
+    ]
+    + (
+        ["gride_at_scale", "gride_at_scale_error", "twonn_gride_disagree"]
+        if GRIDE
+        else []
+    ),
     "linearity": ["linearity"],
 }
+SOL_SCALE_FIGURES = (
+    expand(
+        f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{m}}/{{c}}.{{ext}}",
+        m=GEOMETRY_MODELS,
+        c=EXTRACT_CORPORA,
+        ext=["png", "pdf"],
+    )
+    if GRIDE
+    else []
+)
 
 
 rule shape_of_learning_figure:
@@ -44,8 +66,38 @@ rule shape_of_learning_figure:
         models=GEOMETRY_MODELS,
         kind=lambda w: "by_step" if w.figure.endswith("by_step") else "by_layer",
         variable=lambda w: SOL_FIGURES[w.figure][1],
+        gride=lambda w: GRIDE and w.figure == "intrinsic_dimension_by_layer",
     script:
         "../scripts/shape_of_learning_figure.py"
+
+
+rule shape_of_learning_scale_figure:
+    """GRIDE intrinsic dimension against neighbourhood scale, per layer, for one model and
+    corpus."""
+    input:
+        f"{RESULTS}/metrics/intrinsic_dimension/{{model}}.nc",
+    output:
+        png=report(
+            f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{model}}/{{corpus}}.png",
+            caption="../report/shape_of_learning/by_scale.rst",
+            category="Shape of learning",
+            subcategory="intrinsic dimension by scale",
+        ),
+        pdf=f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{model}}/{{corpus}}.pdf",
+    log:
+        f"{LOGS}/figures/shape_of_learning/by_scale/{{model}}/{{corpus}}.log",
+    benchmark:
+        f"{BENCH}/figures/shape_of_learning/by_scale/{{model}}/{{corpus}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("shape_of_learning_scale_figure.py"),
+        corpus=lambda w: w.corpus,
+    script:
+        "../scripts/shape_of_learning_scale_figure.py"
 
 
 rule shape_of_learning_table:
@@ -87,3 +139,4 @@ rule shape_of_learning:
             t=SOL_TABLES if GEOMETRY_MODELS else [],
             ext=["csv", "tex"],
         ),
+        SOL_SCALE_FIGURES,

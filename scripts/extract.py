@@ -23,7 +23,7 @@ if windowing == "document":
 else:
     windows = read_tokens(snakemake.input.tokens, cfg["split"], cfg["max_tokens"])
 attrs = provenance(
-    {"extraction": cfg, "eval_loss": p.eval_loss, "source": p.source},
+    {"extraction": cfg, "eval_loss": p.eval_loss, "logit_lens": p.logit_lens, "source": p.source},
     model=p.model,
     step=p.step,
     corpus=p.corpus,
@@ -31,5 +31,7 @@ attrs = provenance(
     device=device,
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
 )
-summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss)
+summary = extract(
+    model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss, p.logit_lens
+)
 print(summary)

@@ -1,7 +1,8 @@
 """Snakemake adapter: one metric of every model as a CSV and a LaTeX table."""
 
 from repgeom.io import read_dataset
-from repgeom.shape_of_learning.plots import metric_table, write_table
+from repgeom.plots.common import write_table
+from repgeom.shape_of_learning.plots import metric_table
 from repgeom.workflow.provenance import job_provenance
 from repgeom.workflow.runtime import log_to
 

@@ -250,3 +250,40 @@ def test_twonn_bootstrap_error_estimates_the_sampling_spread():
     assert spread == pytest.approx(d / np.sqrt(n), rel=0.15)  # the MLE's d/√N
     with pytest.raises(ValueError, match="n_boot"):
         twonn_bootstrap_error(mu, n_boot=1)
+
+
+def test_geometry_gride_shares_the_twonn_neighbours():
+    """The geometry job's GRIDE equals gride() on the same subsample; scales beyond the
+    distinct points are NaN; the flag compares TwoNN with GRIDE at the reported scale."""
+    from repgeom.activations.source import ArraySource
+    from repgeom.metrics.geometry import geometry_datasets, id_of_sample
+    from repgeom.metrics.gride import gride
+    from repgeom.workflow.config import schema_defaults
+
+    rng = np.random.default_rng(5)
+    q = np.linalg.qr(rng.normal(size=(64, 64)))[0][:4]
+    x = (rng.uniform(size=(300, 4)) @ q).astype(np.float32)
+    options = {**schema_defaults("metrics.geometry"), "gride_scales": 9, "twonn_bootstrap": 30}
+    out = id_of_sample(x, options)
+    ref = gride(x, n_scales=8)
+    np.testing.assert_allclose(out["gride"][:8], ref.id, rtol=1e-12)
+    np.testing.assert_allclose(out["gride_error"][:8], ref.id_error, rtol=1e-12)
+    np.testing.assert_allclose(out["gride_radius"][:8], ref.scale, rtol=1e-12)
+    assert np.isnan(out["gride"][8])  # n2 = 512 > 299 neighbours
+    assert out["twonn_error"] > 0
+    source = ArraySource(np.stack([x, x * 3]), position=np.arange(300) % 10)
+    ds = geometry_datasets(
+        source, {"positions": ["all"], "id_sample": 300, "id_repeats": 1, "gride_scale": 4}
+    )["intrinsic_dimension"]
+    assert ds.gride.dims == ("positions", "layer", "repeat", "scale")
+    assert ds.scale.values.tolist() == [1, 2, 4, 8, 16, 32, 64, 128]
+    at = ds.gride_at_scale.sel(positions="all", layer=0).item()
+    assert at == ds.gride.sel(positions="all", layer=0, scale=4).item()
+    gap = abs(ds.twonn.sel(positions="all", layer=0).item() - at)
+    err = np.hypot(
+        ds.twonn_error.sel(positions="all", layer=0).item(),
+        ds.gride_at_scale_error.sel(positions="all", layer=0).item(),
+    )
+    assert ds.twonn_gride_disagree.sel(positions="all", layer=0).item() == int(gap > 2 * err)
+    with pytest.raises(ValueError, match="gride_scale 3 is not among"):
+        geometry_datasets(source, {"gride_scale": 3})

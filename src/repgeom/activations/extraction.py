@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from repgeom.activations.lens import DECODINGS, LogitLens, causal_logits, check_head, final_norm
 from repgeom.activations.loss import head_next_token_loss
 from repgeom.activations.models import objective
 from repgeom.activations.store import FLOAT16_MAX, LayerWriter, StoreWriter
@@ -27,15 +28,10 @@ from repgeom.data.tokens import Windows
 from repgeom.io import atomic_path
 from repgeom.workflow import footprint
 
-FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
-
 
 def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
     """Index of the hidden state after the final norm, or None (post-LN encoders have none)."""
-    base = model.base_model
-    if any(isinstance(getattr(base, n, None), torch.nn.Module) for n in FINAL_NORM_NAMES):
-        return n_states - 1
-    return None
+    return n_states - 1 if final_norm(model) is not None else None
 
 
 def batches_in_order(n_rows: int, batch_size: int) -> list[np.ndarray]:
@@ -112,42 +108,6 @@ def append_layer(writer: LayerWriter, x: torch.Tensor, layer: int, first_window:
     writer.append(rows, amax)
 
 
-def causal_logits(model: PreTrainedModel) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The map from the last hidden state to a causal LM's logits: its output embedding, with
-    the final soft-capping of the families that apply one."""
-    head = model.get_output_embeddings()
-    if head is None:
-        raise ValueError(f"{type(model).__name__} has no output embedding (LM head)")
-    cap = getattr(model.config, "final_logit_softcapping", None)
-
-    def logits(h: torch.Tensor) -> torch.Tensor:
-        out = head(h)
-        return torch.tanh(out / cap) * cap if cap else out
-
-    return logits
-
-
-def check_head(
-    model: PreTrainedModel,
-    logits: Callable[[torch.Tensor], torch.Tensor],
-    hidden: torch.Tensor,
-    ids: torch.Tensor,
-    valid: torch.Tensor,
-) -> None:
-    """The decoded last hidden state equals the model's own logits on one window (raises
-    otherwise: the family transforms its logits in a way repgeom does not know)."""
-    n = int(valid[0].sum())
-    own = model(input_ids=ids[:1, :n], attention_mask=valid[:1, :n].long()).logits[0].float()
-    ours = logits(hidden[0, :n]).float()
-    tol = 1e-3 if hidden.dtype == torch.float32 else 5e-2
-    if not torch.allclose(ours, own, rtol=tol, atol=tol * float(own.abs().max())):
-        raise ValueError(
-            f"the LM head of {type(model).__name__} applied to its last hidden state does not "
-            "give the model's own logits; the eval loss cannot be computed for this family "
-            "(set extraction.eval_loss: false)"
-        )
-
-
 def bucket_rows(windows: Windows, n_layers: int, hidden_size: int, batch_size: int) -> int:
     """Rows per bucket: one batch for windows of one length (nothing to sort: written as they
     come), else as many as keep the held float16 hidden states within BUCKET_BYTES."""
@@ -174,25 +134,29 @@ def extract(
     batch_size: int,
     attrs: dict[str, Any],
     eval_loss: bool = False,
+    logit_lens: bool = False,
 ) -> dict[str, Any]:
-    """Write hidden states (all layers incl. the embedding output) of every non-padding token.
+    """Write hidden states (all layers incl. the embedding output) of every non-padding token,
+    and with ``logit_lens`` the lens of every layer (:mod:`repgeom.activations.lens`).
 
     Raises FloatingPointError naming the layer if any activation is NaN or infinite, and
-    ValueError when the eval loss is asked of a model without a causal LM head. Returns the
-    summary attributes written to the store (the eval loss when asked).
+    ValueError when the eval loss or the lens is asked of a model without a causal LM head.
+    Returns the summary attributes written to the store (the eval loss when asked).
     """
     kind = objective(model)
-    if eval_loss and kind != "causal":
-        raise ValueError(
-            f"the eval loss needs a causal LM head; this checkpoint loads as {kind!r} "
-            f"({type(model).__name__})"
-        )
+    for name, asked in (("eval loss", eval_loss), ("logit lens", logit_lens)):
+        if asked and kind != "causal":
+            raise ValueError(
+                f"the {name} needs a causal LM head; this checkpoint loads as {kind!r} "
+                f"({type(model).__name__})"
+            )
     n_tokens = windows.n_tokens
     n_layers = model.config.num_hidden_layers + 1
     d = model.config.hidden_size
     base = model.base_model
-    logits = causal_logits(model) if eval_loss else None
-    nll, count, computed = 0.0, 0, 0
+    logits = causal_logits(model) if eval_loss or logit_lens else None
+    lens = LogitLens(model, n_layers) if logit_lens else None
+    nll, count, computed, checked = 0.0, 0, 0, False
     plan = length_batches(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
@@ -227,12 +191,16 @@ def extract(
                         sums = torch.zeros(len(batch), x.shape[1], device=x.device)
                         mean = sums.index_add_(0, row_of_token, x) / counts
                     held_means[i].append(mean.cpu().numpy())
-                if logits is not None:
-                    last = out.last_hidden_state
-                    if count == 0:
-                        check_head(model, logits, last, ids, valid)
-                    s, c = head_next_token_loss(logits, last, ids, valid, model.config.vocab_size)
+                if logits is not None and not checked:
+                    check_head(model, logits, out.last_hidden_state, ids, valid)
+                    checked = True
+                if eval_loss:
+                    s, c = head_next_token_loss(
+                        logits, out.last_hidden_state, ids, valid, model.config.vocab_size
+                    )
                     nll, count = nll + s, count + c
+                if lens is not None:
+                    lens.update(states, ids, valid)
             done = np.concatenate(batches)
             in_order = bool((np.diff(done) > 0).all())
             perm = None if in_order else corpus_order(windows.lengths, done)
@@ -255,5 +223,8 @@ def extract(
         }
         if eval_loss and count:
             summary.update(eval_loss=nll / count, eval_loss_tokens=count)
+        if lens is not None:
+            store.add_lens(lens.results(), DECODINGS)
+            summary["logit_lens_tokens"] = lens.count
         summary.update(store.close({**attrs, **summary}))
     return summary

@@ -50,6 +50,18 @@ VARIABLE_ATTRS = {
     "position": {"long_name": "position of the token in its sequence", "units": "1"},
     "token_sequence": {"long_name": "sequence the token belongs to", "units": "1"},
     "length": {"long_name": "non-padding tokens of the sequence", "units": "tokens"},
+    "decoding": {
+        "long_name": "logit-lens decoding (final_norm: norm + LM head; no_norm: head)",
+        "units": "1",
+    },
+    "logit_lens_loss": {
+        "long_name": "next-token cross-entropy of the layer decoded by the LM head",
+        "units": "nat/token",
+    },
+    "logit_lens_agreement": {
+        "long_name": "share of positions whose decoded top-1 token is the model's prediction",
+        "units": "1",
+    },
 }
 
 
@@ -188,6 +200,26 @@ class StoreWriter:
         self.wide.append(layer)
         wide.resize((len(self.wide), self.n_tokens, self.hidden_size))
         return wide, len(self.wide) - 1
+
+    def add_lens(self, results: Mapping[str, np.ndarray], decodings: Sequence[str]) -> None:
+        """The logit lens of every layer: ``logit_lens_loss`` and ``logit_lens_agreement``
+        (layer, decoding) (:mod:`repgeom.activations.lens`)."""
+        labels = self.root.create_array(
+            "decoding",
+            shape=(len(decodings),),
+            dtype=str,  # variable-length UTF-8 (a stable Zarr v3 data type)
+            dimension_names=["decoding"],
+            attributes=VARIABLE_ATTRS["decoding"],
+        )
+        labels[:] = np.asarray(decodings)
+        for key in ("loss", "agreement"):
+            name = f"logit_lens_{key}"
+            self.root.create_array(
+                name,
+                data=np.asarray(results[key], dtype=np.float64),
+                dimension_names=["layer", "decoding"],
+                attributes=VARIABLE_ATTRS[name],
+            )
 
     def close(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Flush every layer, write the attributes and consolidate the metadata; returns the

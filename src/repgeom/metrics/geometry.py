@@ -15,7 +15,14 @@ from repgeom.metrics.family import (
     explained_variance,
     mean_cosine_from_sum,
 )
-from repgeom.metrics.intrinsic import id_estimates
+from repgeom.metrics.gride import gride_from_ratios, gride_scales
+from repgeom.metrics.intrinsic import (
+    ESTIMATORS,
+    estimates_from_distances,
+    neighbour_distances,
+    remove_duplicates,
+    twonn_bootstrap_error,
+)
 from repgeom.metrics.layerwise import layers_to_use, seeded_subsample, select_rows
 from repgeom.metrics.linearity import linearity
 from repgeom.workflow.config import schema_defaults
@@ -36,6 +43,16 @@ ATTRS = {
     "twonn_microscope": ("TwoNN intrinsic dimension, LLM-Microscope variant", "dimensions"),
     "mle": ("Levina–Bickel MLE intrinsic dimension (harmonic mean)", "dimensions"),
     "n_duplicates": ("duplicate points removed before the neighbour search", "points"),
+    "twonn_error": ("bootstrap standard error of TwoNN (resampled ratios)", "dimensions"),
+    "gride": ("GRIDE intrinsic dimension at neighbour ranks n1, n2 = 2·n1", "dimensions"),
+    "gride_error": ("GRIDE statistical error 1/√I(d̂)", "dimensions"),
+    "gride_radius": ("mean distance of the n1-th and n2-th neighbours", "1"),
+    "gride_at_scale": ("GRIDE at the reported scale gride_scale", "dimensions"),
+    "gride_at_scale_error": ("GRIDE error at the reported scale", "dimensions"),
+    "twonn_gride_disagree": (
+        "TwoNN and GRIDE at gride_scale differ by more than id_disagreement errors",
+        "1",
+    ),
     "linearity": ("linearity of the map from the previous layer", "1"),
 }
 
@@ -67,7 +84,7 @@ def _variant(
             "mean_cosine",
         )
     }
-    ids: dict[str, list] = {k: [] for k in ("twonn", "twonn_microscope", "mle", "n_duplicates")}
+    ids: dict[str, list] = {k: [] for k in (*ID_VARIABLES, *SCALE_VARIABLES)}
     lin: list[float] = []
     previous = None
     for layer in layers:
@@ -87,16 +104,7 @@ def _variant(
         per_repeat = []
         for r, sample in enumerate(samples):
             x = source.read(layer, sample)
-            est = id_estimates(
-                x,
-                discard=o["twonn_discard"],
-                fit=o["twonn_fit"],
-                keep=o["microscope_keep"],
-                k=o["mle_k"],
-            )
-            per_repeat.append(
-                {**{k: v.value for k, v in est.items()}, "n_duplicates": est["mle"].n_duplicates}
-            )
+            per_repeat.append(id_of_sample(x, o))
             if r == 0:
                 lin.append(np.nan if previous is None else linearity(previous, x))
                 previous = x
@@ -112,14 +120,72 @@ def _variant(
         coords={**coords, "component": np.arange(1, o["top_k"] + 1)},
     )
     anis["n_tokens"] = _var((), n, "n_tokens")
+    n1, n2 = gride_scales(o["gride_scales"]) if o["gride_scales"] else (np.zeros(0, int),) * 2
     idd = xr.Dataset(
-        {k: _var(("layer", "repeat"), v, k) for k, v in ids.items()},
-        coords={**coords, "repeat": np.arange(o["id_repeats"])},
+        {
+            k: _var(
+                ("layer", "repeat", "scale") if k in SCALE_VARIABLES else ("layer", "repeat"), v, k
+            )
+            for k, v in ids.items()
+        },
+        coords={**coords, "repeat": np.arange(o["id_repeats"]), "scale": n1, "n2": ("scale", n2)},
     )
+    idd["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
     idd["n_tokens"] = _var((), size, "n_tokens")
+    if o["gride_scales"]:
+        at = idd["gride"].sel(scale=o["gride_scale"])
+        err = idd["gride_error"].sel(scale=o["gride_scale"])
+        idd["gride_at_scale"] = _var(("layer", "repeat"), at.values, "gride_at_scale")
+        idd["gride_at_scale_error"] = _var(("layer", "repeat"), err.values, "gride_at_scale_error")
+        gap = np.abs(idd["twonn"].mean("repeat") - at.mean("repeat"))
+        combined = np.sqrt(idd["twonn_error"].mean("repeat") ** 2 + err.mean("repeat") ** 2)
+        flag = (gap > o["id_disagreement"] * combined).astype(np.int8)
+        idd["twonn_gride_disagree"] = _var(("layer",), flag.values, "twonn_gride_disagree")
     lind = xr.Dataset({"linearity": _var(("layer",), lin, "linearity")}, coords=coords)
     lind["n_tokens"] = _var((), size, "n_tokens")
     return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}
+
+
+ID_VARIABLES = ("twonn", "twonn_microscope", "mle", "n_duplicates", "twonn_error")
+SCALE_VARIABLES = ("gride", "gride_error", "gride_radius")
+
+
+def id_of_sample(x: np.ndarray, o: dict[str, Any]) -> dict[str, Any]:
+    """Every ID estimate of one subsample from one exact neighbour search on its distinct rows:
+    TwoNN (and its bootstrap error), LLM-Microscope's TwoNN, the MLE, and GRIDE at each scale
+    (NaN where n2 exceeds the distinct points, or where the likelihood has no root)."""
+    xu, n_dup = remove_duplicates(x)
+    n, kk, scales = xu.shape[0], max(2, o["mle_k"]), o["gride_scales"]
+    if n < kk + 1:
+        raise ValueError(
+            f"{n} distinct point(s) ({n_dup} duplicates removed) but {kk} neighbours are needed; "
+            "raise metrics.geometry.id_sample or lower mle_k"
+        )
+    fit = min(scales, int(np.log2(n - 1)))  # the scales whose n2 = 2^(s+1) ≤ n − 1
+    ranks = sorted(set(range(1, kk + 1)) | ({2**i for i in range(fit + 1)} if fit else set()))
+    dist = neighbour_distances(xu, ranks[-1], ranks=np.asarray(ranks))
+    at = {r: dist[:, i] for i, r in enumerate(ranks)}  # rank -> each point's distance
+    base = np.stack([at[r] for r in range(1, kk + 1)], axis=1)
+    out: dict[str, Any] = estimates_from_distances(
+        base, ESTIMATORS, o["twonn_discard"], o["twonn_fit"], o["microscope_keep"], o["mle_k"]
+    )
+    out["n_duplicates"] = n_dup
+    out["twonn_error"] = np.nan
+    if o["twonn_bootstrap"] >= 2:
+        mu = at[2] / at[1]
+        out["twonn_error"] = twonn_bootstrap_error(
+            mu, o["twonn_bootstrap"], o["seed"], o["twonn_discard"], o["twonn_fit"]
+        )
+    for name in SCALE_VARIABLES:
+        out[name] = np.full(scales, np.nan)
+    for s in range(fit):
+        near, far = at[2**s], at[2 ** (s + 1)]
+        try:
+            out["gride"][s], out["gride_error"][s] = gride_from_ratios(far / near, 2**s)
+        except ValueError:  # every neighbour pair equidistant, or no root in the bracket
+            continue
+        out["gride_radius"][s] = 0.5 * (near.mean() + far.mean())
+    return out
 
 
 def geometry_datasets(source: LayerSource, options: dict[str, Any]) -> dict[str, xr.Dataset]:
@@ -137,6 +203,12 @@ def geometry_datasets(source: LayerSource, options: dict[str, Any]) -> dict[str,
     unknown = set(o) - set(defaults)
     if unknown:
         raise ValueError(f"unknown geometry option(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    if o["gride_scales"] and o["gride_scale"] not in gride_scales(o["gride_scales"])[0]:
+        raise ValueError(
+            f"metrics.geometry.gride_scale {o['gride_scale']} is not among the GRIDE scales "
+            f"n1 = {gride_scales(o['gride_scales'])[0].tolist()} (gride_scales = "
+            f"{o['gride_scales']}); choose one of them"
+        )
     bad = [p for p in o["positions"] if p not in POSITIONS]
     if bad:
         raise ValueError(f"positions {bad} unknown; choose from {sorted(POSITIONS)}")

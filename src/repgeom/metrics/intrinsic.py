@@ -202,16 +202,29 @@ def id_estimates(
             "use more points"
         )
     dist = neighbour_distances(xu, kk, backend=backend)  # the search centres the data
+    values = estimates_from_distances(dist, which, discard, fit, keep, k)
+    return {name: IDEstimate(value, n, n_dup) for name, value in values.items()}
+
+
+def estimates_from_distances(
+    dist: np.ndarray,
+    which: Sequence[str] = ESTIMATORS,
+    discard: float = 0.1,
+    fit: str = "lsq",
+    keep: float = 0.2,
+    k: int = 20,
+) -> dict[str, float]:
+    """The estimators from each distinct point's float64 distances to its nearest neighbours
+    (n, ≥ 2 columns: ranks 1, 2, …; the MLE uses the first k)."""
     mu = dist[:, 1] / dist[:, 0]
-    out: dict[str, IDEstimate] = {}
+    out: dict[str, float] = {}
     for name in which:
         if name == "twonn":
-            value = twonn_from_ratios(mu, discard=discard, fit=fit)
+            out[name] = twonn_from_ratios(mu, discard=discard, fit=fit)
         elif name == "twonn_microscope":
-            value = twonn_microscope_from_ratios(mu, keep=keep)
+            out[name] = twonn_microscope_from_ratios(mu, keep=keep)
         else:
-            value = mle_from_distances(dist[:, :k])
-        out[name] = IDEstimate(value, n, n_dup)
+            out[name] = mle_from_distances(dist[:, :k])
     return out
 
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from repgeom.io import atomic_path
+from repgeom.io import atomic_path, write_text
 
 
 def step_colors(ds: xr.Dataset, cmap: str = "viridis") -> list[tuple[float, ...]]:
@@ -52,3 +52,34 @@ def figure_provenance(path: str | Path) -> dict[str, str]:
 
     with Image.open(path) as im:
         return json.loads(im.text.get(PROVENANCE_KEY, "{}"))
+
+
+def write_table(
+    rows: list[dict],
+    csv_path: str | Path,
+    tex_path: str | Path,
+    meta: Mapping[str, str] | None = None,
+    n_labels: int = 4,
+) -> None:
+    """Write rows as CSV (full precision) and as a LaTeX tabular (4 significant digits), the
+    first ``n_labels`` columns left-aligned labels; ``meta`` (provenance) heads both files as
+    comment lines."""
+    columns = list(rows[0])
+
+    def fmt(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    write_text(csv_path, "\n".join(lines) + "\n", meta)
+    head = " & ".join(c.replace("_", r"\_") for c in columns)
+    body = [" & ".join(fmt(r[c]).replace("_", r"\_") for c in columns) + r" \\" for r in rows]
+    tex = [
+        r"\begin{tabular}{" + "l" * n_labels + "r" * (len(columns) - n_labels) + "}",
+        r"\hline",
+        head + r" \\",
+        r"\hline",
+        *body,
+        r"\hline",
+        r"\end{tabular}",
+    ]
+    write_text(tex_path, "\n".join(tex) + "\n", meta)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
-from repgeom.io import write_text
 from repgeom.plots.common import step_colors
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
@@ -27,11 +23,17 @@ def _mean_spread(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray | None]:
 
 
 def by_layer(
-    datasets: dict[str, xr.Dataset], var: str, positions: list[str] | None = None
+    datasets: dict[str, xr.Dataset],
+    var: str,
+    positions: list[str] | None = None,
+    companion: tuple[str, str] | None = None,
+    flag: str | None = None,
 ) -> plt.Figure:
     """``var`` against layer, one line per checkpoint (colour = step), bands over repeats.
 
     Rows: token positions used (all / without position 0); columns: model × corpus.
+    ``companion`` (variable, its error): drawn dashed with a ± error band (GRIDE next to
+    TwoNN); ``flag``: a 0/1 variable whose layers are ringed in red on the ``var`` line.
     """
     panels = _panels(datasets)
     first = next(iter(datasets.values()))
@@ -55,6 +57,23 @@ def by_layer(
                 if spread is not None:
                     e = spread.sel(step=step)
                     ax.fill_between(ds["layer"], y - e, y + e, color=colors[s], alpha=0.15, lw=0)
+                if companion is not None:
+                    name, error = companion
+                    sel = {"corpus": corpus, "positions": pos, "step": step}
+                    c = _mean_spread(ds[name].sel(sel))[0]
+                    ce = _mean_spread(ds[error].sel(sel))[0]
+                    ax.plot(ds["layer"], c, ls="--", marker="s", ms=2, color=colors[s])
+                    ax.fill_between(ds["layer"], c - ce, c + ce, color=colors[s], alpha=0.1, lw=0)
+                if flag is not None:
+                    flagged = ds[flag].sel(corpus=corpus, positions=pos, step=step).values > 0
+                    ax.scatter(
+                        ds["layer"].values[flagged],
+                        np.asarray(y)[flagged],
+                        s=60,
+                        facecolors="none",
+                        edgecolors="red",
+                        zorder=5,
+                    )
             ax.set_title(f"{model} · {corpus}\n{POSITION_LABELS.get(pos, pos)}", fontsize=9)
             ax.grid(alpha=0.3)
             if i == len(rows) - 1:
@@ -128,32 +147,38 @@ def metric_table(datasets: dict[str, xr.Dataset], variables: list[str]) -> list[
     return rows
 
 
-def write_table(
-    rows: list[dict],
-    csv_path: str | Path,
-    tex_path: str | Path,
-    meta: Mapping[str, str] | None = None,
-) -> None:
-    """Write rows as CSV (full precision) and as a LaTeX tabular (4 significant digits).
-
-    ``meta`` (provenance) heads both files as comment lines.
-    """
-    columns = list(rows[0])
-
-    def fmt(v: object) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
-    write_text(csv_path, "\n".join(lines) + "\n", meta)
-    head = " & ".join(c.replace("_", r"\_") for c in columns)
-    body = [" & ".join(fmt(r[c]).replace("_", r"\_") for c in columns) + r" \\" for r in rows]
-    tex = [
-        r"\begin{tabular}{" + "l" * 4 + "r" * (len(columns) - 4) + "}",
-        r"\hline",
-        head + r" \\",
-        r"\hline",
-        *body,
-        r"\hline",
-        r"\end{tabular}",
-    ]
-    write_text(tex_path, "\n".join(tex) + "\n", meta)
+def by_scale(ds: xr.Dataset, corpus: str, positions: str = "all", ncols: int = 6) -> plt.Figure:
+    """GRIDE intrinsic dimension against neighbourhood scale (n₁, log₂ axis): one panel per
+    layer, one line per checkpoint (colour = step), band = ± GRIDE's statistical error
+    (mean over subsamples); the line is the mean over subsamples."""
+    layers = ds["layer"].values
+    ncols = min(ncols, len(layers))
+    nrows = -(-len(layers) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows), squeeze=False, sharex=True
+    )
+    colors = step_colors(ds)
+    n1 = ds["scale"].values
+    for k, layer in enumerate(layers):
+        ax = axes[k // ncols][k % ncols]
+        sel = {"corpus": corpus, "positions": positions, "layer": layer}
+        mean = _mean_spread(ds["gride"].sel(sel))[0]
+        error = _mean_spread(ds["gride_error"].sel(sel))[0]
+        for s, step in enumerate(ds["step"].values):
+            y, e = mean.sel(step=step).values, error.sel(step=step).values
+            ax.plot(n1, y, marker="o", ms=2.5, color=colors[s], label=str(step))
+            ax.fill_between(n1, y - e, y + e, color=colors[s], alpha=0.15, lw=0)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"layer {layer}", fontsize=8)
+        ax.grid(alpha=0.3)
+    for k in range(len(layers), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("n₁ (n₂ = 2·n₁)")
+    for row in axes:
+        row[0].set_ylabel("GRIDE ID", fontsize=8)
+    axes[0][-1].legend(fontsize=6, title="checkpoint", title_fontsize=7, loc="best")
+    model = str(ds["model"].values) if "model" in ds.coords else ""
+    fig.suptitle(f"{model} · {corpus} · {POSITION_LABELS.get(positions, positions)}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -71,6 +71,22 @@ def checkpoint_location(
     return (str(local_checkpoints(root).get(step, f"{root}/{step}")), None)
 
 
+def logit_lens_models(config: dict[str, Any]) -> list[str]:
+    """Models whose extraction computes the logit lens: ``extraction.logit_lens`` on, a causal
+    LM head (or one not known yet: its job checks), and corpora to extract."""
+    if not config["extraction"]["logit_lens"] or not extraction_corpora(config):
+        return []
+    out = []
+    for name, model in config["models"].items():
+        try:
+            kind = model_objective(model)
+        except ValueError:
+            continue  # an unsupported head: eval_loss_models names it
+        if kind in ("causal", None):
+            out.append(name)
+    return out
+
+
 def eval_loss_models(config: dict[str, Any]) -> tuple[dict[str, bool], list[str]]:
     """Whether each model's extraction computes the next-token eval loss, and config errors.
 

@@ -1,0 +1,74 @@
+# The logit lens over training: each layer of each checkpoint decoded by the model's own LM
+# head (computed in the extraction pass), for the models with a causal head.
+LENS_FIG = f"{RESULTS}/figures/logit_lens"
+LENS_TAB = f"{RESULTS}/tables/logit_lens"
+
+
+rule logit_lens_gather:
+    """The logit lens of one model over every checkpoint and extraction corpus."""
+    input:
+        lambda w: [
+            activations(w.model, s, c) for s in STEPS[w.model] for c in EXTRACT_CORPORA
+        ],
+    output:
+        f"{RESULTS}/metrics/logit_lens/{{model}}.nc",
+    log:
+        f"{LOGS}/metrics/logit_lens/{{model}}.log",
+    benchmark:
+        f"{BENCH}/metrics/logit_lens/{{model}}.tsv"
+    wildcard_constraints:
+        model="|".join(re.escape(m) for m in LENS_MODELS) or "(?!)",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("logit_lens_gather.py"),
+        model=lambda w: w.model,
+        steps=lambda w: STEPS[w.model],
+        corpora=EXTRACT_CORPORA,
+    script:
+        "../scripts/logit_lens_gather.py"
+
+
+rule logit_lens_figures:
+    """Loss and top-1 agreement of the logit lens against layer, and the table."""
+    input:
+        [f"{RESULTS}/metrics/logit_lens/{m}.nc" for m in LENS_MODELS],
+    output:
+        loss_png=report(
+            f"{LENS_FIG}/loss_by_layer.png",
+            caption="../report/logit_lens/loss_by_layer.rst",
+            category="Logit lens",
+        ),
+        loss_pdf=f"{LENS_FIG}/loss_by_layer.pdf",
+        agreement_png=report(
+            f"{LENS_FIG}/agreement_by_layer.png",
+            caption="../report/logit_lens/agreement_by_layer.rst",
+            category="Logit lens",
+        ),
+        agreement_pdf=f"{LENS_FIG}/agreement_by_layer.pdf",
+        csv=f"{LENS_TAB}/logit_lens.csv",
+        tex=f"{LENS_TAB}/logit_lens.tex",
+    log:
+        f"{LOGS}/figures/logit_lens.log",
+    benchmark:
+        f"{BENCH}/figures/logit_lens.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        code=code("logit_lens_figures.py"),
+        models=LENS_MODELS,
+    script:
+        "../scripts/logit_lens_figures.py"
+
+
+rule logit_lens:
+    """The logit lens over training: datasets, figures and the table."""
+    input:
+        [f"{RESULTS}/metrics/logit_lens/{m}.nc" for m in LENS_MODELS],
+        rules.logit_lens_figures.output if LENS_MODELS else [],
