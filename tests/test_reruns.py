@@ -56,10 +56,11 @@ def test_code_edits_rerun_only_their_rules(run_dir, source_copy):
     assert plan_with(source_copy, run_dir) == {}
     edit(source_copy / "src" / "repgeom" / "plots" / "anisotropy.py")
     assert plan_with(source_copy, run_dir) == {"figure_anisotropy": 2, "manifest": 1, "all": 1}
-    edit(source_copy / "src" / "repgeom" / "plots" / "shape_of_learning.py")
+    edit(source_copy / "src" / "repgeom" / "shape_of_learning" / "plots.py")
     assert plan_with(source_copy, run_dir) == {
         "figure_anisotropy": 2,
         "shape_of_learning_figure": 7,
+        "shape_of_learning_scale_figure": 4,
         "shape_of_learning_table": 3,
         "manifest": 1,
         "all": 1,
