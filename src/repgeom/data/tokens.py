@@ -1,7 +1,9 @@
-"""Token windows: int32 (sequence, position) arrays per split, stored in Zarr."""
+"""Token windows: int32 (sequence, position) arrays per split, stored in Zarr (each split a
+group that opens with ``xr.open_zarr(path, group="eval")``)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,24 @@ def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, 
                 )
             g = root.create_group(name)
             rows = max(1, min(len(w.ids), (1 << 20) // (4 * w.ids.shape[1])))
-            g.create_array("ids", data=w.ids, chunks=(rows, w.ids.shape[1]))
-            g.create_array("lengths", data=w.lengths)
+            g.create_array(
+                "ids",
+                data=w.ids,
+                chunks=(rows, w.ids.shape[1]),
+                dimension_names=["sequence", "position"],
+                attributes={"long_name": "token ids (padding after length)", "units": "1"},
+            )
+            g.create_array(
+                "lengths",
+                data=w.lengths,
+                dimension_names=["sequence"],
+                attributes={"long_name": "tokens of the window", "units": "tokens"},
+            )
             g.attrs.update(n_sequences=len(w.lengths), n_tokens=w.n_tokens)
         root.attrs.update(attrs)
+        with warnings.catch_warnings():  # consolidated metadata is not in the Zarr v3 spec (yet)
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(root.store)
 
 
 def read_tokens(
