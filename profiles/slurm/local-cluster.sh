@@ -276,9 +276,9 @@ stop_daemons() { # names...: SIGTERM each live daemon by its PID file and wait f
 
 smoke_test() { # one CPU job and one GPU job through srun, both COMPLETED in sacct
   local ids
-  ids=$(srun -p cpu -t 1 -n 1 printenv SLURM_JOB_ID) || die "srun in partition cpu failed"
+  ids=$(srun -p cpu -t 1 -n 1 --mem=100 printenv SLURM_JOB_ID) || die "srun in partition cpu failed"
   if [ "$GPUS" -gt 0 ]; then
-    ids+=,$(srun -p gpu --gpus=1 -t 1 -n 1 printenv SLURM_JOB_ID) ||
+    ids+=,$(srun -p gpu --gpus=1 -t 1 -n 1 --mem=100 printenv SLURM_JOB_ID) ||
       die "srun with --gpus=1 in partition gpu failed"
   fi
   local commas=${ids//[^,]/}
