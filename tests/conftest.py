@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get(SLURM_OPT_IN) == "1" or "slurm" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(
-        reason=f"SLURM end-to-end run (about 20 min): opt in with {SLURM_OPT_IN}=1 or -m slurm"
+        reason=f"SLURM end-to-end run (14-22 min): opt in with {SLURM_OPT_IN}=1 or -m slurm"
     )
     for item in items:
         if item.get_closest_marker("slurm"):

@@ -1,7 +1,7 @@
 """config/test.yaml through ``--profile profiles/slurm`` on a real one-node SLURM cluster
 (profiles/slurm/local-cluster.sh), against a local ``--cores 2`` run of the same config.
 
-Opt-in, as it takes about 20 minutes on the 2-core machine: ``REPGEOM_SLURM_TEST=1 pytest`` or
+Opt-in, as it takes 14 to 22 minutes on the 2-core machine: ``REPGEOM_SLURM_TEST=1 pytest`` or
 ``pytest -m slurm``. Needs root and apt-get (the script installs and starts the daemons); the
 cluster is stopped afterwards unless it was already running.
 """
