@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+SLURM_OPT_IN = "REPGEOM_SLURM_TEST"
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -17,6 +19,18 @@ TINY = {
     "intermediate_size": 64,
     "max_position_embeddings": 64,
 }
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slurm run only when asked for: REPGEOM_SLURM_TEST=1 or -m slurm."""
+    if os.environ.get(SLURM_OPT_IN) == "1" or "slurm" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(
+        reason=f"SLURM end-to-end run (14-22 min): opt in with {SLURM_OPT_IN}=1 or -m slurm"
+    )
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

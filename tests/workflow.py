@@ -12,16 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(
-    workdir: Path,
-    configfile: Path,
-    *args: str,
-    env: dict | None = None,
-    timeout: int = 900,
-    snakefile: Path | None = None,
-) -> subprocess.CompletedProcess:
-    """snakemake -s SNAKEFILE --directory workdir --configfile configfile ARGS."""
-    cmd = [
+def command(
+    workdir: Path, configfile: Path, *args: str, snakefile: Path | None = None
+) -> list[str]:
+    """snakemake -s SNAKEFILE --directory workdir --configfile configfile ARGS, as argv."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -33,8 +28,23 @@ def snakemake(
         str(configfile),
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    env: dict | None = None,
+    timeout: int = 900,
+    snakefile: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run :func:`command` to the end, capturing its output."""
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        command(workdir, configfile, *args, snakefile=snakefile),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
