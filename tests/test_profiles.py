@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from repgeom.workflow.footprint import extraction_mem_mb
 from tests.workflow import ROOT, planned_jobs, snakemake
 
 PROFILES = ROOT / "profiles"
@@ -52,8 +53,9 @@ def test_slurm_profile_values_apply(monkeypatch):
 
 
 def test_slurm_profile_resources_reach_jobs(tmp_path):
-    """The dry run shows the profile's per-rule resources on the extract jobs, and no partition
-    set for any job (partitions.yaml chooses it)."""
+    """The dry run shows the profile's per-rule resources on the extract jobs (memory: the
+    rule's, computed per checkpoint), and no partition set for any job (partitions.yaml chooses
+    it)."""
     res = snakemake(
         tmp_path, ROOT / "config" / "test.yaml", "-n", "--profile", str(PROFILES / "slurm")
     )
@@ -65,8 +67,8 @@ def test_slurm_profile_resources_reach_jobs(tmp_path):
         for m in re.finditer(r"^rule extract:\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
     ]
     assert len(extract) == planned_jobs(res)["extract"]
-    for resources in extract:
-        assert int(resources["mem_mb"]) == want["mem_mb"]
+    for resources in extract:  # mem_mb: the rule's own (trained models: its default)
+        assert int(resources["mem_mb"]) == extraction_mem_mb({"source": "train"}, "", {}, 0, 0, 0)
         assert int(resources["runtime"]) == want["runtime"]
     assert "slurm_partition" not in out
 

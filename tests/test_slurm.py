@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repgeom.workflow.footprint import extraction_mem_mb
 from tests.compare import differences
 from tests.workflow import ROOT, command, planned_jobs, snakemake
 
@@ -217,7 +218,9 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
         if row["rule"] == "extract":
             assert row["Partition"] == cpu_partition  # extraction.device is cpu in the config
             assert int(row["AllocCPUS"]) == prof["set-threads"]["extract"]
-            assert row["ReqMem"] == f"{want['mem_mb']}M"
+            # the rule's own memory (trained models: its default), not a profile value
+            default = extraction_mem_mb({"source": "train"}, "", {}, 0, False, False)
+            assert row["ReqMem"] == f"{want.get('mem_mb', default)}M"
             assert row["Timelimit"] == slurm_time(want["runtime"])
         if row["rule"] in GPU_RULES:
             assert row["Partition"] in gpu_partitions and "gres/gpu=1" in row["AllocTRES"]

@@ -120,6 +120,7 @@ def test_param_edit_reruns_only_dependent_jobs(run_dir, tmp_path):
         "gather_metric": 6,
         "figure_anisotropy": 2,
         "shape_of_learning_figure": 7,
+        "shape_of_learning_scale_figure": 4,
         "shape_of_learning_table": 3,
         "manifest": 1,
         "all": 1,
