@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from repgeom.birth import (
-    BirthConfig,
-    default_study,
-    docstring_documents,
-    make_language,
-    output_pools,
-    parse_config,
-    sample_batch,
-)
+from repgeom.birth.config import BirthConfig, default_study, parse_config
+from repgeom.birth.data import docstring_documents, make_language
+from repgeom.birth.train import output_pools, sample_batch
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pytest
 
-from repgeom.birth import make_language, train_on_language
+from repgeom.birth.data import make_language
 from repgeom.birth.plots import attention_maps, memory_probe_curves, training_curves
+from repgeom.birth.train import train_on_language
 
 DOCS = [
     "the quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat",

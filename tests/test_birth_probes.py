@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.birth import (
+from repgeom.birth.probes import (
     induction_mass,
+    induction_targets,
     previous_token_mass,
     probe_wk1,
     probe_wk2,
     probe_wo2,
 )
-from repgeom.birth.probes import induction_targets
 
 
 def orthonormal_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

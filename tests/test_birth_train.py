@@ -6,19 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from repgeom.birth import (
+from repgeom.birth.config import parse_config
+from repgeom.birth.data import docstring_documents, make_language
+from repgeom.birth.models import FreezeSchedule, SimplifiedTransformer, build_model
+from repgeom.birth.train import (
     METRICS,
-    FreezeSchedule,
-    SimplifiedTransformer,
-    build_model,
-    docstring_documents,
     drop_iteration,
-    make_language,
-    parse_config,
+    make_optimizer,
+    objective,
+    resolve_device,
     train_on_language,
     train_variant,
 )
-from repgeom.birth.train import make_optimizer, objective, resolve_device
 from repgeom.io import read_dataset, write_dataset
 
 #: A CPU-second configuration: short sequences, small width, a few hundred iterations.
@@ -154,7 +153,7 @@ def test_simplified_model_structure_and_frozen_weights(lang):
 
 
 def test_freeze_schedule_and_frozen_value_matrices(lang):
-    from repgeom.birth import sample_batch
+    from repgeom.birth.train import sample_batch
 
     cfg = parse_config({**SMALL, "seq_len": 16, "d_model": 8, "lr": 0.05})
     model = build_model(cfg)
