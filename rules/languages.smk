@@ -93,6 +93,12 @@ rule languages_figures:
             category="Languages",
             subcategory="{model} {step}",
         ),
+        id_by_scale=report(
+            LANGUAGE_FIGURE_FILES["id_by_scale"],
+            caption="../report/languages/id_by_scale.rst",
+            category="Languages",
+            subcategory="{model} {step}",
+        ),
         heatmaps=report(
             LANGUAGE_FIGURE_FILES["heatmaps"],
             caption="../report/languages/heatmaps.rst",

@@ -15,7 +15,7 @@ boot = read_dataset(snakemake.input.grammaticality[0]) if p.pairs else None
 figures = checkpoint_figures(ds, boot, p.groups, p.pairs, p.title)
 meta = job_provenance(snakemake)
 pdfs = {Path(f).stem: f for f in snakemake.output.pdf}
-for kind in ("id_anisotropy", "heatmaps", "divergence", "scripts", "grammaticality"):
+for kind in ("id_anisotropy", "id_by_scale", "heatmaps", "divergence", "scripts", "grammaticality"):
     for png in snakemake.output[kind]:
         stem = Path(png).stem
         save_figure(figures.pop(stem)(), png, pdfs[stem], meta=meta)

@@ -6,6 +6,7 @@ from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
 from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
 from repgeom.languages.plan import dataset_groups
+from repgeom.metrics.gride import gride_function
 from repgeom.metrics.intrinsic import id_function
 from repgeom.workflow.provenance import provenance
 from repgeom.workflow.runtime import log_to, set_threads
@@ -26,12 +27,15 @@ attrs = provenance(
     id_estimator=o["id_estimator"],
     id_sample=o["id_sample"],
     id_repeats=o["id_repeats"],
+    gride_scales=o["gride_scales"],
+    gride_scale=o["gride_scale"],
     data=json.dumps({g["name"]: g["description"] or g["origin"] for g in groups}),
     synthetic_groups=[g["name"] for g in groups if g["synthetic"]],
     sentence_level="mean of each sentence's non-padding tokens (BOS included when prepended)",
 )
 id_fn = id_function(o["id_estimator"], o["id_sample"], o["id_repeats"], o["seed"])
-ds = study_dataset(stores, groups, id_fn, o["knn_k"], o["token_knn_kl"], o["seed"], attrs)
+gride_fn = gride_function(o["gride_scales"], o["id_sample"], o["seed"])
+ds = study_dataset(stores, groups, id_fn, o["knn_k"], o["token_knn_kl"], o["seed"], attrs, gride_fn)
 write_dataset(ds, snakemake.output.languages)
 if p.pairs:
     boot = grammaticality_dataset(stores, p.pairs, id_fn, o["n_boot"], o["seed"], o["alpha"], attrs)

@@ -11,8 +11,15 @@ from scipy.optimize import minimize_scalar
 from scipy.spatial.distance import cdist
 from scipy.stats import beta
 
-from repgeom.metrics.gride import gride, gride_from_distances, gride_from_ratios, gride_scales
+from repgeom.metrics.gride import (
+    gride,
+    gride_from_distances,
+    gride_from_ratios,
+    gride_function,
+    gride_scales,
+)
 from repgeom.metrics.intrinsic import twonn_bootstrap_error, twonn_from_ratios
+from repgeom.metrics.layerwise import seeded_subsample
 
 FIXTURE = Path(__file__).parent / "data" / "gride_dadapy.npz"
 AMBIENT = 768
@@ -287,3 +294,22 @@ def test_geometry_gride_shares_the_twonn_neighbours():
     assert ds.twonn_gride_disagree.sel(positions="all", layer=0).item() == int(gap > 2 * err)
     with pytest.raises(ValueError, match="gride_scale 3 is not among"):
         geometry_datasets(source, {"gride_scale": 3})
+
+
+def test_gride_function_is_gride_on_the_first_id_subsample_nan_beyond_its_points():
+    x = manifold("cube", 3, 200, seed=4)
+    x = np.concatenate([x, x[:7]])  # duplicates are removed, as in every ID estimate
+    rows = seeded_subsample(x.shape[0], 150, seed=2)
+    fn = gride_function(8, sample=150, seed=2)
+    ids, errors = fn(x)
+    distinct = np.unique(x[rows], axis=0).shape[0]
+    fits = int(np.log2(distinct - 1))  # scales whose n2 = 2^(s+1) ≤ distinct − 1
+    ref = gride(x[rows], n_scales=fits)
+    np.testing.assert_allclose(ids[:fits], ref.id, rtol=1e-12)
+    np.testing.assert_allclose(errors[:fits], ref.id_error, rtol=1e-12)
+    assert np.isnan(ids[fits:]).all() and np.isnan(errors[fits:]).all() and fits < 8
+    # every row when there are fewer than `sample`; two distinct points give no scale at all
+    np.testing.assert_allclose(gride_function(4, 10_000)(x)[0], gride(x, 4).id, rtol=1e-12)
+    assert np.isnan(gride_function(3, 10)(np.eye(2, 5))[0]).all()
+    with pytest.raises(ValueError, match="n_scales"):
+        gride_function(0, 10)

@@ -20,6 +20,7 @@ from repgeom.languages.pipeline import (
 )
 from repgeom.languages.plan import figure_names
 from repgeom.languages.study import language_dataset, paired_bootstrap_diff
+from repgeom.metrics.gride import gride_function
 from repgeom.metrics.intrinsic import ID_ESTIMATORS, id_function
 from repgeom.metrics.layerwise import seeded_subsample
 
@@ -208,7 +209,9 @@ def test_checkpoint_figures_are_the_planned_ones(stores):
     from repgeom.languages.plots import checkpoint_figures
 
     groups, pairs = GROUPS[:1], GROUPS[1:]
-    ds = study_dataset(stores, GROUPS, participation_ratio)  # the pair set is a group too
+    fn = gride_function(3, sample=30)
+    ds = study_dataset(stores, GROUPS, participation_ratio, gride_fn=fn)  # pairs are a group too
+    ds.attrs["gride_scale"] = 2
     boot = grammaticality_dataset(stores, pairs, participation_ratio, n_boot=5)
     figures = checkpoint_figures(ds, boot, groups, pairs, "m · step1")
     planned = figure_names(groups, pairs)
@@ -220,4 +223,21 @@ def test_checkpoint_figures_are_the_planned_ones(stores):
         plt.close(fig)
     fig = figures["p_grammaticality"]()
     assert "n = 30 pairs" in fig.axes[1].get_title()
+    plt.close(fig)
+    # GRIDE over scales: one panel per layer (all 3 here) and level, one line per member
+    fig = figures["s_id_by_scale"]()
+    assert len(fig.axes) == 2 * N_LAYER
+    for ax in fig.axes[:N_LAYER]:
+        layer = int(ax.get_title().split()[1])
+        assert [line.get_label() for line in ax.lines] == ["Latn", "Cyrl", "Grek"]
+        for line, corpus in zip(ax.lines, ["s-Latn", "s-Cyrl", "s-Grek"], strict=True):
+            want = ds["gride"].sel(language=corpus, layer=layer, level="sentence").values
+            np.testing.assert_array_equal(line.get_ydata(), want)
+            np.testing.assert_array_equal(line.get_xdata(), [1, 2, 4])
+    plt.close(fig)
+    # the ID figure draws GRIDE at gride_scale dashed next to the ID
+    fig = figures["s_id_anisotropy"]()
+    dashed = [line for line in fig.axes[0].lines if line.get_linestyle() == "--"]
+    want = ds["gride"].sel(language="s-Grek", level="sentence", scale=2).values
+    np.testing.assert_array_equal(dashed[2].get_ydata(), want)
     plt.close(fig)

@@ -13,6 +13,8 @@ from repgeom.languages.study import (
     paired_bootstrap_diff,
     score_correlation,
 )
+from repgeom.metrics.gride import gride, gride_function
+from repgeom.metrics.layerwise import seeded_subsample
 
 LANGS = ["eng_Latn", "fra_Latn", "rus_Cyrl"]
 
@@ -239,3 +241,26 @@ def test_score_correlation_errors():
         score_correlation({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 3.0})
     with pytest.raises(ValueError, match="constant"):
         score_correlation({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 2.0, "c": 3.0})
+
+
+def test_language_dataset_gride_over_scales(data):
+    sentence, token = data
+    fn = gride_function(4, sample=35, seed=5)
+    ds = language_dataset(sentence, token, "eng_Latn", participation_ratio, gride_fn=fn)
+    assert ds["gride"].dims == ("language", "layer", "level", "scale")
+    assert list(ds["scale"].values) == [1, 2, 4, 8] and list(ds["n2"].values) == [2, 4, 8, 16]
+    for lang in LANGS:
+        for li in range(3):
+            for level, x in (("sentence", sentence[lang][li]), ("token", token[lang][li])):
+                # GRIDE of that seeded subsample (gride itself is checked against a brute-force
+                # likelihood and DADApy in tests/test_gride.py)
+                rows = seeded_subsample(x.shape[0], 35, 5)
+                ref = gride(x[rows].astype(np.float64), n_scales=4)
+                at = ds.sel(language=lang, layer=li, level=level)
+                np.testing.assert_allclose(at["gride"].values, ref.id, rtol=1e-9)
+                np.testing.assert_allclose(at["gride_error"].values, ref.id_error, rtol=1e-9)
+    # without tokens the token level is NaN; without gride_fn there is no scale dimension
+    no_tokens = language_dataset(sentence, None, "eng_Latn", participation_ratio, gride_fn=fn)
+    assert np.isnan(no_tokens["gride"].sel(level="token")).all()
+    assert np.isfinite(no_tokens["gride"].sel(level="sentence")).all()
+    assert "scale" not in language_dataset(sentence, None, "eng_Latn", participation_ratio).dims

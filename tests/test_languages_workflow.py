@@ -208,6 +208,7 @@ def test_schema_defaults_and_study_plan(tmp_path):
         "pairs_grammaticality"
     ]
     assert names["divergence"] == ["fl_divergence", "pairs_divergence"]
+    assert names["id_by_scale"] == ["fl_id_by_scale", "pairs_id_by_scale"]
     steps = {"a": ["step0", "step8"], "b": ["main"]}
     assert LP.study_checkpoints(section, steps) == [("a", "step8"), ("b", "main")]
     assert LP.study_checkpoints({"models": ["a"], "steps": "all"}, steps) == [
@@ -229,6 +230,12 @@ def test_schema_defaults_and_study_plan(tmp_path):
     assert "languages.groups[0].corpora': 'docs' is not a flores" in msg
     assert "languages.groups[1].reference': 'deu_Latn' is not a member" in msg
     assert "languages.grammaticality[0]': 'flores' is not a minimal_pairs" in msg
+    # the GRIDE scale drawn in the figures must be one of the scales computed
+    config = {"languages": {**section, "gride_scales": 3, "gride_scale": 8}, "corpora": corpora}
+    with pytest.raises(ConfigError, match=r"'languages.gride_scale': 8 .* n1 = \[1, 2, 4\]"):
+        LP.study_plan(config, steps)
+    config["languages"]["gride_scale"] = 4
+    assert LP.study_plan(config, steps)["figure_files"]["id_by_scale"]
 
 
 def test_read_scores(tmp_path):

@@ -88,12 +88,23 @@ def test_languages_study_outputs(run_dir):
             "scripts",
             "pairs",
         ]
+        # GRIDE at the scales 32 sentences allow (n2 ≤ 31 neighbours), NaN above; at token level
+        # never n2 = 256 in 256-token subsamples (at layer 0 a repeated token is one point: the
+        # Cyrillic transliteration has about 30 distinct ones)
+        assert (ds["n_points"].sel(level="sentence") == 32).all()
+        gride = ds["gride"].sel(level="sentence")
+        assert np.isfinite(gride.sel(scale=[1, 2, 4, 8])).all()
+        assert np.isnan(gride.sel(scale=[16, 32, 64, 128])).all()
+        tokens = ds["gride"].sel(level="token")
+        assert np.isfinite(tokens.sel(scale=4)).all() and np.isnan(tokens.sel(scale=128)).all()
+        assert (ds["gride_error"].sel(level="token", scale=ds.attrs["gride_scale"]) > 0).all()
         boot = read_dataset(res / "metrics" / "grammaticality" / model / "step8.nc")
         assert boot["id_diff"].dims == ("pairs", "layer") and boot.sizes["boot"] == 20
         assert (boot["id_diff_low"] <= boot["id_diff_high"]).all()
         figures = res / "figures" / "languages" / model / "step8"
         for stem in (
             "scripts_id_anisotropy",
+            "scripts_id_by_scale",
             "scripts_heatmaps",
             "scripts_divergence",
             "scripts_scripts",

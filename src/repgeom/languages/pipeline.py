@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from repgeom.languages.study import (
+    GrideFn,
     IdFn,
     language_dataset,
     mean_by_language,
@@ -64,6 +65,7 @@ def group_dataset(
     knn_k: int = 1,
     token_knn_kl: int = 0,
     seed: int = 0,
+    gride_fn: GrideFn | None = None,
 ) -> xr.Dataset:
     """:func:`language_dataset` of one group, one layer at a time (one layer in memory).
 
@@ -86,6 +88,7 @@ def group_dataset(
             token_knn_kl,
             seed,
             layers=[layer],
+            gride_fn=gride_fn,
         )
         per_layer.append(ds.drop_vars("n_points"))
     out = xr.concat(per_layer, dim="layer", combine_attrs="override")
@@ -108,12 +111,16 @@ def study_dataset(
     token_knn_kl: int = 0,
     seed: int = 0,
     attrs: Mapping[str, Any] | None = None,
+    gride_fn: GrideFn | None = None,
 ) -> xr.Dataset:
     """Every group's :func:`group_dataset`, concatenated along ``language`` (dims language,
-    layer, level)."""
+    layer, level, and scale with ``gride_fn``)."""
     if not groups:
         raise ValueError("no language group given")
-    parts = [group_dataset(stores, g, id_fn, anisotropy, knn_k, token_knn_kl, seed) for g in groups]
+    parts = [
+        group_dataset(stores, g, id_fn, anisotropy, knn_k, token_knn_kl, seed, gride_fn)
+        for g in groups
+    ]
     layers = [list(p["layer"].values) for p in parts]
     if any(lay != layers[0] for lay in layers):
         raise ValueError(f"groups have different layers: {layers}")

@@ -164,7 +164,7 @@ def study_checkpoints(
     return [(m, s) for m in models for s in (steps[m] if which == "all" else steps[m][-1:])]
 
 
-FIGURES = ("id_anisotropy", "heatmaps", "divergence")
+FIGURES = ("id_anisotropy", "id_by_scale", "heatmaps", "divergence")
 
 
 def figure_names(groups: list[GroupSpec], pairs: list[GroupSpec]) -> dict[str, list[str]]:
@@ -222,6 +222,12 @@ def study_plan(
     from repgeom.workflow.config import ConfigError
 
     section = config["languages"]
+    n1 = [2**s for s in range(section["gride_scales"])]
+    if section["gride_scale"] not in n1:
+        raise ConfigError(
+            f"config key 'languages.gride_scale': {section['gride_scale']} is not among the GRIDE "
+            f"scales n1 = {n1} (languages.gride_scales = {section['gride_scales']}); choose one"
+        )
     groups, pairs = study_groups(section, config["corpora"])
     checkpoints = study_checkpoints(section, steps)
     corpora = study_corpora(groups, pairs)

@@ -149,7 +149,9 @@ def id_anisotropy_levels(
 ) -> plt.Figure:
     """ID and anisotropy against layer, one line per language; one row per level with data.
 
-    Where the ID has repeats (``id_std`` finite), a band of ± one standard deviation is drawn.
+    Where the ID has repeats (``id_std`` finite), a band of ± one standard deviation is drawn;
+    with GRIDE in the dataset, GRIDE at n₁ = ``attrs['gride_scale']`` is drawn dashed, its band
+    ± its statistical error.
     """
     langs = [str(v) for v in ds["language"].values]
     rows = _levels_with_data(ds, "id", levels) or [levels[0]]
@@ -163,7 +165,56 @@ def id_anisotropy_levels(
                     s = ds["id_std"].sel(language=lang, level=level).values
                     if np.isfinite(s).any():
                         ax.fill_between(ds["layer"], m - s, m + s, color=color, alpha=0.15)
+            if var == "id" and "gride" in ds:
+                _gride_at_scale(ax, ds, level, langs)
             ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
+        _legend(row[-1], len(langs))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _gride_at_scale(ax: plt.Axes, ds: xr.Dataset, level: str, langs: Sequence[str]) -> None:
+    n1 = int(ds.attrs["gride_scale"])
+    for color, lang in zip(_colors(len(langs)), langs, strict=True):
+        at = ds.sel(language=lang, level=level, scale=n1)
+        m, e = at["gride"].values, at["gride_error"].values
+        ax.plot(ds["layer"], m, ls="--", lw=1, color=color)
+        ax.fill_between(ds["layer"], m - e, m + e, color=color, alpha=0.1, lw=0)
+    (key,) = ax.plot([], [], ls="--", lw=1, color="0.3", label=f"GRIDE n₁={n1} (± error)")
+    (solid,) = ax.plot([], [], lw=1, color="0.3", label="ID estimator")
+    ax.legend(handles=[solid, key], fontsize=7, loc="best")
+
+
+def _scale_layers(layers: Sequence, most: int = 4) -> list:
+    """Up to ``most`` layers spread evenly from the first to the last."""
+    picks = np.unique(np.linspace(0, len(layers) - 1, min(most, len(layers))).round().astype(int))
+    return [layers[i] for i in picks]
+
+
+def id_by_scale(ds: xr.Dataset, title: str | None = None) -> plt.Figure:
+    """GRIDE against neighbour rank n₁ (log scale), one line per language with a band of ± its
+    error; one column per layer (up to four, first to last), one row per level with data."""
+    langs = [str(v) for v in ds["language"].values]
+    rows = _levels_with_data(ds, "gride", ("sentence", "token")) or ["sentence"]
+    layers = _scale_layers(list(ds["layer"].values))
+    fig, axes = plt.subplots(
+        len(rows), len(layers), figsize=(3.2 * len(layers) + 1.6, 3.2 * len(rows)), squeeze=False
+    )
+    n1 = ds["scale"].values
+    for row, level in zip(axes, rows, strict=True):
+        for ax, layer in zip(row, layers, strict=True):
+            for color, lang in zip(_colors(len(langs)), langs, strict=True):
+                at = ds.sel(language=lang, level=level, layer=layer)
+                m, e = at["gride"].values, at["gride_error"].values
+                ax.plot(n1, m, marker="o", ms=3, color=color, label=lang)
+                ax.fill_between(n1, m - e, m + e, color=color, alpha=0.15, lw=0)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("neighbour rank n₁ (n₂ = 2·n₁)")
+            ax.set_ylabel("GRIDE intrinsic dimension")
+            ax.set_title(f"layer {layer} · {level} level", fontsize=9)
+            ax.grid(alpha=0.3)
         _legend(row[-1], len(langs))
     if title:
         fig.suptitle(title, fontsize=10)
@@ -238,6 +289,7 @@ def checkpoint_figures(
             return group_view(ds, name)
 
         out[f"{name}_id_anisotropy"] = lambda v=view, t=text: id_anisotropy_levels(v(), title=t)
+        out[f"{name}_id_by_scale"] = lambda v=view, t=text: id_by_scale(v(), title=t)
         out[f"{name}_heatmaps"] = lambda v=view, t=text: heatmaps_by_level(v(), title=t)
         out[f"{name}_divergence"] = lambda v=view, t=text: titled(divergence_by_layer(v()), t)
         if spec["script_panels"]:

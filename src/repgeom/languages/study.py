@@ -18,6 +18,7 @@ from repgeom.metrics.anisotropy import anisotropy
 from repgeom.metrics.layerwise import seeded_subsample
 
 IdFn = Callable[[np.ndarray], float | np.ndarray]
+GrideFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 TokenSource = Mapping[str, np.ndarray] | Callable[[str, int], np.ndarray]
 LEVELS = ("sentence", "token")
 
@@ -103,6 +104,7 @@ def language_dataset(
     seed: int = 0,
     layers: Sequence[int] | None = None,
     attrs: Mapping[str, object] | None = None,
+    gride_fn: GrideFn | None = None,
 ) -> xr.Dataset:
     """ID, anisotropy and divergence from ``reference`` per (language, layer, level).
 
@@ -116,6 +118,10 @@ def language_dataset(
     subsamples of at most that many tokens per side (one subsample per language, used at every
     layer), and is NaN otherwise. ``softmax_kl`` (:func:`softmax_kl`) needs aligned pairs, so it
     exists at sentence level only and is NaN at token level. The reference's own rows are 0.
+
+    ``gride_fn(x)`` → (ids, errors) over scales n₁ = 1, 2, 4, … (e.g.
+    :func:`repgeom.metrics.gride.gride_function`) adds ``gride`` and ``gride_error`` with a
+    ``scale`` dimension (coordinate n₁, and n₂ = 2·n₁).
     """
     n_layer, n_sent, dim = _check_sentences(sentence)
     langs = list(sentence)
@@ -133,6 +139,7 @@ def language_dataset(
     n_points = np.zeros((len(langs), len(LEVELS)), dtype=np.int64)
     n_points[:, 0] = n_sent
     picks: dict[str, np.ndarray] = {}
+    gride: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     for li in range(n_layer):
         ref = _float(sentence[reference][li])
         ref_all = ref_tok = None
@@ -143,6 +150,8 @@ def language_dataset(
             x = _float(sentence[lang][li])
             out["id"][gi, li, 0], out["id_std"][gi, li, 0] = id_value(id_fn, x)
             out["anisotropy"][gi, li, 0] = anisotropy_fn(x)
+            if gride_fn is not None:
+                gride[gi, li, 0] = gride_fn(x)
             out["knn_kl"][gi, li, 0] = knn_kl(x, ref, k=knn_k)
             out["softmax_kl"][gi, li, 0] = softmax_kl(x, ref)
             if read_tokens is None:
@@ -156,6 +165,8 @@ def language_dataset(
             n_points[gi, 1] = t.shape[0]
             out["id"][gi, li, 1], out["id_std"][gi, li, 1] = id_value(id_fn, t)
             out["anisotropy"][gi, li, 1] = anisotropy_fn(t)
+            if gride_fn is not None:
+                gride[gi, li, 1] = gride_fn(t)
             if ref_tok is not None:
                 sub = t[_pick(picks, lang, t.shape[0], token_knn_kl, seed)]
                 out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
@@ -193,7 +204,21 @@ def language_dataset(
     }
     meta = {"reference": reference, "knn_k": knn_k, "token_knn_kl": token_knn_kl, "seed": seed}
     coords = {"language": langs, "layer": layers, "level": list(LEVELS)}
-    return xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
+    if gride:
+        n_scales = len(next(iter(gride.values()))[0])
+        values = np.full((2, *shape, n_scales), np.nan)
+        for (gi, li, lev), (ids, errors) in gride.items():
+            values[:, gi, li, lev] = ids, errors
+        n1 = 2 ** np.arange(n_scales)
+        coords |= {"scale": n1, "n2": ("scale", 2 * n1)}
+        gd = (*dims, "scale")
+        note = "on the first ID subsample; NaN where n2 exceeds its distinct points − 1"
+        data["gride"] = _var(gd, values[0], "GRIDE intrinsic dimension at n1, n2 = 2·n1", "1", note)
+        data["gride_error"] = _var(gd, values[1], "GRIDE statistical error 1/√I(d̂)", "1", note)
+    ds = xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
+    if gride:
+        ds["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
+    return ds
 
 
 def _var(dims, values, long_name: str, units: str, comment: str | None = None) -> tuple:

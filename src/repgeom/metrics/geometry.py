@@ -15,7 +15,7 @@ from repgeom.metrics.family import (
     explained_variance,
     mean_cosine_from_sum,
 )
-from repgeom.metrics.gride import gride_from_ratios, gride_scales
+from repgeom.metrics.gride import gride_columns, gride_scales
 from repgeom.metrics.intrinsic import (
     ESTIMATORS,
     estimates_from_distances,
@@ -176,15 +176,8 @@ def id_of_sample(x: np.ndarray, o: dict[str, Any]) -> dict[str, Any]:
         out["twonn_error"] = twonn_bootstrap_error(
             mu, o["twonn_bootstrap"], o["seed"], o["twonn_discard"], o["twonn_fit"]
         )
-    for name in SCALE_VARIABLES:
-        out[name] = np.full(scales, np.nan)
-    for s in range(fit):
-        near, far = at[2**s], at[2 ** (s + 1)]
-        try:
-            out["gride"][s], out["gride_error"][s] = gride_from_ratios(far / near, 2**s)
-        except ValueError:  # every neighbour pair equidistant, or no root in the bracket
-            continue
-        out["gride_radius"][s] = 0.5 * (near.mean() + far.mean())
+    powers = np.stack([at[2**s] for s in range(fit + 1)], axis=1)  # ranks 1, 2, …, 2^fit
+    out["gride"], out["gride_error"], out["gride_radius"] = gride_columns(powers, scales)
     return out
 
 

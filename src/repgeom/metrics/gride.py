@@ -29,12 +29,14 @@ that is, μ⁻ᵈ ~ Beta(n₁, n₂ − n₁) (n₁ = 1, n₂ = 2 is TwoNN's Par
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
 
 from repgeom.metrics.intrinsic import neighbour_distances, remove_duplicates
+from repgeom.metrics.layerwise import seeded_subsample
 
 _EPS64 = float(np.finfo(np.float64).eps)
 _DERIVATIVE_FLOOR = 2e-7  # DADApy's 2·eps with its bisection precision eps = 1e-7
@@ -149,6 +151,44 @@ def gride(
     dist = neighbour_distances(xu, int(n2[-1]), backend=backend, ranks=ranks)
     ids, errors, scales = gride_from_distances(dist, d_min, d_max)
     return GrideScaling(n1, n2, ids, errors, scales, n, n_dup)
+
+
+def gride_columns(dist: np.ndarray, n_scales: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GRIDE ids, errors and scales at n₁ = 1 … 2^(n_scales−1) from distances ``dist`` (n, F + 1)
+    at ranks 1, 2, …, 2^F (F ≤ n_scales); NaN beyond F and where the likelihood has no root."""
+    ids, errors, scales = (np.full(n_scales, np.nan) for _ in range(3))
+    for s in range(min(n_scales, dist.shape[1] - 1)):
+        near, far = dist[:, s], dist[:, s + 1]
+        try:
+            ids[s], errors[s] = gride_from_ratios(far / near, 2**s)
+        except ValueError:  # every neighbour pair equidistant, or no root in the bracket
+            continue
+        scales[s] = 0.5 * (near.mean() + far.mean())
+    return ids, errors, scales
+
+
+def gride_function(
+    n_scales: int, sample: int, seed: int = 0
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``fn(x)`` → (ids, errors) of GRIDE at n₁ = 1 … 2^(n_scales−1) on the seeded subsample of
+    ``sample`` rows that an ID estimate's first repeat uses
+    (:func:`repgeom.metrics.layerwise.seeded_subsample`); NaN at the scales whose n₂ exceeds
+    the distinct points − 1, and where the likelihood has no root."""
+    gride_scales(n_scales)  # validates n_scales
+
+    def fn(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x)
+        xu, _ = remove_duplicates(x[seeded_subsample(x.shape[0], sample, seed)])
+        fit = min(n_scales, int(np.log2(xu.shape[0] - 1))) if xu.shape[0] > 2 else 0
+        if fit == 0:
+            return np.full(n_scales, np.nan), np.full(n_scales, np.nan)
+        ranks = 2 ** np.arange(fit + 1)
+        ids, errors, _ = gride_columns(
+            neighbour_distances(xu, int(ranks[-1]), ranks=ranks), n_scales
+        )
+        return ids, errors
+
+    return fn
 
 
 # --- helpers ----------------------------------------------------------------------------------
