@@ -108,3 +108,21 @@ def test_workflow_store_opens_without_repgeom(run_dir, tmp_path):
     np.testing.assert_array_equal(got["h"].astype(np.float32), store.read(store.layers[-1]))
     np.testing.assert_array_equal(got["m"], store.read_sentences(0))
     assert got["length"].tolist() == np.bincount(store.sequence).tolist()
+
+
+def test_a_failed_background_write_is_raised_and_stops_the_store(tmp_path):
+    index = {k: np.zeros(600, np.int64) for k in ("token_id", "sequence", "position")}
+    store = StoreWriter(tmp_path / "s.zarr", [0], 8, index)
+    store.tokens[0].append(np.ones((600, 8), np.float32))  # whole chunks go to the writer thread
+    store.write(store.root["hidden_state"], (0, slice(0, 10)), np.ones((3, 8)))  # wrong shape
+    with pytest.raises(ValueError):
+        store.close({})
+    # as a context manager, an error in the caller waits for the writes in flight and stops
+    # the thread before the caller removes the unfinished store
+    with (
+        pytest.raises(RuntimeError, match="caller"),
+        StoreWriter(tmp_path / "t.zarr", [0], 8, index) as s,
+    ):
+        s.tokens[0].append(np.ones((600, 8), np.float32))
+        raise RuntimeError("caller failed")
+    assert s._pool._shutdown and all(f.done() for f in s._pending)

@@ -9,6 +9,7 @@ rows, so little padding is computed, and every bucket is written back in corpus 
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Iterator
@@ -77,12 +78,15 @@ def forward_batches(
     """(window rows, input ids, validity mask, output with hidden states) for each batch of
     rows, run on the module's device and trimmed to the batch's longest window."""
     device = next(module.parameters()).device
+    # one pass over whole windows: a decoder's key/value cache would only be concatenated
+    takes = inspect.signature(module.forward).parameters
+    extra = {"use_cache": False} if "use_cache" in takes else {}
     valid_np = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
     for rows in tqdm(batches, file=sys.stderr, mininterval=5, desc=desc):
         width = int(windows.lengths[rows].max())
         ids = torch.from_numpy(windows.ids[rows, :width].astype(np.int64)).to(device)
         valid = torch.from_numpy(valid_np[rows, :width]).to(device)
-        out = module(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True)
+        out = module(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True, **extra)
         yield rows, ids, valid, out
 
 
@@ -160,8 +164,10 @@ def extract(
     plan = length_batches(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
-    with atomic_path(out_path) as tmp:
-        store = StoreWriter(tmp, range(n_layers), d, token_index(windows), windows.lengths)
+    with (
+        atomic_path(out_path) as tmp,
+        StoreWriter(tmp, range(n_layers), d, token_index(windows), windows.lengths) as store,
+    ):
         writers, means = store.tokens, store.means
         norm_index = None
         runs = forward_batches(base, windows, [b for bs in plan for b in bs], "extract")

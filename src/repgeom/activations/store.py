@@ -20,7 +20,9 @@ they come (memory does not grow with the tokens), padding never enters the store
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +110,16 @@ class LayerWriter:
         chunk = self.array.chunks[1]
         n = (len(data) // chunk) * chunk if whole_chunks else len(data)
         if n:
-            self.array[self.slot, self.written : self.written + n] = data[:n]
+            self.store.write(
+                self.array, (self.slot, slice(self.written, self.written + n)), data[:n]
+            )
             self.written += n
         rest = data[n:]
         self.buffer = [rest] if len(rest) else []
         self.buffered = len(rest)
 
     def _promote(self) -> None:
+        self.store.wait()  # the rows written so far are read back below
         old, old_slot = self.array, self.slot
         self.array, self.slot = self.store.float32_slot(self.layer)
         self.dtype = np.dtype(np.float32)
@@ -135,7 +140,14 @@ class LayerWriter:
 
 
 class StoreWriter:
-    """Creates an activation store in a Zarr group and hands out one writer per layer."""
+    """Creates an activation store in a Zarr group and hands out one writer per layer.
+
+    Chunks are written by one background thread while the caller computes the next batch (at
+    most ``PENDING`` writes in flight); :meth:`close` waits for them and re-raises a failed
+    write. Use it as a context manager so that an error stops the writes before the caller
+    removes the unfinished store."""
+
+    PENDING = 16
 
     def __init__(
         self,
@@ -148,6 +160,8 @@ class StoreWriter:
         """``index``: int64 ``token_id``, ``sequence`` and ``position`` of every token;
         ``lengths``: tokens of each sequence, when the store keeps sequence means."""
         self.root = zarr.open_group(str(path), mode="w")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: deque[Future] = deque()
         self.layers = [int(layer) for layer in layers]
         self.hidden_size = hidden_size
         n = len(index["token_id"])
@@ -191,6 +205,23 @@ class StoreWriter:
             attributes={**VARIABLE_ATTRS[name], "coordinates": coords},
         )
 
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no write outlives the with
+
+    def write(self, array: zarr.Array, where: tuple, data: np.ndarray) -> None:
+        """``array[where] = data`` in the background thread."""
+        while len(self._pending) >= self.PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(array.__setitem__, where, data))
+
+    def wait(self) -> None:
+        """Wait for every write in flight; re-raises the first that failed."""
+        while self._pending:
+            self._pending.popleft().result()
+
     def float32_slot(self, layer: int) -> tuple[zarr.Array, int]:
         """The float32 array and the slot of a layer moved there (the array grows by one)."""
         if not self.wide:
@@ -226,6 +257,8 @@ class StoreWriter:
         layout attributes written (``layer_dtypes``, ``store_layout``)."""
         for writer in self.tokens + self.means:
             writer.close()
+        self.wait()
+        self._pool.shutdown()
         if self.wide:
             self.root.create_array(
                 "layer_float32",

@@ -104,8 +104,11 @@ def write_final_features(
     base = model.base_model
     d = int(model.config.hidden_size)
     batches = batches_in_order(len(windows.lengths), batch_size)
-    with atomic_path(out_path) as tmp, torch.inference_mode():
-        store = StoreWriter(tmp, [layer], d, token_index(windows))
+    with (
+        atomic_path(out_path) as tmp,
+        torch.inference_mode(),
+        StoreWriter(tmp, [layer], d, token_index(windows)) as store,
+    ):
         (writer,) = store.tokens
         for rows, _, valid, out in forward_batches(base, windows, batches, "features"):
             states = out.hidden_states
