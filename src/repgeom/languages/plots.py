@@ -32,6 +32,14 @@ def _legend(ax: plt.Axes, n: int, title: str = "language") -> None:
         ax.legend(title=title, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
 
 
+def _titled(fig: plt.Figure, title: str | None) -> plt.Figure:
+    """The figure with ``title`` (if any) above its panels, laid out."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _lines(ax: plt.Axes, ds: xr.Dataset, var: str, level: str, langs: Sequence[str]) -> None:
     for color, lang in zip(_colors(len(langs)), langs, strict=True):
         y = ds[var].sel(language=lang, level=level)
@@ -169,10 +177,7 @@ def id_anisotropy_levels(
                 _gride_at_scale(ax, ds, level, langs)
             ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
         _legend(row[-1], len(langs))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, title)
 
 
 def _gride_at_scale(ax: plt.Axes, ds: xr.Dataset, level: str, langs: Sequence[str]) -> None:
@@ -216,10 +221,7 @@ def id_by_scale(ds: xr.Dataset, title: str | None = None) -> plt.Figure:
             ax.set_title(f"layer {layer} · {level} level", fontsize=9)
             ax.grid(alpha=0.3)
         _legend(row[-1], len(langs))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, title)
 
 
 def heatmaps_by_level(
@@ -248,10 +250,7 @@ def heatmaps_by_level(
             ax.set_xlabel("layer")
             ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
             fig.colorbar(im, ax=ax, label=_label(ds, var))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _titled(fig, title)
 
 
 def checkpoint_figures(
@@ -275,11 +274,6 @@ def checkpoint_figures(
         synthetic = " · SYNTHETIC data" if spec["synthetic"] else ""
         return f"{title} · {spec['name']}{synthetic}"
 
-    def titled(fig: plt.Figure, text: str) -> plt.Figure:
-        fig.suptitle(text, fontsize=10)
-        fig.tight_layout()
-        return fig
-
     out: dict[str, Callable[[], plt.Figure]] = {}
     for spec in dataset_groups(list(groups), list(pairs)):
         name = spec["name"]
@@ -291,18 +285,18 @@ def checkpoint_figures(
         out[f"{name}_id_anisotropy"] = lambda v=view, t=text: id_anisotropy_levels(v(), title=t)
         out[f"{name}_id_by_scale"] = lambda v=view, t=text: id_by_scale(v(), title=t)
         out[f"{name}_heatmaps"] = lambda v=view, t=text: heatmaps_by_level(v(), title=t)
-        out[f"{name}_divergence"] = lambda v=view, t=text: titled(divergence_by_layer(v()), t)
+        out[f"{name}_divergence"] = lambda v=view, t=text: _titled(divergence_by_layer(v()), t)
         if spec["script_panels"]:
             members = dict(zip(spec["corpora"], spec["members"], strict=True))
             panels = {members[c]: p for c, p in spec["script_panels"].items()}
-            out[f"{name}_scripts"] = lambda v=view, t=text, m=panels: titled(
+            out[f"{name}_scripts"] = lambda v=view, t=text, m=panels: _titled(
                 script_groups_by_layer(v(), m), t
             )
     for spec in pairs:
         if boot is None:
             raise ValueError("minimal-pair sets given but no grammaticality dataset")
         name, text = spec["name"], label(spec)
-        out[f"{name}_grammaticality"] = lambda n=name, t=text: titled(
+        out[f"{name}_grammaticality"] = lambda n=name, t=text: _titled(
             grammaticality_by_layer(pairs_view(boot, n)), t
         )
     return out

@@ -15,7 +15,7 @@ from repgeom.metrics.family import (
     explained_variance,
     mean_cosine_from_sum,
 )
-from repgeom.metrics.gride import gride_columns, gride_scales
+from repgeom.metrics.gride import fitting_scales, gride_columns, gride_scales
 from repgeom.metrics.intrinsic import (
     ESTIMATORS,
     estimates_from_distances,
@@ -161,7 +161,7 @@ def id_of_sample(x: np.ndarray, o: dict[str, Any]) -> dict[str, Any]:
             f"{n} distinct point(s) ({n_dup} duplicates removed) but {kk} neighbours are needed; "
             "raise metrics.geometry.id_sample or lower mle_k"
         )
-    fit = min(scales, int(np.log2(n - 1)))  # the scales whose n2 = 2^(s+1) ≤ n − 1
+    fit = fitting_scales(n, scales)
     ranks = sorted(set(range(1, kk + 1)) | ({2**i for i in range(fit + 1)} if fit else set()))
     dist = neighbour_distances(xu, ranks[-1], ranks=np.asarray(ranks))
     at = {r: dist[:, i] for i, r in enumerate(ranks)}  # rank -> each point's distance

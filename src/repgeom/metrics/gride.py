@@ -121,12 +121,18 @@ def gride_from_distances(
         )
     if not (np.isfinite(dist).all() and (dist > 0).all()):
         raise ValueError("neighbour distances must be finite and > 0; remove duplicate points")
-    n1s, n2s = gride_scales(dist.shape[1] - 1)
-    ids, errors, scales = (np.empty(len(n1s)) for _ in range(3))
-    for s, (n1, n2) in enumerate(zip(n1s.tolist(), n2s.tolist(), strict=True)):
-        ids[s], errors[s] = gride_from_ratios(dist[:, s + 1] / dist[:, s], n1, n2, d_min, d_max)
-        scales[s] = 0.5 * (dist[:, s].mean() + dist[:, s + 1].mean())
+    n_scales = dist.shape[1] - 1
+    gride_scales(n_scales)  # validates the number of scales
+    ids, errors, scales = (np.empty(n_scales) for _ in range(3))
+    for s in range(n_scales):
+        ids[s], errors[s], scales[s] = _at_scale(dist, s, d_min, d_max)
     return ids, errors, scales
+
+
+def fitting_scales(n_points: int, n_scales: int) -> int:
+    """How many of the scales n₁ = 1 … 2^(n_scales−1) ``n_points`` distinct points allow
+    (n₂ = 2n₁ ≤ n_points − 1)."""
+    return min(n_scales, int(np.log2(n_points - 1))) if n_points > 2 else 0
 
 
 def gride(
@@ -141,7 +147,7 @@ def gride(
     xu, n_dup = remove_duplicates(x)
     n = xu.shape[0]
     if n < n2[-1] + 1:
-        fits = int(np.log2(n - 1)) if n > 2 else 0  # the most scales n − 1 neighbours allow
+        fits = fitting_scales(n, n_scales)
         lower = f"lower n_scales to {fits} or " if fits else ""
         raise ValueError(
             f"gride at {n_scales} scales needs {n2[-1]} neighbours, so at least {n2[-1] + 1} "
@@ -158,12 +164,10 @@ def gride_columns(dist: np.ndarray, n_scales: int) -> tuple[np.ndarray, np.ndarr
     at ranks 1, 2, …, 2^F (F ≤ n_scales); NaN beyond F and where the likelihood has no root."""
     ids, errors, scales = (np.full(n_scales, np.nan) for _ in range(3))
     for s in range(min(n_scales, dist.shape[1] - 1)):
-        near, far = dist[:, s], dist[:, s + 1]
         try:
-            ids[s], errors[s] = gride_from_ratios(far / near, 2**s)
+            ids[s], errors[s], scales[s] = _at_scale(dist, s)
         except ValueError:  # every neighbour pair equidistant, or no root in the bracket
             continue
-        scales[s] = 0.5 * (near.mean() + far.mean())
     return ids, errors, scales
 
 
@@ -179,7 +183,7 @@ def gride_function(
     def fn(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
         xu, _ = remove_duplicates(x[seeded_subsample(x.shape[0], sample, seed)])
-        fit = min(n_scales, int(np.log2(xu.shape[0] - 1))) if xu.shape[0] > 2 else 0
+        fit = fitting_scales(xu.shape[0], n_scales)
         if fit == 0:
             return np.full(n_scales, np.nan), np.full(n_scales, np.nan)
         ranks = 2 ** np.arange(fit + 1)
@@ -192,6 +196,15 @@ def gride_function(
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _at_scale(
+    dist: np.ndarray, s: int, d_min: float = 1e-3, d_max: float = 1e3
+) -> tuple[float, float, float]:
+    """(id, error, scale) at n₁ = 2^s from the distance columns of ranks 2^s and 2^(s+1)."""
+    near, far = dist[:, s], dist[:, s + 1]
+    d, error = gride_from_ratios(far / near, 2**s, 2 ** (s + 1), d_min, d_max)
+    return d, error, 0.5 * (near.mean() + far.mean())
 
 
 def _information(d: float, mu: np.ndarray, n1: int, n2: int) -> float:
