@@ -54,7 +54,7 @@ rule bottleneck_saturation:
     params:
         code=code("bottleneck_saturation.py"),
         model=lambda w: w.model,
-        steps=lambda w: STEPS[w.model],
+        checkpoints=lambda w: CHECKPOINT_PARAMS[w.model],
         corpora=BN_CORPORA,
     script:
         "../scripts/bottleneck_saturation.py"
@@ -109,7 +109,7 @@ rule bottleneck_lm_head_gather:
     params:
         code=code("bottleneck_lm_head_gather.py"),
         model=lambda w: w.model,
-        steps=lambda w: STEPS[w.model],
+        checkpoints=lambda w: CHECKPOINT_PARAMS[w.model],
     script:
         "../scripts/bottleneck_lm_head_gather.py"
 

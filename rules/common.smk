@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import json
 import re
@@ -16,6 +17,7 @@ from repgeom.workflow.config import (
 from repgeom.workflow.codehash import code_hash
 from repgeom.workflow.provenance import config_hash
 from repgeom.workflow import plan
+from repgeom.steps import unnumbered_warning
 
 ROOT = Path(workflow.basedir)
 SCHEMA = str(ROOT / "config" / "schema.yaml")
@@ -37,11 +39,16 @@ def stop(message):
     raise WorkflowError(message)
 
 
+def warn(message):
+    """A warning printed once when the workflow is planned."""
+    sys.stderr.write(f"\nrepgeom: warning: {message}\n")
+
+
 def missing_input(message):
     """Stop before any job; a dry run only warns, so that configs needing data or models that
     are not here (the paper configs, offline) can still list their jobs."""
     if DRY_RUN:
-        sys.stderr.write(f"\nrepgeom: warning (a real run stops here): {message}\n")
+        warn(f"(a real run stops here) {message}")
         return
     stop(message)
 
@@ -68,7 +75,19 @@ HUB_COMMITS, HUB_DOWNLOADED, _absent = plan.check_inputs(
 )
 for _message in _missing + _absent:
     missing_input(_message)
-STEPS = {m: plan.model_steps(v) for m, v in MODELS.items()}
+# checkpoints of every model ordered by training step (a label without one is warned about)
+CHECKPOINTS = {}
+for _name, _model in MODELS.items():
+    try:
+        CHECKPOINTS[_name], _unnumbered = plan.model_checkpoints(_model)
+    except OSError as err:
+        stop(f"config key 'models.{_name}.path': {err}")
+    if _unnumbered:
+        _key = "revisions" if _model["source"] == "hub" else "steps"
+        warn(unnumbered_warning(_name, _unnumbered, f"models.{_name}.{_key}"))
+STEPS = {m: [c.label for c in v] for m, v in CHECKPOINTS.items()}
+# what gathering jobs record on their step dim (label, step, tokens seen)
+CHECKPOINT_PARAMS = {m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()}
 # whether each model's extraction computes the eval loss (models with a causal LM head)
 EVAL_LOSS, _errors = plan.eval_loss_models(config)
 if _errors:

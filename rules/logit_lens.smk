@@ -26,7 +26,7 @@ rule logit_lens_gather:
     params:
         code=code("logit_lens_gather.py"),
         model=lambda w: w.model,
-        steps=lambda w: STEPS[w.model],
+        checkpoints=lambda w: CHECKPOINT_PARAMS[w.model],
         corpora=EXTRACT_CORPORA,
     script:
         "../scripts/logit_lens_gather.py"

@@ -45,7 +45,7 @@ rule gather_metric:
         mem_mb=2000,
     params:
         code=code("gather.py"),
-        steps=lambda w: STEPS[w.model],
+        checkpoints=lambda w: CHECKPOINT_PARAMS[w.model],
         corpora=EXTRACT_CORPORA,
         model=lambda w: w.model,
     script:

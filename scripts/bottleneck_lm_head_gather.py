@@ -3,10 +3,13 @@
 from repgeom.bottleneck.study import stack_steps
 from repgeom.io import read_dataset, write_dataset
 from repgeom.metrics.gather import with_model
+from repgeom.steps import as_checkpoints
 from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params
-gathered = stack_steps([read_dataset(path) for path in snakemake.input], p.steps)
+gathered = stack_steps(
+    [read_dataset(path) for path in snakemake.input], as_checkpoints(p.checkpoints)
+)
 gathered.attrs["model"] = p.model
 write_dataset(with_model(gathered, p.model), snakemake.output[0])

@@ -2,13 +2,15 @@
 
 from repgeom.io import write_dataset
 from repgeom.logit_lens.study import lens_dataset
+from repgeom.steps import as_checkpoints
 from repgeom.workflow.provenance import provenance
 from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params
-keys = [(s, c) for s in p.steps for c in p.corpora]
-ds = lens_dataset(dict(zip(keys, snakemake.input, strict=True)), p.steps, p.corpora, p.model)
-ds.attrs = provenance({"steps": p.steps, "corpora": p.corpora}, model=p.model)
+steps = as_checkpoints(p.checkpoints)
+keys = [(s.label, c) for s in steps for c in p.corpora]
+ds = lens_dataset(dict(zip(keys, snakemake.input, strict=True)), steps, p.corpora, p.model)
+ds.attrs = provenance({"steps": [s.label for s in steps], "corpora": p.corpora}, model=p.model)
 write_dataset(ds, snakemake.output[0])
 print(ds)

@@ -14,10 +14,10 @@ from repgeom.bottleneck.plots import (
     eval_loss_vs_step,
     perplexity_vs_rank,
     singular_spectrum_over_training,
-    step_numbers,
     werror_vs_rank,
 )
 from repgeom.bottleneck.spectrum import lm_head_spectrum
+from repgeom.plots.common import step_numbers
 
 STEPS = ["step0", "step1", "step4", "step16", "final"]
 
@@ -73,7 +73,10 @@ def test_figures_are_built():
     figs.append(werror_vs_rank({"corpus × tok": werr, "other": werr * 0.9}))
     # the plotted values are the datasets' (first line of each figure)
     first = [f.axes[0].lines[0].get_ydata() for f in figs]
-    np.testing.assert_array_equal(first[0], losses["a"].eval_loss[:4])  # "final" has no step
+    # "final" has no step number: every checkpoint is shown on an ordinal axis, by label
+    np.testing.assert_array_equal(first[0], losses["a"].eval_loss)
+    np.testing.assert_array_equal(figs[0].axes[0].lines[0].get_xdata(), np.arange(5))
+    assert [t.get_text() for t in figs[0].axes[0].get_xticklabels()] == STEPS
     np.testing.assert_array_equal(first[3], heads.perplexity)
     np.testing.assert_array_equal(first[5], werr.werror)
     labels = [line.get_label() for line in figs[5].axes[0].lines]
@@ -87,19 +90,25 @@ def test_figures_are_built():
 def test_best_vs_final_table():
     losses = {"small_m": loss_ds([5.0, 4.0, 3.0, 3.2, 3.3]), "big": loss_ds([5.0, 4.5, 4, 3.9, 1])}
     rows = best_vs_final_rows(losses)
-    # "final" has no step number: the last numbered checkpoint is step16
+    # "final" has no step number: the checkpoint listed last is the final one
     assert rows[0] == {
         "model": "small_m",
         "best_step": "step4",
         "best_loss": 3.0,
-        "final_step": "step16",
-        "final_loss": 3.2,
-        "final_minus_best": pytest.approx(0.2),
-        "relative_gap": pytest.approx(0.2 / 3.0),
+        "final_step": "final",
+        "final_loss": 3.3,
+        "final_minus_best": pytest.approx(0.3),
+        "relative_gap": pytest.approx(0.3 / 3.0),
     }
-    assert rows[1]["best_step"] == rows[1]["final_step"] == "step16"
+    assert rows[1]["best_step"] == rows[1]["final_step"] == "final"
+    # numbered checkpoints: the final one is the largest step, whatever the order given
+    numbered = loss_ds([5.0, 4.0, 3.0, 3.2, 3.3]).assign_coords(
+        step_number=("step", [0, 1, 4, 16, 2])
+    )
+    (row,) = best_vs_final_rows({"m": numbered})
+    assert (row["final_step"], row["final_loss"]) == ("step16", 3.2)
     csv, tex = best_vs_final_table(losses)
     lines = csv.strip().splitlines()
     assert lines[0].startswith("model,best_step,best_loss")
     assert lines[1].split(",")[:3] == ["small_m", "step4", "3"]
-    assert r"small\_m" in tex and r"\toprule" in tex and "6.67\\%" in tex
+    assert r"small\_m" in tex and r"\toprule" in tex and "10.00\\%" in tex

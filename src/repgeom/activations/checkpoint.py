@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import struct
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from repgeom.steps import order_checkpoints
 
 OBJECTIVES = ("causal", "masked", "none")
 
@@ -102,19 +106,26 @@ def checkpoint_config(model: Mapping[str, Any], step: str) -> dict[str, Any] | N
         return None
 
 
-def planning_step(model: Mapping[str, Any]) -> str | None:
-    """The checkpoint whose files planning reads: a hub model's last revision, a local
-    model's last checkpoint (None when its directory is absent)."""
+def checkpoint_labels(model: Mapping[str, Any]) -> Sequence[str] | Mapping[str, int | None]:
+    """The checkpoint labels a hub or local model's config names, as given (a mapping gives
+    their steps): its revisions, its ``steps``, else its directory's checkpoints."""
     if model["source"] == "hub":
-        return model["revisions"][-1]
+        return model["revisions"]
     if model.get("steps"):
-        return model["steps"][-1]
+        return model["steps"]
     from repgeom.workflow.locate import local_checkpoints
 
+    return list(local_checkpoints(model["path"]))
+
+
+def planning_step(model: Mapping[str, Any]) -> str | None:
+    """The checkpoint whose files planning reads: the last by training step of a hub or local
+    model (None when a local model's directory is absent)."""
     try:
-        return list(local_checkpoints(model["path"]))[-1]
-    except (OSError, IndexError):
+        ordered, _ = order_checkpoints(checkpoint_labels(model))
+    except OSError:
         return None
+    return ordered[-1].label if ordered else None
 
 
 def model_objective(model: Mapping[str, Any]) -> str | None:
@@ -129,26 +140,94 @@ def model_objective(model: Mapping[str, Any]) -> str | None:
     return None if cfg is None else declared_objective(cfg.get("architectures"))
 
 
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked against the file's size (a truncated
+    file is caught without reading a tensor); ValueError saying what is wrong."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, shorter than a safetensors header")
+        (length,) = struct.unpack("<Q", head)
+        if length > size - 8:
+            raise ValueError(f"its header claims {length} bytes but the file has {size}")
+        try:
+            header = json.loads(f.read(length))
+        except ValueError as err:
+            raise ValueError(f"its header is not valid JSON ({err})") from None
+    end = max(
+        (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0
+    )
+    if 8 + length + end > size:
+        raise ValueError(
+            f"truncated: its tensors need {8 + length + end} bytes but the file has {size}"
+        )
+    return header
+
+
+def weight_files(model: Mapping[str, Any], step: str) -> list[Path] | None:
+    """The safetensors files of one checkpoint on disk (one, or the shards its index names),
+    or None when it has none complete (no safetensors weights, a shard missing)."""
+    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
+    prefix = f"{sub}/" if sub else ""
+    single = checkpoint_file(model, step, f"{prefix}model.safetensors")
+    if single is not None and single.is_file():
+        return [single]
+    index = _read_json(checkpoint_file(model, step, f"{prefix}model.safetensors.index.json"))
+    shards = sorted(set((index or {}).get("weight_map", {}).values()))
+    files = [checkpoint_file(model, step, f"{prefix}{s}") for s in shards]
+    if not files or any(f is None or not f.is_file() for f in files):
+        return None
+    return [f for f in files if f is not None]
+
+
+def checkpoint_problem(model: Mapping[str, Any], step: str) -> str | None:
+    """What makes a local or cached checkpoint unreadable, read from its config.json and weight
+    headers only (cheap; a truncated file included), or None when nothing is found wrong."""
+    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
+    prefix = f"{sub}/" if sub else ""
+    config = checkpoint_file(model, step, f"{prefix}config.json")
+    if config is None or not config.is_file():
+        return f"{config or prefix + 'config.json'} is missing"
+    try:
+        if not isinstance(json.loads(config.read_text()), dict):
+            return f"{config} is not a JSON object"
+    except (ValueError, UnicodeDecodeError) as err:
+        return f"{config} cannot be read: {err}"
+    try:
+        files = weight_files(model, step)
+    except (ValueError, UnicodeDecodeError) as err:
+        return f"the safetensors index of {config.parent} cannot be read: {err}"
+    for path in files or []:
+        try:
+            safetensors_header(path)
+        except ValueError as err:
+            return f"{path} cannot be read: {err}"
+    index = checkpoint_file(model, step, f"{prefix}model.safetensors.index.json")
+    if files is None and index is not None and index.is_file():
+        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        absent = [s for s in shards if not (index.parent / s).is_file()]
+        return f"{index} names shards that are not there: {absent or 'none at all'}"
+    if files is None:
+        binary = checkpoint_file(model, step, f"{prefix}pytorch_model.bin")
+        if binary is not None and binary.is_file() and not zipfile.is_zipfile(binary):
+            return f"{binary} cannot be read: not a complete torch checkpoint (zip archive)"
+    return None
+
+
 def checkpoint_size(model: Mapping[str, Any], step: str) -> Any:
     """The :class:`repgeom.workflow.footprint.ModelSize` of one checkpoint whose config.json and
     safetensors weights are on disk (read from their headers), else None."""
     from repgeom.workflow.footprint import ModelSize, safetensors_params
 
     cfg = checkpoint_config(model, step)
-    if cfg is None:
+    files = None if cfg is None else weight_files(model, step)
+    if files is None:
         return None
-    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
-    prefix = f"{sub}/" if sub else ""
-    single = checkpoint_file(model, step, f"{prefix}model.safetensors")
-    if single is not None and single.is_file():
-        files = [single]
-    else:
-        index = _read_json(checkpoint_file(model, step, f"{prefix}model.safetensors.index.json"))
-        shards = sorted(set((index or {}).get("weight_map", {}).values()))
-        files = [checkpoint_file(model, step, f"{prefix}{s}") for s in shards]
-        if not files or any(f is None or not f.is_file() for f in files):
-            return None
-    counted = safetensors_params([f for f in files if f is not None])
+    try:
+        counted = safetensors_params(files)
+    except ValueError:
+        return None
     if counted is None:
         return None
     try:

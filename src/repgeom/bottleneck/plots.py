@@ -3,18 +3,16 @@
 Conventions shared by the step-axis figures:
 
 - The training step of a checkpoint is the ``step_number`` coordinate when present (as written by
-  :func:`repgeom.metrics.gather.gather`), else the ``step`` coordinate when numeric, else parsed
-  from a ``step{N}`` label. Checkpoints without a number (e.g. "final") cannot be placed on a
-  step axis and are left out of those figures.
+  :func:`repgeom.metrics.gather.gather`), else parsed from its label (:mod:`repgeom.steps`).
 - Step axes are symlog with a linear region [0, 1] (``linthresh=1``): logarithmic beyond step 1,
   so Pythia's doubling schedule is evenly spread, while step 0 (initialisation) is still shown.
+  When a checkpoint has no step number, the axis is ordinal, ticked with the labels
+  (:func:`repgeom.plots.common.step_axis`).
 """
 
 from __future__ import annotations
 
 import io
-import math
-import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -23,9 +21,8 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import FuncFormatter
 
-import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
+from repgeom.plots.common import format_step_axis, step_axis, step_numbers, step_positions
 
-STEP_LABEL = re.compile(r"^step(\d+)$")
 PANEL_LABELS = {
     "singular_entropy": "singular entropy (nat)",
     "singular_entropy_sq": "singular entropy of σ² (nat)",
@@ -34,39 +31,22 @@ PANEL_LABELS = {
 }
 
 
-def step_numbers(obj: xr.Dataset | xr.DataArray) -> np.ndarray:
-    """Training step (float, NaN when unknown) of every entry along ``step``."""
-    if "step_number" in obj.coords:
-        return np.asarray(obj["step_number"].values, dtype=np.float64)
-    values = obj["step"].values
-    if np.issubdtype(values.dtype, np.number):
-        return values.astype(np.float64)
-    out = []
-    for label in values:
-        m = STEP_LABEL.match(str(label))
-        out.append(float(m.group(1)) if m else math.nan)
-    return np.array(out)
-
-
-def _series(obj: xr.Dataset | xr.DataArray, var: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(steps, values, labels) of a 1-D ``var`` over ``step``, sorted, unnumbered/NaN dropped."""
+def _series(
+    obj: xr.Dataset | xr.DataArray, var: str, ordinal: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(x, values, labels) of a 1-D ``var`` over ``step``, in step order, NaN values dropped;
+    x is the step number, or the position along ``step`` when ``ordinal``."""
     da = obj[var] if isinstance(obj, xr.Dataset) else obj
     if da.dims != ("step",):
         raise ValueError(
             f"{var} must be 1-D over 'step', got dims {da.dims}; select the other dims first"
         )
-    x = step_numbers(da)
+    x = step_positions(da, ordinal)
     y = np.asarray(da.values, dtype=np.float64)
     labels = [str(s) for s in da["step"].values]
     ok = np.isfinite(x) & np.isfinite(y)
     order = np.argsort(x[ok], kind="stable")
     return x[ok][order], y[ok][order], [labels[i] for i in np.flatnonzero(ok)[order]]
-
-
-def _step_axis(ax: plt.Axes) -> None:
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(left=0)
-    ax.set_xlabel("training step (symlog: linear on [0, 1], log beyond)")
 
 
 def _label(obj: xr.Dataset | xr.DataArray, var: str) -> str:
@@ -87,8 +67,9 @@ def eval_loss_vs_step(
         raise ValueError("no model to plot; pass at least one dataset")
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     label = var
+    ticks = step_axis(*losses.values())
     for name, obj in losses.items():
-        x, y, _ = _series(obj, var)
+        x, y, _ = _series(obj, var, ticks is not None)
         if not len(x):
             continue
         (line,) = ax.plot(x, y, marker="o", ms=3, label=str(name))
@@ -96,7 +77,7 @@ def eval_loss_vs_step(
         ax.plot(x[best], y[best], marker="*", ms=13, color=line.get_color(), mec="black", mew=0.6)
         label = _label(obj, var)
     ax.plot([], [], ls="", marker="*", ms=10, color="grey", mec="black", label="best checkpoint")
-    _step_axis(ax)
+    format_step_axis(ax, ticks)
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -167,17 +148,18 @@ def entropy_cosine_loss_vs_step(
     fig, axes = plt.subplots(len(variables), 1, figsize=(6.0, 2.4 * len(variables)), sharex=True)
     axes = np.atleast_1d(axes)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ticks = step_axis(*series.values())
     for ax, var in zip(axes, variables, strict=True):
         label = var
         for j, (name, ds) in enumerate(series.items()):
             if var not in ds:
                 continue
-            x, y, _ = _series(ds, var)
+            x, y, _ = _series(ds, var, ticks is not None)
             ax.plot(x, y, marker="o", ms=3, color=colors[j % len(colors)], label=str(name))
             label = PANEL_LABELS.get(var) or _label(ds, var)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
-    _step_axis(axes[-1])
+    format_step_axis(axes[-1], ticks)
     axes[0].legend(fontsize=7)
     if title:
         axes[0].set_title(title)
@@ -278,15 +260,16 @@ def best_vs_final_rows(
     var: str = "eval_loss",
     key_names: Sequence[str] = ("model",),
 ) -> list[dict[str, object]]:
-    """Per model: best checkpoint (lowest loss), final checkpoint (largest step number) and
-    the gap final − best (nats) and (final − best)/best. Checkpoints without a step number or
-    with a NaN loss are ignored. With several ``key_names`` (e.g. model, corpus) the keys of
-    ``losses`` are tuples, one entry per key column."""
+    """Per model: best checkpoint (lowest loss), final checkpoint (the last in step order:
+    largest step number, or the last listed where a label has none) and the gap final − best
+    (nats) and (final − best)/best. Checkpoints with a NaN loss are ignored. With several
+    ``key_names`` (e.g. model, corpus) the keys of ``losses`` are tuples, one entry per key
+    column."""
     rows = []
     for name, obj in losses.items():
-        x, y, labels = _series(obj, var)
+        x, y, labels = _series(obj, var, step_axis(obj) is not None)
         if not len(x):
-            raise ValueError(f"{name} has no numbered checkpoint with a finite {var}")
+            raise ValueError(f"{name} has no checkpoint with a finite {var}")
         b, f = int(np.argmin(y)), len(x) - 1
         rows.append(
             {

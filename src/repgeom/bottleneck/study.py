@@ -8,7 +8,7 @@
   of a store (Ethayarajh 2019), (‖Σuᵢ‖² − n)/(n(n − 1)) with uᵢ = xᵢ/‖xᵢ‖, in one streaming
   float64 pass (:class:`repgeom.metrics.family.FamilyAccumulator`).
 - :func:`stack_steps`: per-checkpoint datasets stacked on a ``step`` dim with the numeric
-  ``step_number`` coordinate used by the step-axis figures.
+  ``step_number`` (and ``tokens_seen``) coordinates of :func:`repgeom.steps.step_coords`.
 """
 
 from __future__ import annotations
@@ -21,27 +21,18 @@ import numpy as np
 import xarray as xr
 
 from repgeom.metrics.family import FamilyAccumulator, mean_cosine_from_sum
-from repgeom.workflow.plan import step_number
-
-
-def _step_coords(steps: Sequence[str]) -> dict[str, Any]:
-    return {
-        "step": ("step", list(steps)),
-        "step_number": (
-            "step",
-            np.array([step_number(s) for s in steps]),
-            {"long_name": "training step", "units": "steps"},
-        ),
-    }
+from repgeom.steps import Checkpoint, as_checkpoints, step_coords
 
 
 def eval_loss_dataset(
     store_attrs: Mapping[tuple[str, str], Mapping[str, Any]],
-    steps: Sequence[str],
+    steps: Sequence[str | Checkpoint],
     corpora: Sequence[str],
     attrs: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """eval_loss and eval_loss_tokens over (step, corpus) from activation-store attrs."""
+    checkpoints = as_checkpoints(steps)
+    steps = [c.label for c in checkpoints]
     missing_keys = [(s, c) for s in steps for c in corpora if (s, c) not in store_attrs]
     if missing_keys:
         raise KeyError(f"no activation-store attrs for (step, corpus) {missing_keys}")
@@ -74,7 +65,7 @@ def eval_loss_dataset(
                 {"long_name": "predicted tokens in the eval loss", "units": "tokens"},
             ),
         },
-        coords={**_step_coords(steps), "corpus": ("corpus", list(corpora))},
+        coords={**step_coords(checkpoints), "corpus": ("corpus", list(corpora))},
         attrs={
             "missing_eval_loss": json.dumps(absent),
             "definition": "Σ −log p(t_{i+1} | t_≤i) / n over the eval windows of the activation "
@@ -93,11 +84,13 @@ def last_layer_cosine(store: Any, block: int = 65536) -> tuple[float, int, int]:
 
 def cosine_dataset(
     values: Mapping[tuple[str, str], tuple[float, int, int]],
-    steps: Sequence[str],
+    steps: Sequence[str | Checkpoint],
     corpora: Sequence[str],
     attrs: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """mean_cosine over (step, corpus) from :func:`last_layer_cosine` results."""
+    checkpoints = as_checkpoints(steps)
+    steps = [c.label for c in checkpoints]
     cos = np.array([[values[(s, c)][0] for c in corpora] for s in steps], dtype=np.float64)
     layer = np.array([[values[(s, c)][1] for c in corpora] for s in steps], dtype=np.int64)
     n = np.array([[values[(s, c)][2] for c in corpora] for s in steps], dtype=np.int64)
@@ -114,7 +107,7 @@ def cosine_dataset(
             "layer": (("step", "corpus"), layer, {"long_name": "layer used", "units": "1"}),
             "n_tokens": (("step", "corpus"), n, {"long_name": "token vectors", "units": "tokens"}),
         },
-        coords={**_step_coords(steps), "corpus": ("corpus", list(corpora))},
+        coords={**step_coords(checkpoints), "corpus": ("corpus", list(corpora))},
         attrs={
             "definition": "(‖Σuᵢ‖² − n)/(n(n − 1)), uᵢ = xᵢ/‖xᵢ‖ over every token of the "
             "eval activations (Ethayarajh 2019), the last hidden state of the store",
@@ -123,9 +116,9 @@ def cosine_dataset(
     )
 
 
-def stack_steps(datasets: Sequence[xr.Dataset], steps: Sequence[str]) -> xr.Dataset:
-    """Per-checkpoint datasets concatenated on a new ``step`` dim, with ``step_number``."""
+def stack_steps(datasets: Sequence[xr.Dataset], steps: Sequence[str | Checkpoint]) -> xr.Dataset:
+    """Per-checkpoint datasets concatenated on a new ``step`` dim, with its step coordinates."""
     if len(datasets) != len(steps) or not datasets:
         raise ValueError(f"need one dataset per step, got {len(datasets)} for {len(steps)} steps")
     out = xr.concat(list(datasets), dim="step", combine_attrs="drop_conflicts")
-    return out.assign_coords(_step_coords(steps))
+    return out.assign_coords(step_coords(as_checkpoints(steps)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import xarray as xr
 
 from repgeom.metrics.gather import gather, with_model
+from repgeom.steps import Checkpoint
 
 VARIABLES = ("logit_lens_loss", "logit_lens_agreement")
 
@@ -29,7 +30,7 @@ def store_lens(path: str | Path) -> xr.Dataset:
 
 def lens_dataset(
     paths: Mapping[tuple[str, str], str | Path],
-    steps: Sequence[str],
+    steps: Sequence[str | Checkpoint],
     corpora: Sequence[str],
     model: str,
 ) -> xr.Dataset:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import xarray as xr
 
-from repgeom.workflow.plan import step_number
+from repgeom.steps import Checkpoint, as_checkpoints, step_coords
 
 
 def gather(
-    datasets: dict[tuple[str, str], xr.Dataset], steps: Sequence[str], corpora: Sequence[str]
+    datasets: dict[tuple[str, str], xr.Dataset],
+    steps: Sequence[str | Checkpoint],
+    corpora: Sequence[str],
 ) -> xr.Dataset:
-    """Stack datasets keyed by (step, corpus) on new dims ``step`` and ``corpus``."""
+    """Stack datasets keyed by (step label, corpus) on new dims ``step`` (in the order given,
+    with its :func:`repgeom.steps.step_coords`) and ``corpus``."""
+    checkpoints = as_checkpoints(steps)
+    steps = [c.label for c in checkpoints]
     missing = [(s, c) for s in steps for c in corpora if (s, c) not in datasets]
     if missing:
         raise KeyError(f"no dataset for (step, corpus) {missing}")
@@ -22,13 +26,7 @@ def gather(
         for s in steps
     ]
     out = xr.concat(per_step, dim="step", combine_attrs="drop_conflicts")
-    out = out.assign_coords(
-        step=list(steps),
-        corpus=list(corpora),
-        step_number=("step", np.array([step_number(s) for s in steps])),
-    )
-    out["step_number"].attrs = {"long_name": "training step", "units": "steps"}
-    return out
+    return out.assign_coords({**step_coords(checkpoints), "corpus": list(corpora)})
 
 
 def with_model(ds: xr.Dataset, model: str) -> xr.Dataset:

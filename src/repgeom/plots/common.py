@@ -15,6 +15,43 @@ import numpy as np
 import xarray as xr
 
 from repgeom.io import atomic_path, write_text
+from repgeom.steps import step_number
+
+
+def step_numbers(obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Training step (float, NaN when unknown) of every entry along ``step``: the
+    ``step_number`` coordinate, else a numeric ``step``, else parsed from the labels."""
+    if "step_number" in obj.coords:
+        return np.asarray(obj["step_number"].values, dtype=np.float64)
+    values = obj["step"].values
+    if np.issubdtype(values.dtype, np.number):
+        return values.astype(np.float64)
+    return np.array([step_number(str(label)) for label in values], dtype=np.float64)
+
+
+def step_axis(*objs: xr.Dataset | xr.DataArray) -> list[str] | None:
+    """None when every checkpoint of ``objs`` has a step number (a step axis), else the tick
+    labels of an ordinal axis (the longest ``step`` of ``objs``): never an empty axis."""
+    if all(np.isfinite(step_numbers(o)).all() for o in objs):
+        return None
+    return [str(s) for s in max((o["step"].values for o in objs), key=len)]
+
+
+def step_positions(obj: xr.Dataset | xr.DataArray, ordinal: bool) -> np.ndarray:
+    """x of every checkpoint along ``step``: its step number, or its position when ``ordinal``."""
+    return np.arange(obj.sizes["step"], dtype=np.float64) if ordinal else step_numbers(obj)
+
+
+def format_step_axis(ax: plt.Axes, labels: list[str] | None) -> None:
+    """A symlog step axis (linear on [0, 1], so step 0 shows), or an ordinal one ticked with
+    the checkpoint labels (:func:`step_axis`)."""
+    if labels is None:
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("training step (symlog: linear on [0, 1], log beyond)")
+        return
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=6)
+    ax.set_xlabel("checkpoint (no step number in every label: ordered, not to scale)")
 
 
 def step_colors(ds: xr.Dataset, cmap: str = "viridis") -> list[tuple[float, ...]]:

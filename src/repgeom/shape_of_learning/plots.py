@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
-from repgeom.plots.common import step_colors
+from repgeom.plots.common import format_step_axis, step_axis, step_colors, step_positions
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
 
@@ -87,27 +87,27 @@ def by_layer(
 
 
 def by_step(datasets: dict[str, xr.Dataset], var: str, positions: str = "all") -> plt.Figure:
-    """``var`` against training step (symlog x, so step 0 shows), one line per layer, bands over
-    repeats: the two-phase 'inflation then compression' picture for intrinsic dimension.
+    """``var`` against training step (symlog x, so step 0 shows; an ordinal axis by label when
+    a checkpoint has no step number), one line per layer, bands over repeats: the two-phase
+    'inflation then compression' picture for intrinsic dimension.
     """
     panels = _panels(datasets)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.2), squeeze=False)
     for ax, (model, corpus) in zip(axes[0], panels, strict=True):
         ds = datasets[model]
-        steps = ds["step_number"].values
-        keep = np.isfinite(steps)
+        ticks = step_axis(ds)
+        steps = step_positions(ds, ticks is not None)
         mean, spread = _mean_spread(ds[var].sel(corpus=corpus, positions=positions))
         cmap = plt.get_cmap("plasma")
         layers = ds["layer"].values
         for li, layer in enumerate(layers):
             color = cmap(0.9 * li / max(1, len(layers) - 1))
-            y = mean.sel(layer=layer).values[keep]
-            ax.plot(steps[keep], y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
+            y = mean.sel(layer=layer).values
+            ax.plot(steps, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
             if spread is not None:
-                e = spread.sel(layer=layer).values[keep]
-                ax.fill_between(steps[keep], y - e, y + e, color=color, alpha=0.15, lw=0)
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel("training step")
+                e = spread.sel(layer=layer).values
+                ax.fill_between(steps, y - e, y + e, color=color, alpha=0.15, lw=0)
+        format_step_axis(ax, ticks)
         ax.set_title(
             f"{model} · {corpus} · {POSITION_LABELS.get(positions, positions)}", fontsize=9
         )

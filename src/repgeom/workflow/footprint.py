@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,11 +100,11 @@ def extraction_bytes(
 def safetensors_params(paths: list[Path]) -> tuple[int, str] | None:
     """(floating-point parameters, their widest dtype) from safetensors headers (read without
     loading any tensor)."""
+    from repgeom.activations.checkpoint import safetensors_header
+
     n, dtypes = 0, set()
     for path in paths:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
+        header = safetensors_header(path)
         for name, info in header.items():
             if name == "__metadata__" or info["dtype"] not in DTYPE_BYTES:
                 continue  # integer buffers (position ids) are no parameters

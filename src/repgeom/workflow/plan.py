@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.activations.checkpoint import model_objective
+from repgeom.activations.checkpoint import checkpoint_labels, checkpoint_problem, model_objective
+from repgeom.steps import Checkpoint, order_checkpoints
 from repgeom.workflow.locate import check_hub_revision, hub_weights_cached, local_checkpoints
 
 
@@ -31,13 +32,17 @@ def checkpoint_steps(training: dict[str, Any]) -> list[int]:
     return sorted(ckpts)
 
 
-def model_steps(model: dict[str, Any]) -> list[str]:
-    """Checkpoint labels of a model: step{N} (trained), revisions (hub), subdirectories (local)."""
+def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str]]:
+    """A model's checkpoints ordered by training step, and the labels without a step: step{N}
+    (trained), revisions (hub), ``steps`` or subdirectories (local)."""
     if model["source"] == "train":
-        return [f"step{s}" for s in checkpoint_steps(model["training"])]
-    if model["source"] == "hub":
-        return list(model["revisions"])
-    return list(model.get("steps") or local_checkpoints(model["path"]))
+        return [Checkpoint(f"step{s}", s) for s in checkpoint_steps(model["training"])], []
+    return order_checkpoints(checkpoint_labels(model))
+
+
+def model_steps(model: dict[str, Any]) -> list[str]:
+    """A model's checkpoint labels, ordered by training step (:func:`model_checkpoints`)."""
+    return [c.label for c in model_checkpoints(model)[0]]
 
 
 def extraction_corpora(config: dict[str, Any]) -> list[str]:
@@ -51,12 +56,6 @@ def extraction_corpora(config: dict[str, Any]) -> list[str]:
     if listed is None:
         return [c for c, v in config["corpora"].items() if v["kind"] != "aligned"]
     return list(listed)
-
-
-def step_number(label: str) -> float:
-    """The training step of a checkpoint label ('step512' -> 512); NaN when it has none."""
-    digits = label[4:] if label.startswith("step") else ""
-    return float(digits) if digits.isdigit() else float("nan")
 
 
 def checkpoint_location(
@@ -176,6 +175,39 @@ def release_record(results: str | Path, model: str, step: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def unreadable(name: str, step: str, problem: str) -> str:
+    """The message for a checkpoint whose files cannot be read."""
+    return (
+        f"model {name!r} checkpoint {step!r}: {problem}; save the checkpoint again (or remove "
+        f"it from 'models.{name}')"
+    )
+
+
+def local_model_problems(name: str, model: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a local model's directory, read from its files' headers alone: an
+    absent path, a listed step it does not hold, a checkpoint that cannot be read."""
+    root = Path(model["path"])
+    if not root.exists():
+        return [f"config key 'models.{name}.path': {root} does not exist"]
+    try:
+        found = local_checkpoints(root)
+    except FileNotFoundError as err:
+        return [f"config key 'models.{name}.path': {err}"]
+    listed = list(model.get("steps") or found)
+    absent = [s for s in listed if s not in found]
+    out = []
+    if absent:
+        out.append(
+            f"config key 'models.{name}.steps': {absent} not found in {root} (its checkpoints: "
+            f"{list(found)}; a checkpoint is a subdirectory with a config.json)"
+        )
+    for step in listed:
+        problem = None if step in absent else checkpoint_problem(model, step)
+        if problem:
+            out.append(unreadable(name, step, problem))
+    return out
+
+
 def check_inputs(
     config: dict, results: str | Path, online: bool
 ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], bool], list[str]]:
@@ -198,8 +230,8 @@ def check_inputs(
     downloaded: dict[tuple[str, str], bool] = {}
     release = config["disk"]["release_hub_revisions"]
     for name, model in config["models"].items():
-        if model["source"] == "local" and not Path(model["path"]).exists():
-            messages.append(f"config key 'models.{name}.path': {model['path']} does not exist")
+        if model["source"] == "local":
+            messages += local_model_problems(name, model)
         if model["source"] != "hub":
             continue
         for rev in model["revisions"]:
@@ -211,6 +243,9 @@ def check_inputs(
                 )
                 continue
             downloaded[(name, rev)] = not hub_weights_cached(model["id"], rev)
+            problem = None if downloaded[(name, rev)] else checkpoint_problem(model, rev)
+            if problem:
+                messages.append(unreadable(name, rev, problem))
             try:
                 commits[(name, rev)] = check_hub_revision(model["id"], rev, online=online)
             except LookupError as err:
