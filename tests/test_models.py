@@ -9,8 +9,8 @@ import torch
 from repgeom.activations.models import Checkpoint, build_model, objective
 from repgeom.activations.training import TrainConfig, learning_rate, train
 from repgeom.data.tokens import Windows
-from repgeom.workflow.locate import local_checkpoints
 from repgeom.steps import step_number
+from repgeom.workflow.locate import local_checkpoints
 from repgeom.workflow.plan import model_steps, pythia_schedule
 from tests.conftest import TINY
 

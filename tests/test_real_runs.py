@@ -52,8 +52,15 @@ def runs(tmp_path_factory, tokenizer, docs):
         },
         "extraction": {"max_tokens": 256, "batch_size": 16, "device": "cpu"},
         "metrics": {
-            "geometry": {"id_sample": 64, "id_repeats": 2, "mle_k": 5, "top_k": 8,
-                         "gride_scales": 4, "gride_scale": 4, "twonn_bootstrap": 20}
+            "geometry": {
+                "id_sample": 64,
+                "id_repeats": 2,
+                "mle_k": 5,
+                "top_k": 8,
+                "gride_scales": 4,
+                "gride_scale": 4,
+                "twonn_bootstrap": 20,
+            }
         },
         "bottleneck": {"heads": {"token_budget": 512, "batch_size": 128}, "ngram": {"k": 32}},
     }
@@ -101,9 +108,9 @@ def test_last_checkpoint_is_the_numerically_last(run_dir):
     for model, labels in LAYOUTS.items():
         heads = sorted(p.stem for p in (results / "heads" / model).glob("*.nc"))
         assert heads == [labels[-1]], (model, heads)
-    source = json.loads(tokens_attrs(results / "tokens" / "runtok" / "mytext.zarr")[
-        "tokenizer_source"
-    ])
+    source = json.loads(
+        tokens_attrs(results / "tokens" / "runtok" / "mytext.zarr")["tokenizer_source"]
+    )
     assert source["path"].endswith("trainer/checkpoint-700")
     rows = table_rows(results / "tables" / "bottleneck" / "best_vs_final.csv")
     finals = {r["model"]: r["final_step"] for r in rows}

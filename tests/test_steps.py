@@ -70,7 +70,11 @@ def test_checkpoints_ordered_by_step_not_spelling(labels):
 
 def test_a_mapping_gives_steps_and_unnumbered_labels_come_last_as_listed():
     ordered, unnumbered = order_checkpoints({"b-first": 9, "a-second": 80, "step40": 40})
-    assert [(c.label, c.step) for c in ordered] == [("b-first", 9), ("step40", 40), ("a-second", 80)]
+    assert [(c.label, c.step) for c in ordered] == [
+        ("b-first", 9),
+        ("step40", 40),
+        ("a-second", 80),
+    ]
     assert unnumbered == []
     ordered, unnumbered = order_checkpoints(["zeta", "step80", "alpha", "step9"])
     assert [c.label for c in ordered] == ["step9", "step80", "zeta", "alpha"]
