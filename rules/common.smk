@@ -87,7 +87,9 @@ for _name, _model in MODELS.items():
         warn(unnumbered_warning(_name, _unnumbered, f"models.{_name}.{_key}"))
 STEPS = {m: [c.label for c in v] for m, v in CHECKPOINTS.items()}
 # what gathering jobs record on their step dim (label, step, tokens seen)
-CHECKPOINT_PARAMS = {m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()}
+CHECKPOINT_PARAMS = {
+    m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()
+}
 # whether each model's extraction computes the eval loss (models with a causal LM head)
 EVAL_LOSS, _errors = plan.eval_loss_models(config)
 if _errors:
