@@ -2,7 +2,7 @@
 
 Run by hand: python benchmarks/paper_footprint.py
 The hub models are not on this machine, so their published dimensions (the config.json of each
-repository, listed below) build each model on PyTorch's meta device, which gives its exact
+repository, in :mod:`repgeom.workflow.published`) build each model on PyTorch's meta device, which gives its exact
 parameter count without any weight. Everything else comes from the paper config and
 :mod:`repgeom.workflow.footprint`. Stores of fixed windows are counted at extraction.max_tokens (an upper
 bound: a small eval split holds fewer tokens); stores of sentences (one row each, as many
@@ -19,67 +19,13 @@ import yaml
 
 from repgeom.workflow import footprint
 from repgeom.workflow.footprint import ModelSize, gib
+from repgeom.workflow.published import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHIA = dict(vocab_size=50304, rotary_pct=0.25, tie_word_embeddings=False)
-# hub id -> (config class, model class, config.json values that size the model, saved dtype)
-PUBLISHED = {
-    **{
-        f"EleutherAI/pythia-{name}{suffix}": (
-            "GPTNeoXConfig",
-            "GPTNeoXForCausalLM",
-            {**PYTHIA, **dims},
-            "float16",
-        )
-        for name, dims in {
-            "14m": dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4),
-            "31m": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=8),
-            "70m": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8),
-            "160m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
-            "410m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16),
-            "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=8),
-            "1.4b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16),
-        }.items()
-        for suffix in ("", "-deduped")
-    },
-    "google-bert/bert-base-uncased": ("BertConfig", "BertForMaskedLM", {}, "float32"),
-    "google-bert/bert-base-multilingual-cased": (
-        "BertConfig",
-        "BertForMaskedLM",
-        dict(vocab_size=119547),
-        "float32",
-    ),
-    "FacebookAI/roberta-base": (
-        "RobertaConfig",
-        "RobertaForMaskedLM",
-        dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1),
-        "float32",
-    ),
-    "openai-community/gpt2": ("GPT2Config", "GPT2LMHeadModel", {}, "float32"),
-    **{
-        repo: (
-            "Phi3Config",
-            "Phi3ForCausalLM",
-            dict(
-                vocab_size=32064,
-                hidden_size=3072,
-                num_hidden_layers=32,
-                num_attention_heads=32,
-                intermediate_size=8192,
-            ),
-            "bfloat16",
-        )
-        for repo in ("microsoft/Phi-3.5-mini-instruct", "microsoft/Phi-3-mini-4k-instruct")
-    },
-}
-
-
 def size_of(repo: str) -> ModelSize:
     """The model's size from its published dimensions (meta device: no weights)."""
     cfg_class, model_class, dims, dtype = PUBLISHED[repo]
     cfg = getattr(transformers, cfg_class)(**dims)
-    if cfg_class == "GPTNeoXConfig":
-        cfg.intermediate_size = 4 * cfg.hidden_size
     with torch.device("meta"):
         model = getattr(transformers, model_class)(cfg)
     n = sum(p.numel() for p in model.parameters())

@@ -144,3 +144,9 @@ def extraction_mem_mb(
         size, extraction["dtype"], extraction["batch_size"], window, eval_loss, sentences
     )
     return max(2000, -(-need // 2**20))
+
+
+if __name__ == "__main__":  # python -m repgeom.workflow.footprint CONFIG: a run's cost
+    from repgeom.workflow.projection import main
+
+    main()

@@ -1,0 +1,481 @@
+"""A run's cost before it starts: jobs, disk, memory and wall time per stage, projected from
+Snakemake's own plan and a short calibration on this machine.
+
+- The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config.
+- Each model's shape comes from its checkpoint on disk, or from its published dimensions
+  (:mod:`repgeom.workflow.published`), or from the config of a model the workflow trains.
+- Calibration measures, on this machine, the start-up of a Python job, the extraction of each
+  model shape (the real :func:`repgeom.activations.extraction.extract`, at two token counts, so
+  that its slope is the cost per token) and its bare forward, and the geometry job of each
+  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`).
+- Wall time assumes stages one after the other: each stage takes its total job-seconds over
+  the cores, or its longest job if that is longer. Jobs of rules without a cost model here
+  (training, Birth, heads, n-grams, languages metrics) are counted at their start-up and named.
+- On a GPU, the forward runs at an assumed rate (:data:`GPU_FLOPS`) unless a measured one is
+  given; writing the store stays what it costs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from repgeom.workflow.footprint import (
+    ModelSize,
+    extraction_bytes,
+    gib,
+    store_bytes,
+    weights_bytes,
+)
+
+# effective FLOP/s of a transformer forward on one GPU when none was measured: 30 % of an
+# H100's dense bf16 peak (989 TFLOP/s), a usual utilisation for batch 8 × 512 inference
+GPU_FLOPS = 3e14
+STAGES = {
+    "corpus": "corpora",
+    "languages_corpus": "corpora",
+    "download": "corpora",
+    "train_tokenizer": "tokens",
+    "tokens": "tokens",
+    "extract": "extraction",
+    "geometry": "geometry",
+    "release_hub_revision": "other",
+    "manifest": "other",
+}
+ORDER = ["corpora", "tokens", "training", "extraction", "geometry", "gathering"]
+TARGETS = {"all", "spine", "shape_of_learning", "bottleneck", "languages", "birth", "logit_lens"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedJob:
+    """One job of a dry run: its rule, wildcards, threads and memory."""
+
+    rule: str
+    wildcards: dict[str, str]
+    threads: int = 1
+    mem_mb: int = 0
+
+
+def parse_dry_run(text: str) -> list[PlannedJob]:
+    """The jobs a ``snakemake -n`` output lists (its 'rule X:' blocks)."""
+    jobs: list[PlannedJob] = []
+    current: dict[str, Any] | None = None
+    for line in text.splitlines():
+        head = re.match(r"^(?:local)?rule (\S+):$", line.strip())
+        if head and not line.startswith(" "):
+            if current:
+                jobs.append(PlannedJob(**current))
+            current = {"rule": head.group(1), "wildcards": {}}
+            continue
+        if current is None:
+            continue
+        key, _, value = line.strip().partition(": ")
+        if key == "wildcards":
+            current["wildcards"] = dict(
+                item.strip().split("=", 1) for item in value.split(",") if "=" in item
+            )
+        elif key == "threads":
+            current["threads"] = int(value)
+        elif key == "resources":
+            found = re.search(r"\bmem_mb=(\d+)", value)
+            current["mem_mb"] = int(found.group(1)) if found else 0
+    if current:
+        jobs.append(PlannedJob(**current))
+    return jobs
+
+
+def stage_of(rule: str) -> str:
+    """The stage a rule belongs to (its family)."""
+    if rule in STAGES:
+        return STAGES[rule]
+    if rule.startswith("train_"):
+        return "training"
+    if rule.endswith(("_figure", "_figures", "_table")) or rule.startswith("figure_"):
+        return "figures and tables"
+    if "gather" in rule or rule == "bottleneck_saturation":
+        return "gathering"
+    return rule.split("_")[0]
+
+
+def plan_jobs(
+    configfile: str | Path, workdir: str | Path, snakefile: str | Path
+) -> list[PlannedJob]:
+    """The jobs ``snakemake -n`` plans for a config in a working directory."""
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
+         "--configfile", str(configfile), "-n"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(f"snakemake -n failed for {configfile}:\n{res.stderr[-3000:]}")
+    return [j for j in parse_dry_run(res.stdout + res.stderr) if j.rule not in TARGETS]
+
+
+def transformers_config(model: Mapping[str, Any], tokenizers: Mapping[str, Any]) -> Any:
+    """The transformers config of a model: its checkpoint's, its published one, or (trained)
+    the config section's; None when none is known."""
+    import transformers
+
+    from repgeom.activations.checkpoint import ARCHITECTURES, checkpoint_config, planning_step
+    from repgeom.workflow.published import PUBLISHED
+
+    if model["source"] == "train":
+        cfg_class, model_class, _ = ARCHITECTURES[model["architecture"]]
+        vocab = tokenizers[model["tokenizer"]]["vocab_size"]
+        cfg = getattr(transformers, cfg_class)(**{"vocab_size": vocab, **model["config"]})
+        cfg.architectures = [model_class]
+        return cfg
+    step = planning_step(model)
+    found = None if step is None else checkpoint_config(model, step)
+    if found is not None and "model_type" in found:
+        return transformers.AutoConfig.for_model(**found)
+    if model["source"] == "hub" and model["id"] in PUBLISHED:
+        cfg_class, model_class, dims, dtype = PUBLISHED[model["id"]]
+        return getattr(transformers, cfg_class)(
+            **dims, architectures=[model_class], torch_dtype=dtype
+        )
+    return None
+
+
+def model_size(cfg: Any) -> ModelSize:
+    """The :class:`ModelSize` of a transformers config (parameters counted on the meta device)."""
+    import torch
+    import transformers
+
+    arch = (getattr(cfg, "architectures", None) or [None])[0]
+    cls = getattr(transformers, arch) if arch else None
+    if cls is None:
+        cls = (
+            transformers.AutoModelForMaskedLM
+            if cfg.model_type in ("bert", "roberta")
+            else transformers.AutoModelForCausalLM
+        )
+    with torch.device("meta"):
+        model = cls(cfg) if not hasattr(cls, "from_config") else cls.from_config(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    dtype = str(getattr(cfg, "torch_dtype", None) or getattr(cfg, "dtype", None) or "float32")
+    dtype = dtype.removeprefix("torch.")
+    return ModelSize.from_config({**cfg.to_dict(), "torch_dtype": dtype}, n)
+
+
+def forward_flops(size: ModelSize, window: int) -> float:
+    """FLOPs of one token's forward: 2 × non-embedding parameters, plus attention."""
+    body = size.n_params - 2 * size.vocab_size * size.hidden_size
+    return 2.0 * max(body, 0) + 2.0 * size.n_layers * window * size.hidden_size
+
+
+@dataclasses.dataclass
+class Calibration:
+    """What this machine measured: start-up, and per shape the seconds per token."""
+
+    startup_s: float
+    extract_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
+    forward_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
+    load_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    geometry_s_per_layer: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+
+
+def measure_startup() -> float:
+    """Seconds a Python job takes to import what every repgeom script imports."""
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import torch, transformers, xarray, zarr, repgeom.io"], check=True
+    )
+    return time.perf_counter() - t
+
+
+def measure_extraction(
+    cfg: Any,
+    window: int,
+    eval_loss: bool,
+    logit_lens: bool,
+    n: tuple[int, int] = (1, 3),
+    min_seconds: float = 1.0,
+) -> tuple[float, float, float]:
+    """(s/token of extraction, s/token of a bare forward, s to build the model) of one shape,
+    one thread: the slope between ``n`` windows (batch of one, random tokens), more windows
+    while the two differ by less than ``min_seconds``."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from repgeom.activations.extraction import extract
+    from repgeom.data.tokens import Windows
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    arch = (getattr(cfg, "architectures", None) or [None])[0]
+    cls = getattr(transformers, arch) if arch else transformers.AutoModel
+    model = (cls.from_config(cfg) if hasattr(cls, "from_config") else cls(cfg)).eval()
+    load = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+
+    def timed(count: int) -> tuple[float, float]:
+        ids = rng.integers(0, cfg.vocab_size, size=(count, window))
+        windows = Windows(ids.astype(np.int32), np.full(count, window, dtype=np.int64))
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            extract(model, windows, Path(tmp) / "s.zarr", 1, {}, eval_loss, logit_lens)
+            t_extract = time.perf_counter() - t
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for row in ids:
+                model.base_model(torch.as_tensor(row[None]), output_hidden_states=True)
+        return t_extract, time.perf_counter() - t
+
+    lo, hi = n
+    while True:  # more windows until the difference is long enough to measure
+        (e0, f0), (e1, f1) = timed(lo), timed(hi)
+        if e1 - e0 > min_seconds or hi >= 4096:
+            break
+        lo, hi = 4 * lo, 4 * hi
+    tokens = (hi - lo) * window
+    return max(e1 - e0, 1e-9) / tokens, max(f1 - f0, 1e-9) / tokens, load
+
+
+def measure_geometry(hidden: int, tokens: int, options: Mapping[str, Any]) -> float:
+    """Seconds per layer of the geometry job on a store of ``tokens`` × ``hidden``."""
+    import numpy as np
+
+    from repgeom.activations.source import ArraySource
+    from repgeom.metrics.geometry import geometry_datasets
+
+    rng = np.random.default_rng(0)
+    n_layers = 2
+    x = rng.standard_normal((n_layers, tokens, hidden), dtype=np.float32)
+    source = ArraySource(x, position=np.arange(tokens) % 512, sequence=np.arange(tokens) // 512)
+    t = time.perf_counter()
+    geometry_datasets(source, dict(options))
+    return (time.perf_counter() - t) / n_layers
+
+
+@dataclasses.dataclass
+class StageCost:
+    """One stage's jobs, job-seconds, longest job, peak memory per job and disk."""
+
+    jobs: int = 0
+    job_seconds: float = 0.0
+    longest: float = 0.0
+    gpu_job_seconds: float = 0.0
+    gpu_longest: float = 0.0
+    mem_bytes: int = 0
+    disk_bytes: int = 0
+    unmodelled: set = dataclasses.field(default_factory=set)
+
+    def add(self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int) -> None:
+        self.jobs += 1
+        self.job_seconds += seconds * threads
+        self.gpu_job_seconds += gpu_seconds * threads
+        self.longest = max(self.longest, seconds)
+        self.gpu_longest = max(self.gpu_longest, gpu_seconds)
+        self.mem_bytes = max(self.mem_bytes, mem)
+        self.disk_bytes += disk
+
+
+def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> float:
+    """Projected wall seconds: stages one after the other (see the module docstring)."""
+    total = 0.0
+    for s in stages.values():
+        busy, longest = (s.gpu_job_seconds, s.gpu_longest) if gpu else (s.job_seconds, s.longest)
+        total += max(busy / cores, longest)
+    return total
+
+
+def store_tokens(config: Mapping[str, Any], corpus: str, window: int) -> int:
+    """Tokens of one store: a random-token corpus's size, else ``extraction.max_tokens`` (an
+    upper bound: a small eval split holds fewer); sentence corpora at ``max_sentences`` × 32."""
+    spec = config["corpora"][corpus]
+    ex = config["extraction"]
+    if spec["kind"] == "random_tokens":
+        return min(spec["n_sequences"] * window, ex["max_tokens"])
+    if spec.get("windows") == "document":
+        return ex["max_sentences"] * 32
+    return ex["max_tokens"]
+
+
+def project(
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    calibration: Calibration,
+    sizes: Mapping[str, ModelSize],
+    flags: Mapping[str, tuple[bool, bool]],
+    gpu_flops: float = GPU_FLOPS,
+) -> dict[str, StageCost]:
+    """Cost of each stage of a plan (``flags``: model -> (eval loss, logit lens))."""
+    stages: dict[str, StageCost] = defaultdict(StageCost)
+    start = calibration.startup_s
+    ex = config["extraction"]
+    for job in jobs:
+        stage = stages[stage_of(job.rule)]
+        w = job.wildcards
+        seconds = gpu_seconds = start
+        mem, disk = job.mem_mb * 2**20, 0
+        if job.rule == "extract" and w["model"] in sizes:
+            size = sizes[w["model"]]
+            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            key = shape_key(size, *flags[w["model"]])
+            n = store_tokens(config, w["corpus"], window)
+            per_token = calibration.extract_s_per_token[key]
+            forward = calibration.forward_s_per_token[key]
+            load = calibration.load_s[key]
+            seconds = start + load + n * per_token
+            gpu_forward = n * forward_flops(size, window) / gpu_flops
+            gpu_seconds = start + load + n * max(per_token - forward, 0.0) + gpu_forward
+            mem = extraction_bytes(
+                size, ex["dtype"], ex["batch_size"], window, flags[w["model"]][0],
+                config["corpora"][w["corpus"]].get("windows") == "document",
+            )  # fmt: skip
+            disk = store_bytes(size, n, max(1, n // window))
+        elif job.rule == "geometry" and w["model"] in sizes:
+            size = sizes[w["model"]]
+            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            n = store_tokens(config, w["corpus"], window)
+            per_layer = calibration.geometry_s_per_layer[(size.hidden_size, n)]
+            seconds = gpu_seconds = start + (size.n_layers + 1) * per_layer
+        elif job.rule not in STAGES and not stage_of(job.rule).startswith(("gathering", "figures")):
+            stage.unmodelled.add(job.rule)
+        stage.add(seconds, gpu_seconds, job.threads, mem, disk)
+    rank = {name: i for i, name in enumerate(ORDER)}
+    last = {"figures and tables": len(ORDER) + 1, "other": len(ORDER) + 2}
+    return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
+
+
+def shape_key(size: ModelSize, eval_loss: bool, logit_lens: bool) -> str:
+    """A name for one calibrated extraction: the shape and the passes asked."""
+    passes = "+loss" if eval_loss else ""
+    passes += "+lens" if logit_lens else ""
+    return f"d{size.hidden_size}×L{size.n_layers}×V{size.vocab_size}{passes}"
+
+
+def hours(seconds: float) -> str:
+    """Seconds as '2 h 05 min', '7 min 12 s' or '40 s'."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds:.0f} s"
+
+
+def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_note: str) -> str:
+    """The table the command prints."""
+    lines = [
+        "| stage | jobs | job time (CPU) | longest job | peak memory per job | disk |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in stages.items():
+        note = f" (start-up only: {', '.join(sorted(s.unmodelled))})" if s.unmodelled else ""
+        lines.append(
+            f"| {name}{note} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
+            f"{gib(s.mem_bytes) if s.mem_bytes else '–'} | "
+            f"{gib(s.disk_bytes) if s.disk_bytes else '–'} |"
+        )
+    jobs = sum(s.jobs for s in stages.values())
+    disk = sum(s.disk_bytes for s in stages.values())
+    lines += [
+        "",
+        f"jobs: {jobs}; stores: {gib(disk)}; HF cache: {gib(cache_bytes)}",
+        f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
+        f"projected wall time on one GPU (extraction forward on the GPU; {gpu_note}): "
+        f"{hours(wall(stages, cores, gpu=True))}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """python -m repgeom.workflow.footprint CONFIG [--cores N] [--gpu-flops F]"""
+    import argparse
+    import os
+
+    import yaml
+
+    from repgeom.languages.corpora import expand_corpora
+    from repgeom.workflow.config import load_config
+    from repgeom.workflow.plan import eval_loss_models, logit_lens_models
+
+    root = Path(__file__).resolve().parents[3]
+    parser = argparse.ArgumentParser(prog="python -m repgeom.workflow.footprint")
+    parser.add_argument("config", help="a config file, as given to --configfile")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--directory", default=".", help="the working directory of the run")
+    parser.add_argument("--json", help="also write the projection per stage to this file")
+    parser.add_argument(
+        "--gpu-flops",
+        type=float,
+        default=None,
+        help="measured FLOP/s of the forward on the GPU (benchmarks/gpu_check.sh)",
+    )
+    args = parser.parse_args(argv)
+    config = load_config(
+        yaml.safe_load(Path(args.config).read_text()), root / "config" / "schema.yaml"
+    )
+    config["corpora"] = expand_corpora(config["corpora"], [])  # as the workflow plans them
+    jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
+    loss, _ = eval_loss_models(config)
+    lens = set(logit_lens_models(config))
+    sizes, flags, cache = {}, {}, 0
+    for name, model in config["models"].items():
+        cfg = transformers_config(model, config["tokenizers"])
+        if cfg is None:
+            print(f"model {name!r}: no config.json and no published dims: not projected")
+            continue
+        sizes[name] = model_size(cfg)
+        flags[name] = (loss.get(name, False), name in lens)
+        if model["source"] == "hub":
+            cache += len(model["revisions"]) * weights_bytes(sizes[name])
+    calibration = Calibration(startup_s=measure_startup())
+    print(
+        f"calibrating on this machine (one thread per job); start-up {calibration.startup_s:.1f} s"
+    )
+    for name, size in sizes.items():
+        key = shape_key(size, *flags[name])
+        window = config["tokenizers"][config["models"][name]["tokenizer"]]["window"]
+        if key not in calibration.extract_s_per_token:
+            cfg = transformers_config(config["models"][name], config["tokenizers"])
+            e, f, load = measure_extraction(cfg, window, *flags[name])
+            calibration.extract_s_per_token[key], calibration.forward_s_per_token[key] = e, f
+            calibration.load_s[key] = load
+            print(
+                f"  extraction {key}: {1 / e:.0f} tokens/s (bare forward {1 / f:.0f} tokens/s), "
+                f"model built in {load:.1f} s"
+            )
+        for job in jobs:
+            if job.rule == "geometry" and job.wildcards.get("model") == name:
+                n = store_tokens(config, job.wildcards["corpus"], window)
+                if (size.hidden_size, n) not in calibration.geometry_s_per_layer:
+                    t = measure_geometry(size.hidden_size, n, config["metrics"]["geometry"])
+                    calibration.geometry_s_per_layer[(size.hidden_size, n)] = t
+                    print(f"  geometry d={size.hidden_size}, {n} tokens: {t:.1f} s per layer")
+    gpu = args.gpu_flops or GPU_FLOPS
+    note = (
+        f"measured {gpu / 1e12:.0f} TFLOP/s"
+        if args.gpu_flops
+        else f"assumed {gpu / 1e12:.0f} TFLOP/s, 30 % of an H100's bf16 peak, no GPU measured"
+    )
+    stages = project(config, jobs, calibration, sizes, flags, gpu)
+    print()
+    print(report(stages, args.cores, cache, note))
+    if args.json:
+        import json
+
+        out = {
+            "cores": args.cores,
+            "wall_s": wall(stages, args.cores),
+            "gpu_wall_s": wall(stages, args.cores, gpu=True),
+            "calibration": {
+                k: {str(kk): vv for kk, vv in v.items()} if isinstance(v, dict) else v
+                for k, v in dataclasses.asdict(calibration).items()
+            },
+            "stages": {
+                k: {**dataclasses.asdict(v), "unmodelled": sorted(v.unmodelled)}
+                for k, v in stages.items()
+            },
+        }
+        Path(args.json).write_text(json.dumps(out, indent=1))

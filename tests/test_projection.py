@@ -1,0 +1,133 @@
+"""A run's projected cost: the jobs of Snakemake's plan, costed per stage from a calibration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from repgeom.workflow.footprint import ModelSize, store_bytes
+from repgeom.workflow.projection import (
+    Calibration,
+    PlannedJob,
+    StageCost,
+    forward_flops,
+    parse_dry_run,
+    project,
+    shape_key,
+    stage_of,
+    wall,
+)
+from tests.workflow import ROOT
+
+DRY_RUN = """
+Building DAG of jobs...
+rule extract:
+    input: results/tokens/bpe/docs.zarr
+    output: results/activations/m/step8/docs.zarr
+    jobid: 4
+    wildcards: model=m, step=step8, corpus=docs
+    resources: tmpdir=/tmp, gpu=0, mem_mb=6000, mem=6 GB, mem_mib=5723
+[Fri Dec  4 20:18:53 2026]
+localrule geometry:
+    input: results/activations/m/step8/docs.zarr
+    wildcards: model=m, step=step8, corpus=docs
+    threads: 2
+    resources: tmpdir=/tmp, mem_mb=4000
+rule all:
+    input: x
+    jobid: 0
+"""
+
+
+def test_dry_run_parsed_into_jobs():
+    jobs = parse_dry_run(DRY_RUN)
+    assert jobs == [
+        PlannedJob("extract", {"model": "m", "step": "step8", "corpus": "docs"}, 1, 6000),
+        PlannedJob("geometry", {"model": "m", "step": "step8", "corpus": "docs"}, 2, 4000),
+        PlannedJob("all", {}, 1, 0),
+    ]
+    assert [stage_of(r) for r in ("extract", "train_decoder", "gather_metric", "corpus")] == [
+        "extraction",
+        "training",
+        "gathering",
+        "corpora",
+    ]
+    assert stage_of("shape_of_learning_figure") == "figures and tables"
+
+
+def test_stage_costs_and_wall_time():
+    size = ModelSize(
+        n_params=10_000, n_layers=3, hidden_size=8, n_heads=2, intermediate_size=32, vocab_size=50
+    )
+    config = {
+        "corpora": {
+            "docs": {"kind": "text"},
+            "random": {"kind": "random_tokens", "n_sequences": 2},
+        },
+        "tokenizers": {"t": {"window": 16}},
+        "models": {"m": {"tokenizer": "t"}},
+        "extraction": {
+            "max_tokens": 1000,
+            "max_sentences": 10,
+            "dtype": "float32",
+            "batch_size": 4,
+        },
+    }
+    key = shape_key(size, True, False)
+    cal = Calibration(
+        startup_s=3.0,
+        extract_s_per_token={key: 0.01},
+        forward_s_per_token={key: 0.004},
+        load_s={key: 2.0},
+        geometry_s_per_layer={(8, 1000): 0.5, (8, 32): 0.1},
+    )
+    jobs = [
+        PlannedJob("extract", {"model": "m", "step": "s", "corpus": "docs"}),
+        PlannedJob("extract", {"model": "m", "step": "s", "corpus": "random"}),
+        PlannedJob("geometry", {"model": "m", "step": "s", "corpus": "docs"}),
+        PlannedJob("gather_metric", {"model": "m", "metric": "anisotropy"}),
+        PlannedJob("train_m", {}, threads=2),
+    ]
+    stages = project(config, jobs, cal, {"m": size}, {"m": (True, False)}, gpu_flops=1e6)
+    assert list(stages) == ["training", "extraction", "geometry", "gathering"]
+    ext = stages["extraction"]
+    # start-up + building the model + tokens × seconds per token; random: 2 windows of 16
+    assert ext.job_seconds == pytest.approx((3 + 2 + 1000 * 0.01) + (3 + 2 + 32 * 0.01))
+    assert ext.longest == pytest.approx(15.0)
+    assert ext.disk_bytes == store_bytes(size, 1000, 1000 // 16) + store_bytes(size, 32, 2)
+    gpu = 3 + 2 + 1000 * (0.01 - 0.004) + 1000 * forward_flops(size, 16) / 1e6
+    assert ext.gpu_longest == pytest.approx(gpu)
+    assert stages["geometry"].job_seconds == pytest.approx(3 + 4 * 0.5)  # 3 layers + embeddings
+    assert stages["training"].job_seconds == 6.0 and stages["training"].unmodelled == {"train_m"}
+    # stages one after the other: each its job-seconds over the cores, or its longest job
+    expected = sum(max(s.job_seconds / 2, s.longest) for s in stages.values())
+    assert wall(stages, cores=2) == pytest.approx(expected)
+    assert wall({"x": StageCost(jobs=4, job_seconds=40.0, longest=10.0)}, cores=2) == 20.0
+    assert wall({"x": StageCost(jobs=1, job_seconds=40.0, longest=40.0)}, cores=8) == 40.0
+
+
+@pytest.mark.slow
+def test_footprint_command_projects_a_config(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["models"] = {"decoder": cfg["models"]["decoder"]}
+    cfg["corpora"] = {"docs": cfg["corpora"]["docs"]}
+    for key in ("languages", "birth", "bottleneck"):
+        cfg.pop(key)
+    cfg["bottleneck"] = {"models": []}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(
+        [sys.executable, "-m", "repgeom.workflow.footprint", str(path), "--directory",
+         str(tmp_path), "--cores", "2", "--json", str(tmp_path / "p.json")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads((tmp_path / "p.json").read_text())
+    assert out["stages"]["extraction"]["jobs"] == 3  # steps 0, 4, 8 of the decoder on docs
+    assert out["stages"]["geometry"]["jobs"] == 3
+    assert out["wall_s"] > 0 and "projected wall time on this machine" in res.stdout
+    assert not (tmp_path / "results").exists()  # a projection runs no job
