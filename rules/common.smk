@@ -136,11 +136,13 @@ def corpus_files(wildcards):
     corpus = CORPORA[wildcards.corpus]
     if corpus["kind"] != "text":
         return []
-    from repgeom.data.corpus import resolve_text_paths
+    from repgeom.data.corpus import matching_files
 
-    if corpus.get("url") and text_corpus_missing(wildcards.corpus, corpus):
-        return [corpus["path"]]  # written by the corpus's download rule
-    return [str(p) for p in resolve_text_paths(corpus["path"])]
+    if text_corpus_missing(wildcards.corpus, corpus):
+        # written by the corpus's download rule; without a url only a dry run gets here (a
+        # real run stopped before any job), and the job is planned without its files
+        return [corpus["path"]] if corpus.get("url") else []
+    return [str(p) for p in matching_files(corpus["path"])]
 
 
 def tokens_inputs(wildcards):

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repgeom.workflow.config import ConfigError, check_references, check_schema
+from repgeom.workflow.config import (
+    ConfigError,
+    check_references,
+    check_schema,
+    load_config,
+    text_corpus_missing,
+)
 from tests.workflow import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +112,32 @@ def test_library_defaults_live_in_the_schema():
     heads = HeadTraining.from_config({"token_budget": 5})
     assert heads.batch_size == schema_defaults("bottleneck.heads")["batch_size"]
     assert TrainConfig.from_config({}).warmup == schema_defaults("$defs.training")["warmup"]
+
+
+def test_text_corpus_encoding_is_a_known_text_codec():
+    cfg = copy.deepcopy(load("test.yaml"))
+    cfg["corpora"]["notes"] = {"kind": "text", "path": "notes.txt"}
+    notes = load_config(cfg, SCHEMA)["corpora"]["notes"]
+    assert (notes["encoding"], notes["errors"]) == ("utf-8", "strict")  # the schema's defaults
+    for codec in ("latin-1", "cp1252", "utf-16"):
+        cfg["corpora"]["notes"]["encoding"] = codec
+        assert load_config(cfg, SCHEMA)["corpora"]["notes"]["encoding"] == codec
+    for codec, why in (("no-such-codec", "unknown encoding"), ("base64", "not a text encoding")):
+        cfg["corpora"]["notes"]["encoding"] = codec
+        with pytest.raises(ConfigError, match=f"corpora.notes.encoding': .*{why}"):
+            load_config(cfg, SCHEMA)
+    cfg["corpora"]["notes"] = {"kind": "text", "path": "notes.txt", "errors": "ignore"}
+    with pytest.raises(ConfigError, match="corpora.notes.errors"):
+        load_config(cfg, SCHEMA)
+    cfg["corpora"]["notes"] = {"kind": "minimal_pairs", "path": "p.csv", "encoding": "latin-1"}
+    with pytest.raises(ConfigError, match="corpora.notes.encoding': only text corpora"):
+        load_config(cfg, SCHEMA)
+
+
+def test_a_glob_matching_no_file_names_the_key_and_pattern(tmp_path):
+    (tmp_path / "folder.txt").mkdir()
+    for pattern in (tmp_path / "*.none", tmp_path / "*.txt"):  # nothing; a folder only
+        message = text_corpus_missing("notes", {"kind": "text", "path": str(pattern)})
+        assert f"config key 'corpora.notes.path': no file matches '{pattern}'" in message
+    (tmp_path / "a.txt").write_text("text")
+    assert text_corpus_missing("notes", {"kind": "text", "path": str(tmp_path / "*.txt")}) is None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
 import functools
-import glob
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +192,36 @@ def check_references(config: dict[str, Any]) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
+def check_decoding(config: dict[str, Any]) -> None:
+    """A text corpus's ``encoding`` names a text codec, and only text corpora have ``encoding``
+    or ``errors`` (the languages study's files are UTF-8); raise ConfigError otherwise."""
+    errors = []
+    for name, corpus in config["corpora"].items():
+        if corpus["kind"] != "text":
+            errors += [
+                f"config key 'corpora.{name}.{key}': only text corpora are decoded as the config"
+                f" says ({corpus['kind']} files are read as UTF-8): remove the key"
+                for key in ("encoding", "errors")
+                if key in corpus
+            ]
+            continue
+        try:  # a codec Python knows, and a text one (not base64 or rot13)
+            codecs.lookup(corpus["encoding"])
+            b"a".decode(corpus["encoding"], "ignore")
+        except LookupError as err:
+            errors.append(
+                f"config key 'corpora.{name}.encoding': {err}; give a Python codec name, e.g. "
+                "utf-8, latin-1 or cp1252"
+            )
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
 def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
-    """A message if a text corpus's path matches no file, else None."""
-    if corpus["kind"] != "text" or glob.glob(corpus["path"], recursive=True):
+    """A message if a text corpus's path matches no file (folders do not count), else None."""
+    from repgeom.data.corpus import matching_files
+
+    if corpus["kind"] != "text" or matching_files(corpus["path"]):
         return None
     how = (
         f"it will be downloaded from {corpus['url']} when the network allows"
@@ -205,7 +232,10 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
 
 
 def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """The config a run uses: checked against the schema (ConfigError naming every key that is
-    wrong), defaults filled, keys sorted (YAML key order never changes a job's params)."""
+    """The config a run uses: checked against the schema and for codecs (ConfigError naming
+    every key that is wrong), defaults filled, keys sorted (YAML key order never changes a job's
+    params)."""
     check_schema(config, schema_path)
-    return canonical(with_defaults(config, load_schema(schema_path)))
+    config = canonical(with_defaults(config, load_schema(schema_path)))
+    check_decoding(config)
+    return config
