@@ -11,6 +11,7 @@ from repgeom.workflow.config import (
     ConfigError,
     check_references,
     load_config,
+    load_config_file,
     text_corpus_missing,
 )
 from repgeom.workflow.codehash import code_hash
@@ -49,6 +50,10 @@ def missing_input(message):
 RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
 _missing = []  # FLORES and pairs files that are not here
 try:
+    # Snakemake's YAML loading keeps the last of a key given twice; a config says each thing
+    # once, so the files it was given (--configfile, else the embedded default) are read again
+    for _configfile in workflow.configfiles:
+        load_config_file(_configfile)
     _config = load_config(config, SCHEMA)
     # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
     # aligned corpora, one per language or side; from here on they are ordinary corpora

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import copy
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,79 @@ import yaml
 
 class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what to do."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is a ConfigError
+    naming the key, the file and both lines (PyYAML keeps the last silently). Keys brought in
+    by a merge (``<<: *anchor``) may be overridden: only keys written in the mapping count."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Refuse duplicated keys anywhere in the document, then construct it."""
+        self._refuse_duplicates(node, set())
+        return super().construct_document(node)
+
+    def _refuse_duplicates(self, node: yaml.Node, seen: set[int]) -> None:
+        """Walk the node graph once (aliases shared), checking every mapping's own keys."""
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                    key_node, yaml.ScalarNode
+                ):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if key in first:
+                    mark = key_node.start_mark
+                    raise ConfigError(
+                        f"{mark.name}, line {mark.line + 1}: config key {key!r} is given twice "
+                        f"in one mapping (first at line {first[key].start_mark.line + 1}); a "
+                        "config says each thing once: remove or rename one of them"
+                    )
+                first[key] = key_node
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            return
+        for child in children:
+            self._refuse_duplicates(child, seen)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file read with :class:`StrictLoader`: the one way the project reads a config,
+    schema or profile."""
+    with open(path, encoding="utf-8") as f:
+        loader = StrictLoader(f)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is a ConfigError."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"config key {key!r} is given twice in one JSON object")
+        out[key] = value
+    return out
+
+
+def load_config_file(path: str | Path) -> Any:
+    """A config file as Snakemake reads one (JSON first, else YAML), with every mapping's keys
+    unique: a key given twice is a ConfigError naming the key, the file and (YAML) the line."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except ValueError:
+        return load_yaml(path)
 
 
 def key_path(parts: Any) -> str:
@@ -48,7 +122,7 @@ def load_schema(path: str | Path) -> dict[str, Any]:
     """The YAML JSON schema with every reference inlined: other schema files, and
     ``#/$defs/…`` within a file (so that defaults are found wherever a definition is used)."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path)
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
