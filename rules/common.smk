@@ -12,6 +12,7 @@ from repgeom.workflow.config import (
     check_references,
     load_config,
     load_config_file,
+    matching_files,
     text_corpus_missing,
 )
 from repgeom.workflow.codehash import code_hash
@@ -141,8 +142,6 @@ def corpus_files(wildcards):
     corpus = CORPORA[wildcards.corpus]
     if corpus["kind"] != "text":
         return []
-    from repgeom.data.corpus import matching_files
-
     if text_corpus_missing(wildcards.corpus, corpus):
         # written by the corpus's download rule; without a url only a dry run gets here (a
         # real run stopped before any job), and the job is planned without its files

@@ -16,6 +16,7 @@ from repgeom.workflow.config import (
     load_config,
     load_config_file,
     load_yaml,
+    matching_files,
     text_corpus_missing,
 )
 from tests.workflow import snakemake
@@ -144,6 +145,7 @@ def test_a_glob_matching_no_file_names_the_key_and_pattern(tmp_path):
         assert f"config key 'corpora.notes.path': no file matches '{pattern}'" in message
     (tmp_path / "a.txt").write_text("text")
     assert text_corpus_missing("notes", {"kind": "text", "path": str(tmp_path / "*.txt")}) is None
+    assert matching_files(str(tmp_path / "*.txt")) == [tmp_path / "a.txt"]
 
 
 SHIPPED_YAML = sorted([*ROOT.glob("config/**/*.yaml"), *ROOT.glob("profiles/*/*.yaml")])

@@ -49,9 +49,6 @@ def test_text_files_plain_gz_zip(tmp_path):
     docs = C.text_documents([text], "paragraph", None, 512, 0)
     assert docs == ["<page>one [[link]]</page>", "second paragraph\nline two"]
     assert len(C.text_documents([text], "line", None, 512, 0)) == 3
-    (tmp_path / "folder.txt").mkdir()
-    assert C.matching_files(str(tmp_path / "*.txt")) == [tmp_path / "a.txt"]
-    assert C.matching_files(str(tmp_path / "*.none")) == []
 
 
 def text_corpus(path, **keys) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import codecs
-import glob
 import gzip
 import hashlib
 import json
@@ -70,11 +69,6 @@ def python_docs_attrs() -> dict[str, Any]:
         "python_version": platform.python_version(),
         "stdlib": sysconfig.get_paths()["stdlib"],
     }
-
-
-def matching_files(pattern: str) -> list[Path]:
-    """Files (never folders) a path or glob names, sorted; empty when none does."""
-    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
 
 
 REPLACEMENT = "\ufffd"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import copy
 import functools
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -291,10 +292,13 @@ def check_decoding(config: dict[str, Any]) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
+def matching_files(pattern: str) -> list[Path]:
+    """Files (never folders) a text corpus's path or glob names, sorted; empty when none does."""
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+
+
 def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
     """A message if a text corpus's path matches no file (folders do not count), else None."""
-    from repgeom.data.corpus import matching_files
-
     if corpus["kind"] != "text" or matching_files(corpus["path"]):
         return None
     how = (
