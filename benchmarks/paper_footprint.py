@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 import transformers
-import yaml
 
 from repgeom.workflow import footprint
+from repgeom.workflow.config import load_yaml
 from repgeom.workflow.footprint import ModelSize, gib
 from repgeom.workflow.published import PUBLISHED
 
@@ -33,7 +33,7 @@ def size_of(repo: str) -> ModelSize:
 
 
 def paper(path: Path) -> None:
-    cfg = yaml.safe_load(path.read_text())
+    cfg = load_yaml(path)
     ex = cfg.get("extraction", {})
     corpora = ex.get("corpora")
     stream = list(cfg["corpora"] if corpora is None else corpora)
@@ -88,5 +88,5 @@ def paper(path: Path) -> None:
 
 if __name__ == "__main__":
     for path in sorted((ROOT / "config" / "paper").glob("*.yaml")):
-        if yaml.safe_load(path.read_text()).get("models"):
+        if load_yaml(path).get("models"):
             paper(path)

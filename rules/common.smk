@@ -12,6 +12,8 @@ from repgeom.workflow.config import (
     ConfigError,
     check_references,
     load_config,
+    load_config_file,
+    matching_files,
     text_corpus_missing,
 )
 from repgeom.workflow.codehash import code_hash
@@ -56,6 +58,10 @@ def missing_input(message):
 RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
 _missing = []  # FLORES and pairs files that are not here
 try:
+    # Snakemake's YAML loading keeps the last of a key given twice; a config says each thing
+    # once, so the files it was given (--configfile, else the embedded default) are read again
+    for _configfile in workflow.configfiles:
+        load_config_file(_configfile)
     _config = load_config(config, SCHEMA)
     # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
     # aligned corpora, one per language or side; from here on they are ordinary corpora
@@ -157,11 +163,11 @@ def corpus_files(wildcards):
     corpus = CORPORA[wildcards.corpus]
     if corpus["kind"] != "text":
         return []
-    from repgeom.data.corpus import resolve_text_paths
-
-    if corpus.get("url") and text_corpus_missing(wildcards.corpus, corpus):
-        return [corpus["path"]]  # written by the corpus's download rule
-    return [str(p) for p in resolve_text_paths(corpus["path"])]
+    if text_corpus_missing(wildcards.corpus, corpus):
+        # written by the corpus's download rule; without a url only a dry run gets here (a
+        # real run stopped before any job), and the job is planned without its files
+        return [corpus["path"]] if corpus.get("url") else []
+    return [str(p) for p in matching_files(corpus["path"])]
 
 
 def tokens_inputs(wildcards):

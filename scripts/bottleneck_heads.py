@@ -63,7 +63,12 @@ except MemoryError as err:
 
 windows = sample_windows(snakemake.input.tokens, "train", cfg.token_budget, o["seed"])
 feature_info = write_final_features(
-    model, windows, layer, snakemake.output.features, p.extraction["batch_size"]
+    model,
+    windows,
+    layer,
+    snakemake.output.features,
+    p.extraction["batch_size"],
+    {"model": p.model, "step": p.step},
 )
 del model, head, windows
 

@@ -151,6 +151,6 @@ def test_final_features_with_nan_raise_and_leave_nothing(tmp_path, tokenizer, wi
     with torch.no_grad():
         model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.fill_(float("nan"))
     w = Windows(windows.ids[:3], windows.lengths[:3])
-    with pytest.raises(FloatingPointError, match="layer 2 .* window 0"):
-        write_final_features(model, w, 2, tmp_path / "f.zarr", batch_size=2)
+    with pytest.raises(FloatingPointError, match="layer 2 of checkpoint m/s .* window 0"):
+        write_final_features(model, w, 2, tmp_path / "f.zarr", 2, {"model": "m", "step": "s"})
     assert list(tmp_path.iterdir()) == []

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from repgeom.workflow.config import ConfigError, check_references, check_schema
+from repgeom.workflow.config import (
+    ConfigError,
+    check_references,
+    check_schema,
+    load_config,
+    load_config_file,
+    load_yaml,
+    matching_files,
+    text_corpus_missing,
+)
 from tests.workflow import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +26,7 @@ SCHEMA = ROOT / "config" / "schema.yaml"
 
 
 def load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "config" / name).read_text())
+    return load_yaml(ROOT / "config" / name)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
@@ -106,3 +116,76 @@ def test_library_defaults_live_in_the_schema():
     heads = HeadTraining.from_config({"token_budget": 5})
     assert heads.batch_size == schema_defaults("bottleneck.heads")["batch_size"]
     assert TrainConfig.from_config({}).warmup == schema_defaults("$defs.training")["warmup"]
+
+
+def test_text_corpus_encoding_is_a_known_text_codec():
+    cfg = copy.deepcopy(load("test.yaml"))
+    cfg["corpora"]["notes"] = {"kind": "text", "path": "notes.txt"}
+    notes = load_config(cfg, SCHEMA)["corpora"]["notes"]
+    assert (notes["encoding"], notes["errors"]) == ("utf-8", "strict")  # the schema's defaults
+    for codec in ("latin-1", "cp1252", "utf-16"):
+        cfg["corpora"]["notes"]["encoding"] = codec
+        assert load_config(cfg, SCHEMA)["corpora"]["notes"]["encoding"] == codec
+    for codec, why in (("no-such-codec", "unknown encoding"), ("base64", "not a text encoding")):
+        cfg["corpora"]["notes"]["encoding"] = codec
+        with pytest.raises(ConfigError, match=f"corpora.notes.encoding': .*{why}"):
+            load_config(cfg, SCHEMA)
+    cfg["corpora"]["notes"] = {"kind": "text", "path": "notes.txt", "errors": "ignore"}
+    with pytest.raises(ConfigError, match="corpora.notes.errors"):
+        load_config(cfg, SCHEMA)
+    cfg["corpora"]["notes"] = {"kind": "minimal_pairs", "path": "p.csv", "encoding": "latin-1"}
+    with pytest.raises(ConfigError, match="corpora.notes.encoding': only text corpora"):
+        load_config(cfg, SCHEMA)
+
+
+def test_a_glob_matching_no_file_names_the_key_and_pattern(tmp_path):
+    (tmp_path / "folder.txt").mkdir()
+    for pattern in (tmp_path / "*.none", tmp_path / "*.txt"):  # nothing; a folder only
+        message = text_corpus_missing("notes", {"kind": "text", "path": str(pattern)})
+        assert f"config key 'corpora.notes.path': no file matches '{pattern}'" in message
+    (tmp_path / "a.txt").write_text("text")
+    assert text_corpus_missing("notes", {"kind": "text", "path": str(tmp_path / "*.txt")}) is None
+    assert matching_files(str(tmp_path / "*.txt")) == [tmp_path / "a.txt"]
+
+
+SHIPPED_YAML = sorted([*ROOT.glob("config/**/*.yaml"), *ROOT.glob("profiles/*/*.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED_YAML, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_configs_schemas_and_profiles_say_each_key_once(path):
+    assert load_yaml(path) == yaml.safe_load(path.read_text())
+
+
+def test_a_key_given_twice_names_the_key_the_file_and_the_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    merged = "base: &base {lr: 0.1, steps: 10}\nmodels:\n  a:\n    <<: *base\n    lr: 0.2\n"
+    path.write_text(merged)
+    assert load_yaml(path)["models"]["a"] == {"lr": 0.2, "steps": 10}  # a merge may override
+    path.write_text(merged + "  b: {lr: 0.3}\n  a: {lr: 0.4}\n")
+    where = f"{path}, line 7: config key 'a' is given twice in one mapping (first at line 3)"
+    for load in (load_yaml, load_config_file):
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            load(path)
+    path.write_text("corpora:\n  docs:\n    - {kind: python_docs, kind: text}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}, line 3: config key 'kind'")):
+        load_yaml(path)
+    path = tmp_path / "dup.json"
+    path.write_text('{"corpora": {"docs": {"kind": "python_docs"}, "docs": {"kind": "text"}}}')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: config key 'docs' is given twice")):
+        load_config_file(path)
+
+
+def test_a_model_named_twice_stops_the_run_before_any_job(tmp_path):
+    text = (ROOT / "config" / "test.yaml").read_text()
+    lines = text.splitlines()
+    first, second = lines.index("  decoder:") + 1, lines.index("  encoder:") + 1
+    path = tmp_path / "dup.yaml"
+    path.write_text(text.replace("  encoder:\n", "  decoder:\n"))
+    res = snakemake(tmp_path, path, "-n")
+    out = res.stderr + res.stdout
+    assert res.returncode != 0
+    assert (
+        f"repgeom: {path}, line {second}: config key 'decoder' is given twice in one mapping "
+        f"(first at line {first})"
+    ) in out
+    assert "Job stats" not in out and not (tmp_path / "results").exists()

@@ -111,15 +111,33 @@ def test_eval_loss_matches_model_loss(tokenizer, windows, tmp_path):
     assert summary["eval_loss_tokens"] == 8 * 31
 
 
-def test_nan_activations_raise_and_leave_nothing(tokenizer, windows, tmp_path):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nonfinite_activations_raise_saying_what_is_true_and_leave_nothing(
+    tokenizer, windows, tmp_path, dtype, value
+):
+    """Only a model computing in reduced precision is told to load in float32; one already in
+    float32 or float64 is told its checkpoint produces the values, named with layer and batch."""
     from repgeom.activations.models import build_model
     from tests.conftest import TINY
 
-    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval().to(dtype)
     with torch.no_grad():
-        model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="layer 1"):
-        extract(model, Windows(windows.ids[:2], windows.lengths[:2]), tmp_path / "n.zarr", 2, {})
+        model.gpt_neox.layers[0].mlp.dense_4h_to_h.bias.fill_(value)
+    w = Windows(windows.ids[:2], windows.lengths[:2])
+    with pytest.raises(FloatingPointError) as err:
+        extract(model, w, tmp_path / "n.zarr", 1, {"model": "decoder", "step": "step8"})
+    message = str(err.value)
+    name = str(dtype).removeprefix("torch.")
+    assert message.startswith(
+        "layer 1 of checkpoint decoder/step8 has NaN or infinite activations in the batch "
+        f"starting at window 0, computed in {name}"
+    )
+    if dtype == torch.bfloat16:
+        assert "load the model in float32 (extraction.dtype: float32)" in message
+    else:
+        assert "the checkpoint itself produces non-finite values" in message
+        assert "float32 (extraction" not in message
     assert list(tmp_path.iterdir()) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import numpy as np
@@ -87,6 +88,7 @@ def test_bad_split_and_duplicate_codes(tmp_path):
     [
         ("pairs.csv", 'good,bad,x\n"A b, c",B a c,1\nok,bad,2\n'),
         ("crlf.csv", 'good,bad\r\n"A b, c",B a c\r\nok,bad\r\n'),
+        ("bom.csv", '\ufeffgood,bad\n"A b, c",B a c\nok,bad\n'),
         ("pairs.tsv", "good\tbad\nA b, c\tB a c\nok\tbad\n"),
         ("pairs.txt", "good;bad\nA b, c;B a c\nok;bad\n"),
         ("pairs.jsonl", '{"good": "A b, c", "bad": "B a c"}\n{"good": "ok", "bad": "bad"}\n'),
@@ -96,6 +98,20 @@ def test_read_minimal_pairs(tmp_path, name, body):
     path = tmp_path / name
     path.write_text(body, encoding="utf-8")
     assert read_minimal_pairs(path, "good", "bad") == (["A b, c", "ok"], ["B a c", "bad"])
+
+
+def test_files_not_in_utf8_are_refused_naming_file_and_byte(tmp_path):
+    flores = tmp_path / "dev" / "fra_Latn.dev"
+    flores.parent.mkdir()
+    flores.write_bytes("Le chat était assis.\n".encode("latin-1"))
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(flores))}: byte 8 \(0xe9\) is not valid utf-8"
+    ):
+        read_flores(tmp_path, "dev", ["fra_Latn"])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_bytes("good,bad\nnaïve,naïf\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(pairs))}: byte 11 .*convert this one"):
+        read_minimal_pairs(pairs, "good", "bad")
 
 
 def test_minimal_pairs_quoted_newline(tmp_path):

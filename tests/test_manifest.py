@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -27,6 +29,31 @@ def test_manifest_round_trip(tmp_path):
     assert diff.missing == ["results/figures/b.png"]
     assert diff.unexpected == ["results/figures/c.png"]
     assert main([str(manifest), "--root", str(tmp_path)]) == 1
+
+
+def test_manifest_checks_from_any_directory(tmp_path, monkeypatch, capsys):
+    """`python -m repgeom.workflow.manifest /abs/results/manifest.tsv` run elsewhere reads the
+    paths where the workflow wrote them (the manifest folder's parent), not in the cwd."""
+    run = tmp_path / "run"
+    (run / "results" / "tables").mkdir(parents=True)
+    (run / "results" / "tables" / "t.csv").write_text("a,b\n1,2\n")
+    manifest = run / "results" / "manifest.tsv"
+    monkeypatch.chdir(run)  # as the manifest rule does, in the workflow's directory
+    write_manifest([("results/tables/t.csv", "table_rule", "cfg", "code")], "results/manifest.tsv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main([str(manifest)]) == 0
+    assert capsys.readouterr().out == f"all 1 artifacts match {manifest}\n"
+    res = subprocess.run(
+        [sys.executable, "-m", "repgeom.workflow.manifest", str(manifest)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0 and res.stdout.startswith("all 1 artifacts match"), res.stdout
+    (run / "results" / "tables" / "t.csv").unlink()
+    assert main([str(manifest)]) == 1
+    assert capsys.readouterr().out == "missing     results/tables/t.csv\n"
 
 
 @pytest.mark.slow

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from repgeom.languages.corpora import expand_corpora
-from repgeom.workflow.config import check_schema
+from repgeom.workflow.config import check_schema, load_yaml
 from repgeom.workflow.plan import model_steps
 from tests.workflow import ROOT, planned_jobs, planned_wildcards, snakemake_at_root
 
@@ -19,7 +18,7 @@ CONFIGS = [*PAPERS, ROOT / "config" / "test.yaml"]
 
 @pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.stem)
 def test_paper_config_validates(path: Path):
-    check_schema(yaml.safe_load(path.read_text()), ROOT / "config" / "schema.yaml")
+    check_schema(load_yaml(path), ROOT / "config" / "schema.yaml")
 
 
 def allowed_rules(cfg: dict) -> set[str]:
@@ -56,7 +55,7 @@ def test_config_dry_run_from_the_repository_root(path: Path):
         "-n", "-F", "--configfile", str(rel), env={"HF_HUB_OFFLINE": "1"}, timeout=600
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    cfg = yaml.safe_load(path.read_text())
+    cfg = load_yaml(path)
     jobs = planned_jobs(res)
     assert jobs.get("all") == 1 and sum(jobs.values()) > 5
     assert set(jobs) <= allowed_rules(cfg), set(jobs) - allowed_rules(cfg)

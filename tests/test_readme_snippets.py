@@ -1,9 +1,11 @@
-"""The README's "Working with results" snippets run, in order, on the test config's results."""
+"""The README's "Working with results" snippets run, in order, on the test config's results,
+without a FutureWarning."""
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import pytest
 
@@ -29,8 +31,11 @@ def test_readme_snippets_run_on_results(run_dir, tmp_path, monkeypatch):
     os.symlink(run_dir / "results", work / "results")  # read-only use of the shared run
     monkeypatch.chdir(work)
     namespace: dict = {}
-    for block in code:
-        exec(compile(block.replace(DEFAULT_NAMES, TEST_NAMES), "README.md", "exec"), namespace)
+    with warnings.catch_warnings():
+        # a snippet must not lean on a default that a library is about to change
+        warnings.simplefilter("error", FutureWarning)
+        for block in code:
+            exec(compile(block.replace(DEFAULT_NAMES, TEST_NAMES), "README.md", "exec"), namespace)
     assert (work / "anisotropy_layer2.png").stat().st_size > 0
     assert namespace["both"].sizes["model"] == 2
     assert namespace["provenance"]["rule"] == "shape_of_learning_figure"

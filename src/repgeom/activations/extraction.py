@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +90,64 @@ def forward_batches(
         yield rows, ids, valid, out
 
 
+def checkpoint_name(model: PreTrainedModel, attrs: Mapping[str, Any] | None) -> str:
+    """How messages name a checkpoint: ``model/step`` from the job's attrs when they say it,
+    else where the model was loaded from."""
+    if attrs and "model" in attrs and "step" in attrs:
+        return f"{attrs['model']}/{attrs['step']}"
+    return str(getattr(model, "name_or_path", "") or type(model).__name__)
+
+
+def nonfinite_message(
+    layer: int, first_window: int, checkpoint: str, compute_dtype: torch.dtype
+) -> str:
+    """What is true of NaN or infinite activations for the dtype the model computes in: in
+    float16 or bfloat16 loading it in float32 may cure them; in float32 or float64 the
+    checkpoint itself produces them."""
+    where = (
+        f"layer {layer} of checkpoint {checkpoint} has NaN or infinite activations in the batch "
+        f"starting at window {first_window}"
+    )
+    dtype = str(compute_dtype).removeprefix("torch.")
+    if compute_dtype in (torch.float16, torch.bfloat16):
+        return (
+            f"{where}, computed in {dtype}, whose range or precision may be what fails: load "
+            "the model in float32 (extraction.dtype: float32)"
+        )
+    return (
+        f"{where}, computed in {dtype} already: the checkpoint itself produces non-finite "
+        "values (check its weights and config; another dtype will not help)"
+    )
+
+
 def storage_rows(
-    x: torch.Tensor, dtype: np.dtype, layer: int, first_window: int
+    x: torch.Tensor,
+    dtype: np.dtype,
+    layer: int,
+    first_window: int,
+    checkpoint: str,
+    compute_dtype: torch.dtype,
 ) -> tuple[np.ndarray, float]:
     """One layer's token rows on the CPU, in float16 where ``dtype`` and the values allow, and
     their largest |value|, after checking that they are finite (FloatingPointError naming the
-    layer and the batch)."""
+    layer, the batch and the checkpoint, see :func:`nonfinite_message`)."""
     amax = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
     if not math.isfinite(amax):  # NaN and inf propagate through max/min
-        raise FloatingPointError(
-            f"layer {layer} has NaN or infinite activations in the batch starting at window "
-            f"{first_window}; load the model in float32 (extraction.dtype) or check the checkpoint"
-        )
+        raise FloatingPointError(nonfinite_message(layer, first_window, checkpoint, compute_dtype))
     half = dtype == np.float16 and amax <= FLOAT16_MAX
     return (x.half() if half else x).cpu().numpy(), amax
 
 
-def append_layer(writer: LayerWriter, x: torch.Tensor, layer: int, first_window: int) -> None:
+def append_layer(
+    writer: LayerWriter,
+    x: torch.Tensor,
+    layer: int,
+    first_window: int,
+    checkpoint: str,
+    compute_dtype: torch.dtype,
+) -> None:
     """Append one layer's token rows to its writer (see :func:`storage_rows`)."""
-    rows, amax = storage_rows(x, writer.dtype, layer, first_window)
+    rows, amax = storage_rows(x, writer.dtype, layer, first_window, checkpoint, compute_dtype)
     writer.append(rows, amax)
 
 
@@ -143,7 +182,8 @@ def extract(
     """Write hidden states (all layers incl. the embedding output) of every non-padding token,
     and with ``logit_lens`` the lens of every layer (:mod:`repgeom.activations.lens`).
 
-    Raises FloatingPointError naming the layer if any activation is NaN or infinite, and
+    Raises FloatingPointError naming the layer, the batch and the checkpoint (``model/step``
+    from ``attrs``) if any activation is NaN or infinite, and
     ValueError when the eval loss or the lens is asked of a model without a causal LM head.
     Returns the summary attributes written to the store (the eval loss when asked).
     """
@@ -161,6 +201,7 @@ def extract(
     logits = causal_logits(model) if eval_loss or logit_lens else None
     lens = LogitLens(model, n_layers) if logit_lens else None
     nll, count, computed, checked = 0.0, 0, 0, False
+    checkpoint = checkpoint_name(model, attrs)
     plan = length_batches(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
@@ -189,7 +230,11 @@ def extract(
                 for i, h in enumerate(states):
                     h = h.float()
                     x = h.reshape(-1, h.shape[-1]) if full else h[valid]
-                    held[i].append(storage_rows(x, writers[i].dtype, i, int(batch.min())))
+                    held[i].append(
+                        storage_rows(
+                            x, writers[i].dtype, i, int(batch.min()), checkpoint, model.dtype
+                        )
+                    )
                     # masked mean: each row's kept tokens over their count (no padding)
                     if full:
                         mean = h.mean(dim=1)

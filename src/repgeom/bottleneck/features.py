@@ -87,13 +87,15 @@ def write_final_features(
     """Write the hidden state ``layer`` of every non-padding token of ``windows`` to a store.
 
     Runs the model's base (no LM-head logits) batch by batch; raises FloatingPointError on
-    NaN/inf. The store has the activation-store layout with the single layer ``layer``.
+    NaN/inf, naming the checkpoint (``model/step`` from ``attrs``). The store has the
+    activation-store layout with the single layer ``layer``.
     """
     import torch
 
     from repgeom.activations.extraction import (
         append_layer,
         batches_in_order,
+        checkpoint_name,
         forward_batches,
         token_index,
     )
@@ -104,6 +106,7 @@ def write_final_features(
     base = model.base_model
     d = int(model.config.hidden_size)
     batches = batches_in_order(len(windows.lengths), batch_size)
+    checkpoint = checkpoint_name(model, attrs)
     with (
         atomic_path(out_path) as tmp,
         torch.inference_mode(),
@@ -114,7 +117,8 @@ def write_final_features(
             states = out.hidden_states
             if not 0 <= layer < len(states):
                 raise ValueError(f"layer {layer} is not among the model's {len(states)} states")
-            append_layer(writer, states[layer][valid].float(), layer, int(rows[0]))
+            x = states[layer][valid].float()
+            append_layer(writer, x, layer, int(rows[0]), checkpoint, model.dtype)
         summary = {"n_tokens": windows.n_tokens, "n_sequences": len(windows.lengths)}
         summary.update(layer=layer, layer_dtype=str(writer.dtype), hidden_size=d)
         store.close({**(attrs or {}), **summary})

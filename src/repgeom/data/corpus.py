@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ast
-import glob
+import codecs
 import gzip
 import hashlib
 import json
+import logging
 import platform
 import sysconfig
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -69,30 +71,70 @@ def python_docs_attrs() -> dict[str, Any]:
     }
 
 
-def resolve_text_paths(pattern: str) -> list[Path]:
-    """Files named by a path or glob, sorted; raises if nothing matches."""
-    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    if not paths:
-        raise FileNotFoundError(f"no file matches {pattern!r}")
-    return paths
+REPLACEMENT = "\ufffd"
 
 
-def read_text_file(path: str | Path) -> str:
-    """UTF-8 text of a plain, .gz or .zip file (every member of a zip, in name order).
+class DecodingError(ValueError):
+    """A file's bytes are not valid in the encoding it is read with."""
 
-    Invalid UTF-8 (enwik8 is cut mid-character at its end) is replaced, never dropped silently:
-    the replacement character stays in the text.
+
+_REPLACED: ContextVar[list[int]] = ContextVar("repgeom_replaced_characters")
+
+
+def _count_replacement(err: UnicodeError) -> tuple[str, int]:
+    """Decoding error handler: what ``errors="replace"`` does (one U+FFFD for each undecodable
+    sequence, resuming after it), counted in the caller's counter."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    _REPLACED.get()[0] += 1
+    return REPLACEMENT, err.end
+
+
+COUNTING_REPLACE = "repgeom.count_replace"
+codecs.register_error(COUNTING_REPLACE, _count_replacement)
+
+
+def decode_text(data: bytes, source: str, encoding: str, errors: str) -> tuple[str, int]:
+    """Text of ``data`` read from ``source`` and how many characters decoding replaced.
+
+    ``errors="strict"``: an undecodable byte raises DecodingError naming the source and the
+    byte offset. ``errors="replace"``: each undecodable sequence becomes one U+FFFD and
+    is counted (U+FFFD already in the text is not).
     """
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    if errors == "strict":
+        try:
+            return data.decode(encoding), 0
+        except UnicodeDecodeError as err:
+            raise DecodingError(
+                f"{source}: byte {err.start} (0x{data[err.start]:02x}) is not valid {encoding}"
+                f" ({err.reason})"
+            ) from None
+    token = _REPLACED.set([0])
+    try:
+        text = data.decode(encoding, COUNTING_REPLACE)
+        return text, _REPLACED.get()[0]
+    finally:
+        _REPLACED.reset(token)
+
+
+def read_text_file(path: str | Path, encoding: str, errors: str) -> tuple[str, int]:
+    """Text of a plain, .gz or .zip file (every member of a zip, in name order) and how many
+    characters decoding replaced (see :func:`decode_text`)."""
     path = Path(path)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            parts = [
+                decode_text(zf.read(n), f"{path} (member {n})", encoding, errors)
+                for n in sorted(zf.namelist())
+                if not n.endswith("/")
+            ]
+        return "".join(t for t, _ in parts), sum(n for _, n in parts)
     if path.suffix == ".gz":
         with gzip.open(path, "rb") as f:
-            data = f.read()
-    elif path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            data = b"".join(zf.read(n) for n in sorted(zf.namelist()) if not n.endswith("/"))
-    else:
-        data = path.read_bytes()
-    return data.decode("utf-8", errors="replace")
+            return decode_text(f.read(), f"{path} (decompressed)", encoding, errors)
+    return decode_text(path.read_bytes(), str(path), encoding, errors)
 
 
 def split_documents(text: str, split_by: str) -> list[str]:
@@ -118,17 +160,82 @@ def sample_chunks(text: str, n_chunks: int, chunk_chars: int, seed: int) -> list
 
 
 def text_documents(
-    paths: Iterable[str | Path],
-    split_by: str = "paragraph",
-    n_chunks: int | None = None,
-    chunk_chars: int = 512,
-    seed: int = 0,
+    texts: Iterable[str], split_by: str, n_chunks: int | None, chunk_chars: int, seed: int
 ) -> list[str]:
-    """Documents of local text files: split by paragraph/line/file, or sampled as chunks."""
-    texts = [read_text_file(p) for p in paths]
+    """Documents of texts (one per file): split by paragraph/line/file, or sampled as chunks."""
+    texts = list(texts)
     if n_chunks:
         return sample_chunks("\n".join(texts), n_chunks, chunk_chars, seed)
     return [d for t in texts for d in split_documents(t, split_by)]
+
+
+def corpus_origin(name: str, cfg: Mapping[str, Any]) -> str:
+    """How messages name a corpus: its config key and, for a text corpus, its path or glob."""
+    where = f" (path {cfg['path']!r})" if cfg["kind"] == "text" else ""
+    return f"config key 'corpora.{name}'{where}"
+
+
+def corpus_documents(
+    name: str, cfg: Mapping[str, Any], paths: Sequence[str | Path]
+) -> tuple[list[str], dict[str, Any]]:
+    """The documents of a python_docs or text corpus as its config says (decoding, splitting
+    or chunks, ``min_chars``, a seeded ``max_documents`` sample) and the attributes its stats
+    record. A text corpus's files are decoded with its ``encoding`` and ``errors``; characters
+    replaced are counted and logged as a warning. ValueError naming the corpus's config key
+    and files when no file or no document is left."""
+    origin = corpus_origin(name, cfg)
+    attrs: dict[str, Any] = {"name": name, "kind": cfg["kind"]}
+    if cfg["kind"] == "python_docs":
+        docs = python_docs(min_chars=cfg["min_chars"])
+        attrs.update(python_docs_attrs())
+    else:
+        if not paths:
+            raise ValueError(f"{origin}: no file matches; put the file there or change the path")
+        texts: list[str] = []
+        replaced = 0
+        for path in paths:
+            try:
+                text, n = read_text_file(path, cfg["encoding"], cfg["errors"])
+            except DecodingError as err:
+                raise DecodingError(
+                    f"{origin}: {err}; if the file is in another encoding, set `encoding:` on "
+                    f"the corpus (e.g. encoding: latin-1), or set `errors: replace` to read each"
+                    " undecodable sequence as U+FFFD (counted in the corpus's stats.json)"
+                ) from None
+            texts.append(text)
+            replaced += n
+        if replaced:
+            logging.getLogger(__name__).warning(
+                "%s: %d undecodable byte sequence(s) read as U+FFFD (errors: replace, "
+                "encoding: %s)",
+                origin,
+                replaced,
+                cfg["encoding"],
+            )
+        try:
+            docs = text_documents(
+                texts, cfg["split_by"], cfg["n_chunks"], cfg["chunk_chars"], cfg["seed"]
+            )
+        except ValueError as err:  # fewer characters than one chunk
+            raise ValueError(f"{origin}: {err}") from None
+        docs = [d for d in docs if len(d) >= cfg["min_chars"]]
+        attrs.update(
+            source_files=[str(p) for p in paths],
+            encoding=cfg["encoding"],
+            errors=cfg["errors"],
+            replaced_characters=replaced,
+        )
+    if not docs:
+        files = ", ".join(attrs.get("source_files", [])) or attrs.get("stdlib", "")
+        raise ValueError(
+            f"{origin}: no documents (read from {files}; min_chars={cfg['min_chars']}); "
+            "give it text, or lower min_chars"
+        )
+    if cfg["max_documents"] and len(docs) > cfg["max_documents"]:
+        rng = np.random.default_rng(cfg["seed"])
+        keep = np.sort(rng.choice(len(docs), cfg["max_documents"], replace=False))
+        docs = [docs[i] for i in keep]
+    return docs, attrs
 
 
 def is_eval(doc: str, eval_fraction: float) -> bool:
@@ -148,13 +255,14 @@ def content_sha256(docs: Iterable[str]) -> str:
 
 
 def write_corpus(
-    docs: list[str], out_dir: str | Path, eval_fraction: float, attrs: dict[str, Any]
+    docs: list[str], out_dir: str | Path, eval_fraction: float, attrs: dict[str, Any], origin: str
 ) -> dict[str, Any]:
-    """Write train.jsonl, eval.jsonl and stats.json; returns the stats."""
+    """Write train.jsonl, eval.jsonl and stats.json (nothing when a split would be empty,
+    ValueError starting with ``origin``, e.g. :func:`corpus_origin`); returns the stats."""
     from repgeom.io import atomic_path, write_json
 
     if not docs:
-        raise ValueError("the corpus has no documents")
+        raise ValueError(f"{origin}: the corpus has no documents; give it text")
     out = Path(out_dir)
     splits: dict[str, list[str]] = {"train": [], "eval": []}
     for d in docs:
@@ -169,8 +277,8 @@ def write_corpus(
     for name, part in splits.items():
         if not part:
             raise ValueError(
-                f"the {name} split is empty ({len(docs)} documents, eval_fraction={eval_fraction});"
-                " change eval_fraction or add documents"
+                f"{origin}: the {name} split is empty ({len(docs)} documents, "
+                f"eval_fraction={eval_fraction}); change eval_fraction or add documents"
             )
     for name, part in splits.items():
         with atomic_path(out / f"{name}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:

@@ -82,12 +82,25 @@ def read_flores(root: Path, split: str, codes: Sequence[str]) -> dict[str, list[
     return out
 
 
+def read_utf8(path: Path) -> str:
+    """The text of a UTF-8 file as text mode reads it (``\\r\\n`` and ``\\r`` become ``\\n``),
+    without a leading byte-order mark; an invalid byte raises ValueError naming the file and
+    its offset."""
+    from repgeom.data.corpus import DecodingError, decode_text
+
+    try:
+        text, _ = decode_text(Path(path).read_bytes(), str(path), "utf-8", "strict")
+    except DecodingError as err:
+        raise DecodingError(
+            f"{err}; the languages study reads its files as UTF-8 (FLORES and BLiMP are): "
+            "convert this one, e.g. iconv -f LATIN1 -t UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_lines(path: Path) -> list[str]:
     """One sentence per line of a UTF-8 file (final newline ignored, ``\\r\\n`` accepted)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    text = text.replace("\r\n", "\n")
+    text = read_utf8(path)
     if text.endswith("\n"):
         text = text[:-1]
     if not text:
@@ -133,7 +146,7 @@ def read_minimal_pairs(
         rows = [json.loads(line) for line in read_lines(path) if line.strip()]
         found = sorted({k for r in rows for k in r}) if rows else []
     else:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_utf8(path)
         if not text.strip():
             raise ValueError(f"{path} is empty; expected a header row and minimal pairs")
         delimiter = _delimiter(path, text)

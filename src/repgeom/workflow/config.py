@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
 import functools
 import glob
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,79 @@ import yaml
 
 class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what to do."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is a ConfigError
+    naming the key, the file and both lines (PyYAML keeps the last silently). Keys brought in
+    by a merge (``<<: *anchor``) may be overridden: only keys written in the mapping count."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Refuse duplicated keys anywhere in the document, then construct it."""
+        self._refuse_duplicates(node, set())
+        return super().construct_document(node)
+
+    def _refuse_duplicates(self, node: yaml.Node, seen: set[int]) -> None:
+        """Walk the node graph once (aliases shared), checking every mapping's own keys."""
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                    key_node, yaml.ScalarNode
+                ):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if key in first:
+                    mark = key_node.start_mark
+                    raise ConfigError(
+                        f"{mark.name}, line {mark.line + 1}: config key {key!r} is given twice "
+                        f"in one mapping (first at line {first[key].start_mark.line + 1}); a "
+                        "config says each thing once: remove or rename one of them"
+                    )
+                first[key] = key_node
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            return
+        for child in children:
+            self._refuse_duplicates(child, seen)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file read with :class:`StrictLoader`: the one way the project reads a config,
+    schema or profile."""
+    with open(path, encoding="utf-8") as f:
+        loader = StrictLoader(f)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is a ConfigError."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"config key {key!r} is given twice in one JSON object")
+        out[key] = value
+    return out
+
+
+def load_config_file(path: str | Path) -> Any:
+    """A config file as Snakemake reads one (JSON first, else YAML), with every mapping's keys
+    unique: a key given twice is a ConfigError naming the key, the file and (YAML) the line."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except ValueError:
+        return load_yaml(path)
 
 
 def key_path(parts: Any) -> str:
@@ -48,7 +123,7 @@ def load_schema(path: str | Path) -> dict[str, Any]:
     """The YAML JSON schema with every reference inlined: other schema files, and
     ``#/$defs/…`` within a file (so that defaults are found wherever a definition is used)."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path)
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
@@ -192,9 +267,39 @@ def check_references(config: dict[str, Any]) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
+def check_decoding(config: dict[str, Any]) -> None:
+    """A text corpus's ``encoding`` names a text codec, and only text corpora have ``encoding``
+    or ``errors`` (the languages study's files are UTF-8); raise ConfigError otherwise."""
+    errors = []
+    for name, corpus in config["corpora"].items():
+        if corpus["kind"] != "text":
+            errors += [
+                f"config key 'corpora.{name}.{key}': only text corpora are decoded as the config"
+                f" says ({corpus['kind']} files are read as UTF-8): remove the key"
+                for key in ("encoding", "errors")
+                if key in corpus
+            ]
+            continue
+        try:  # a codec Python knows, and a text one (not base64 or rot13)
+            codecs.lookup(corpus["encoding"])
+            b"a".decode(corpus["encoding"], "ignore")
+        except LookupError as err:
+            errors.append(
+                f"config key 'corpora.{name}.encoding': {err}; give a Python codec name, e.g. "
+                "utf-8, latin-1 or cp1252"
+            )
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def matching_files(pattern: str) -> list[Path]:
+    """Files (never folders) a text corpus's path or glob names, sorted; empty when none does."""
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+
+
 def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
-    """A message if a text corpus's path matches no file, else None."""
-    if corpus["kind"] != "text" or glob.glob(corpus["path"], recursive=True):
+    """A message if a text corpus's path matches no file (folders do not count), else None."""
+    if corpus["kind"] != "text" or matching_files(corpus["path"]):
         return None
     how = (
         f"it will be downloaded from {corpus['url']} when the network allows"
@@ -205,7 +310,10 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
 
 
 def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """The config a run uses: checked against the schema (ConfigError naming every key that is
-    wrong), defaults filled, keys sorted (YAML key order never changes a job's params)."""
+    """The config a run uses: checked against the schema and for codecs (ConfigError naming
+    every key that is wrong), defaults filled, keys sorted (YAML key order never changes a job's
+    params)."""
     check_schema(config, schema_path)
-    return canonical(with_defaults(config, load_schema(schema_path)))
+    config = canonical(with_defaults(config, load_schema(schema_path)))
+    check_decoding(config)
+    return config

@@ -1,6 +1,9 @@
 """The results manifest: one row per final artifact, and a check of a results tree against it.
 
-Check a tree:  python -m repgeom.workflow.manifest results/manifest.tsv
+The workflow writes ``results/manifest.tsv`` with paths as its jobs name them (``results/…``),
+i.e. relative to the folder that holds ``results/``: the manifest's own folder's parent. The
+check resolves them there, so it works from any directory:
+python -m repgeom.workflow.manifest /path/to/results/manifest.tsv
 (exit status 1 and one line per missing, changed or unexpected file when they differ).
 """
 
@@ -18,11 +21,18 @@ from repgeom.workflow.provenance import file_sha256
 COLUMNS = ("path", "sha256", "size", "rule", "config_hash", "code_hash")
 
 
+def manifest_root(manifest: str | Path) -> Path:
+    """The folder a manifest's paths are relative to: the parent of the folder holding it
+    (``results/manifest.tsv`` lists ``results/…``), symbolic links left as they are."""
+    return Path(manifest).absolute().parent.parent
+
+
 def write_manifest(
-    rows: list[tuple[str, str, str, str]], manifest: str | Path, root: str | Path = "."
+    rows: list[tuple[str, str, str, str]], manifest: str | Path, root: str | Path | None = None
 ) -> None:
-    """Write the manifest from (path, rule, config hash, code hash); paths relative to root."""
-    root = Path(root)
+    """Write the manifest from (path, rule, config hash, code hash); paths relative to root
+    (by default :func:`manifest_root`)."""
+    root = manifest_root(manifest) if root is None else Path(root)
     with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as f:
         out = csv.writer(f, delimiter="\t", lineterminator="\n")
         out.writerow(COLUMNS)
@@ -52,10 +62,11 @@ class Differences:
         )
 
 
-def verify(manifest: str | Path, root: str | Path = ".") -> Differences:
+def verify(manifest: str | Path, root: str | Path | None = None) -> Differences:
     """Compare files with the manifest: missing, changed (size or sha256), and unexpected files
-    in the directories that hold listed artifacts (not their subdirectories)."""
-    root = Path(root)
+    in the directories that hold listed artifacts (not their subdirectories). Paths are relative
+    to ``root``, by default :func:`manifest_root`, whatever the working directory."""
+    root = manifest_root(manifest) if root is None else Path(root)
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     listed = {r["path"]: r for r in rows}
@@ -82,7 +93,12 @@ def verify(manifest: str | Path, root: str | Path = ".") -> Differences:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check a results tree against its manifest.")
     parser.add_argument("manifest", help="path of manifest.tsv, e.g. results/manifest.tsv")
-    parser.add_argument("--root", default=".", help="directory the manifest paths are relative to")
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="directory the manifest paths are relative to (default: the parent of the "
+        "manifest's folder, where the workflow ran)",
+    )
     args = parser.parse_args(argv)
     diff = verify(args.manifest, args.root)
     for line in diff.lines():
