@@ -28,6 +28,7 @@ import yaml
 
 from repgeom.data.corpus import python_docs
 from repgeom.data.tokenization import train_bpe
+from repgeom.workflow.config import load_yaml
 from repgeom.workflow.projection import hours
 from repgeom.workflow.published import PUBLISHED
 
@@ -57,7 +58,7 @@ def build(workdir: Path, size: str) -> Path:
     model = getattr(transformers, model_class)(getattr(transformers, cfg_class)(**dims))
     model.half().save_pretrained(ckpt)
     train_bpe(docs, 8192).save_pretrained(ckpt)
-    paper = yaml.safe_load((ROOT / "config" / "paper" / "shape_of_learning.yaml").read_text())
+    paper = load_yaml(ROOT / "config" / "paper" / "shape_of_learning.yaml")
     name = f"pythia-{size}-deduped"
     cfg = {
         "seed": paper["seed"],

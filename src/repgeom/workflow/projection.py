@@ -394,10 +394,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
     import os
 
-    import yaml
-
     from repgeom.languages.corpora import expand_corpora
-    from repgeom.workflow.config import load_config
+    from repgeom.workflow.config import load_config, load_config_file
     from repgeom.workflow.plan import eval_loss_models, logit_lens_models
 
     root = Path(__file__).resolve().parents[3]
@@ -413,9 +411,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="measured FLOP/s of the forward on the GPU (benchmarks/gpu_check.sh)",
     )
     args = parser.parse_args(argv)
-    config = load_config(
-        yaml.safe_load(Path(args.config).read_text()), root / "config" / "schema.yaml"
-    )
+    config = load_config(load_config_file(args.config), root / "config" / "schema.yaml")
     config["corpora"] = expand_corpora(config["corpora"], [])  # as the workflow plans them
     jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
     loss, _ = eval_loss_models(config)
