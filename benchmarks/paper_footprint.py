@@ -22,6 +22,8 @@ from repgeom.workflow.footprint import ModelSize, gib
 from repgeom.workflow.published import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def size_of(repo: str) -> ModelSize:
     """The model's size from its published dimensions (meta device: no weights)."""
     cfg_class, model_class, dims, dtype = PUBLISHED[repo]
