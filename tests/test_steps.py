@@ -201,3 +201,26 @@ def test_id_by_step_figure_has_every_checkpoint_on_its_axis(labels, numbers, ord
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert (ticks == labels) == ordinal
     assert ax.get_xscale() == ("linear" if ordinal else "symlog")
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["step9", "step80", "step700"],
+        ["checkpoint-9", "checkpoint-80", "checkpoint-700"],
+        ["step9-tokens37K", "step80-tokens328K", "step700-tokens3M"],
+        ["global_step9", "global_step80", "global_step700"],
+        ["iter_0000009", "iter_0000080", "iter_0000700"],
+        ["9", "80", "700"],
+    ],
+)
+def test_a_run_directory_of_each_layout_is_planned_in_step_order(tmp_path, labels):
+    for label in labels:
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "config.json").write_text("{}")
+    model = {"source": "local", "path": str(tmp_path)}
+    ordered, unnumbered = model_checkpoints(model)
+    assert [c.label for c in ordered] == labels and unnumbered == []
+    assert planning_step(model) == labels[-1]
+    hub = {"source": "hub", "revisions": sorted(labels)}
+    assert model_steps(hub) == labels
