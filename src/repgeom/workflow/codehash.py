@@ -26,9 +26,23 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def imported_modules(path: Path) -> set[str]:
-    """repgeom modules imported by a source file (``from repgeom.x import y`` counts y too)."""
+def is_main_block(node: ast.stmt) -> bool:
+    """Whether a statement is ``if __name__ == "__main__":`` (its imports run only then)."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
+def imported_modules(path: Path, as_module: bool = False) -> set[str]:
+    """repgeom modules imported by a source file (``from repgeom.x import y`` counts y too);
+    ``as_module``: imported, so its ``if __name__ == "__main__":`` block does not count."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    if as_module:
+        tree.body = [stmt for stmt in tree.body if not is_main_block(stmt)]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -50,7 +64,7 @@ def module_closure(path: Path) -> tuple[str, ...]:
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(imported_modules(module_file(name)) - seen)
+        todo.extend(imported_modules(module_file(name), as_module=True) - seen)
     return tuple(sorted(seen))
 
 
