@@ -4,14 +4,16 @@ hidden states the LM head reads (chunked, so batch × length × vocabulary is ne
 The cross-entropy of a chunk of logits is computed in place (:func:`token_nll`): the target
 logit is gathered, each row's maximum taken, ``exp(z − max)`` written over the logits and summed,
 so no log-softmax or float64 copy of the logits is ever made and the work after the head's
-matmul stays a few passes over one chunk (benchmarks/bench_real_vocab.py measures it against
-the matmuls alone).
+matmul stays a few passes over one chunk. On the CPU these passes (and the top-1 token) run in
+numpy, whose vectorised max, argmax and exp are 2–7× torch's on one thread
+(benchmarks/bench_real_vocab.py measures the whole against the matmuls alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from repgeom.workflow.footprint import CHUNK_ELEMENTS
@@ -57,8 +59,8 @@ def next_token_loss(
 def token_nll(
     logits: torch.Tensor, targets: torch.Tensor, top: bool | torch.Tensor = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """−log softmax(logits)[target] of each row (n, V), float32, and the top-1 token of the rows
-    ``top`` selects (True: all, a bool mask: those rows, False: none).
+    """−log softmax(logits)[target] of each row (n, V), float32, and the top-1 token (first
+    maximum) of the rows ``top`` selects (True: all, a bool mask: those rows, False: none).
 
     Overwrites ``logits`` when they are float32: pass a tensor nothing else reads. Raises
     FloatingPointError when a row holds NaN or +inf (its maximum is not finite) or a loss is not
@@ -69,20 +71,32 @@ def token_nll(
         raise ValueError(f"token ids outside [0, {logits.shape[-1]}) at non-padding positions")
     z = logits.float()  # float16/bfloat16 logits: one float32 copy, never computed in half
     picked = z.gather(1, target[:, None]).squeeze(1)
-    if top is True:
-        best = z.argmax(dim=1)
-    elif top is False:
+    rows = None if isinstance(top, bool) else top
+    if z.device.type == "cpu":  # numpy's max, argmax and exp: 2-7x torch's on one CPU thread
+        zn = z.detach().numpy()
         best = None
+        if top is not False:
+            chosen = zn if rows is None else zn[rows.numpy()]
+            best = torch.from_numpy(chosen.argmax(axis=1))
+        peak = zn.max(axis=1, keepdims=True)
+        check_finite(torch.from_numpy(peak))
+        np.subtract(zn, peak, out=zn)
+        np.exp(zn, out=zn)
+        nll = torch.from_numpy(np.log(zn.sum(axis=1)) + peak[:, 0]) - picked
     else:
-        best = z[top].argmax(dim=1)
-    peak = z.amax(dim=1)
-    if not torch.isfinite(peak).all():  # NaN and +inf reach the maximum
-        raise FloatingPointError("logits hold NaN or infinite values at non-padding positions")
-    z.sub_(peak[:, None]).exp_()
-    nll = z.sum(dim=1).log_().add_(peak).sub_(picked)
-    if not torch.isfinite(nll).all():
-        raise FloatingPointError("logits hold NaN or infinite values at non-padding positions")
+        best = None if top is False else (z if rows is None else z[rows]).argmax(dim=1)
+        peak = z.amax(dim=1)
+        check_finite(peak)
+        z.sub_(peak[:, None]).exp_()
+        nll = z.sum(dim=1).log_().add_(peak).sub_(picked)
+    check_finite(nll)
     return nll, best
+
+
+def check_finite(values: torch.Tensor) -> None:
+    """FloatingPointError unless every value is finite (row maxima or losses of logits)."""
+    if not torch.isfinite(values).all():
+        raise FloatingPointError("logits hold NaN or infinite values at non-padding positions")
 
 
 def chunk_bounds(n: int, vocab_size: int, chunk_elements: int = CHUNK_ELEMENTS) -> list[slice]:
