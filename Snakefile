@@ -13,7 +13,6 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/tokens.smk"
 include: "rules/models.smk"
-include: "rules/extract.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 include: "rules/shape_of_learning.smk"
@@ -21,6 +20,8 @@ include: "rules/birth.smk"
 include: "rules/languages.smk"
 include: "rules/bottleneck.smk"
 include: "rules/logit_lens.smk"
+# after the studies: what each store computes besides hidden states is what they read
+include: "rules/extract.smk"
 include: "rules/hub.smk"
 
 

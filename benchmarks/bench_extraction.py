@@ -31,16 +31,31 @@ HIDDEN = dict(
 REPEATS = 7  # alternating bare / extraction, best of each
 
 
-def model_and_windows(n_windows: int, window: int = 128):
+def model_and_windows(n_windows: int, window: int = 128, config: dict = HIDDEN):
+    """A GPT-NeoX causal LM with random weights and windows of uniform random token ids."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     from repgeom.data.tokens import Windows
 
     torch.manual_seed(0)
-    model = GPTNeoXForCausalLM(GPTNeoXConfig(**HIDDEN)).eval()
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(**config)).eval()
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, HIDDEN["vocab_size"], size=(n_windows, window)).astype(np.int32)
+    ids = rng.integers(0, config["vocab_size"], size=(n_windows, window)).astype(np.int32)
     return model, Windows(ids, np.full(n_windows, window, dtype=np.int32))
+
+
+def bare_forward(base: torch.nn.Module, w, rows: list[np.ndarray]) -> None:
+    """The base model over the batches with hidden states and no key/value cache, as
+    extraction runs it, keeping nothing."""
+    with torch.inference_mode():
+        for r in rows:
+            ids = torch.from_numpy(w.ids[r].astype(np.int64))
+            base(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                output_hidden_states=True,
+                use_cache=False,
+            )
 
 
 def throughput(n_windows: int = 256, batch: int = 32) -> None:
@@ -55,15 +70,7 @@ def throughput(n_windows: int = 256, batch: int = 32) -> None:
     bare, ours = [], []
     for _ in range(REPEATS):
         t = time.perf_counter()
-        with torch.inference_mode():
-            for r in rows:
-                ids = torch.from_numpy(w.ids[r].astype(np.int64))
-                base(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    output_hidden_states=True,
-                    use_cache=False,  # as extraction runs it
-                )
+        bare_forward(base, w, rows)
         bare.append(time.perf_counter() - t)
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()

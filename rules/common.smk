@@ -96,12 +96,7 @@ STEPS = {m: [c.label for c in v] for m, v in CHECKPOINTS.items()}
 CHECKPOINT_PARAMS = {
     m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()
 }
-# whether each model's extraction computes the eval loss (models with a causal LM head)
-EVAL_LOSS, _errors = plan.eval_loss_models(config)
-if _errors:
-    stop("invalid config:\n  " + "\n  ".join(_errors))
 EXTRACT_CORPORA = plan.extraction_corpora(config)
-LENS_MODELS = plan.logit_lens_models(config)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
 GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
 
@@ -156,6 +151,19 @@ def model_source(name, step):
         "commit": HUB_COMMITS.get((name, step)),
         "objective": model["objective"],
     }
+
+
+def store_eval_loss(w):
+    """Whether one store gets the next-token eval loss (EVAL_LOSS: rules/extract.smk)."""
+    return w.corpus in EVAL_LOSS[w.model]
+
+
+def store_lens(w):
+    """The logit lens's token budget and seed for one store, or None when it gets no lens
+    (LENS, LENS_MODELS: rules/logit_lens.smk)."""
+    if w.model in LENS_MODELS and w.corpus in EXTRACT_CORPORA:
+        return {k: v for k, v in LENS.items() if k != "models"}
+    return None
 
 
 def corpus_files(wildcards):

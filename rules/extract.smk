@@ -1,8 +1,16 @@
 from repgeom.workflow.footprint import extraction_mem_mb
 
+# A store pays for a decoding pass only where a study reads it: the eval loss for the
+# softmax-bottleneck study (or every causal model with extraction.eval_loss: true), the logit
+# lens for the logit-lens study. Both plans are made in their .smk, included before this one.
+EVAL_LOSS, _errors = plan.eval_loss_models(config, {m: BN_CORPORA for m in BN_MODELS})
+if _errors:
+    stop("invalid config:\n  " + "\n  ".join(_errors))
+
 
 rule extract:
-    """Hidden states of every layer for one checkpoint and corpus, with the eval loss."""
+    """Hidden states of every layer for one checkpoint and corpus, with the eval loss and the
+    logit lens where a study reads them."""
     input:
         tokens=lambda w: model_tokens(w.model, w.corpus),
         checkpoint=checkpoint_input,
@@ -21,7 +29,7 @@ rule extract:
             w.step,
             config["extraction"],
             TOKENIZERS[MODELS[w.model]["tokenizer"]]["window"],
-            EVAL_LOSS[w.model],
+            store_eval_loss(w) or store_lens(w) is not None,
             CORPORA[w.corpus]["windows"] == "document",
         ),
         gpu=1 if config["extraction"]["device"] != "cpu" else 0,
@@ -30,10 +38,10 @@ rule extract:
         extraction={
             k: v
             for k, v in config["extraction"].items()
-            if k not in ("corpora", "eval_loss", "logit_lens")
+            if k not in ("corpora", "eval_loss")
         },
-        eval_loss=lambda w: EVAL_LOSS[w.model],
-        logit_lens=lambda w: w.model in LENS_MODELS and w.corpus in EXTRACT_CORPORA,
+        eval_loss=store_eval_loss,
+        logit_lens=store_lens,
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,

@@ -1,5 +1,13 @@
 # The logit lens over training: each layer of each checkpoint decoded by the model's own LM
-# head (computed in the extraction pass), for the models with a causal head.
+# head (computed in the extraction pass, on a seeded sample of logit_lens.tokens positions of
+# each store), for the models of logit_lens.models (null: those with a causal head).
+LENS = config["logit_lens"]
+_lens_errors, _lens_skipped = [], {}
+LENS_MODELS = plan.logit_lens_models(config, _lens_errors, _lens_skipped)
+if _lens_errors:
+    stop("invalid config:\n  " + "\n  ".join(_lens_errors))
+for _name, _why in _lens_skipped.items():
+    sys.stderr.write(f"repgeom: the logit-lens study skips model {_name!r}: {_why}\n")
 LENS_FIG = f"{RESULTS}/figures/logit_lens"
 LENS_TAB = f"{RESULTS}/tables/logit_lens"
 

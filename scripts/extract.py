@@ -3,6 +3,7 @@
 import json
 
 from repgeom.activations.extraction import extract
+from repgeom.activations.lens import LensSample
 from repgeom.activations.models import Checkpoint, check_dtype, resolve_device
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.workflow.provenance import provenance
@@ -31,7 +32,6 @@ attrs = provenance(
     device=device,
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
 )
-summary = extract(
-    model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss, p.logit_lens
-)
+lens = None if p.logit_lens is None else LensSample(**p.logit_lens)
+summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss, lens)
 print(summary)

@@ -194,19 +194,22 @@ def test_eval_loss_must_be_extracted(tmp_path):
     plan({**config(), "extraction": {"eval_loss": None}}, tmp_path)
 
 
-def test_eval_loss_per_model():
+def test_eval_loss_where_a_study_reads_it():
+    """null: the bottleneck study's models on its eval corpora; true: every store of every
+    causal model; false: none; a config whose bottleneck study is off pays for none."""
     from repgeom.workflow.plan import eval_loss_models
 
     cfg = config()
+    study = {"dec": ["docs"]}
     for asked, expected in (
-        (None, {"dec": True, "enc": False}),
-        (False, {"dec": False, "enc": False}),
+        (None, {"dec": ["docs"], "enc": []}),
+        (True, {"dec": ["docs", "random"], "enc": []}),
+        (False, {"dec": [], "enc": []}),
     ):
         cfg["extraction"] = {"eval_loss": asked}
-        assert eval_loss_models(cfg) == (expected, [])
-    cfg["extraction"] = {"eval_loss": True}
-    wanted, errors = eval_loss_models(cfg)
-    assert len(errors) == 1 and "model 'enc' has no causal LM head" in errors[0]
+        assert eval_loss_models(cfg, study) == (expected, [])
+    cfg["extraction"] = {"eval_loss": None}
+    assert eval_loss_models(cfg, {}) == ({"dec": [], "enc": []}, [])
 
 
 def test_format_bytes():

@@ -27,7 +27,7 @@ def allowed_rules(cfg: dict) -> set[str]:
     models, corpora = cfg.get("models", {}), cfg["corpora"]
     rules = {"corpus", "tokens", "extract", "geometry", "gather_metric", "manifest", "all"}
     rules |= {"figure_anisotropy", "shape_of_learning_figure", "shape_of_learning_table"}
-    rules |= {"shape_of_learning_scale_figure", "logit_lens_gather", "logit_lens_figures"}
+    rules |= {"shape_of_learning_scale_figure"}
     rules |= {f"train_{m}" for m, v in models.items() if v["source"] == "train"}
     rules |= (
         {"train_tokenizer"}
@@ -39,6 +39,8 @@ def allowed_rules(cfg: dict) -> set[str]:
         rules |= {"languages_corpus", "languages_metrics", "languages_figures"}
     if cfg.get("birth", {}).get("corpus", "python_docs") in corpora:
         rules |= {"birth_variant", "birth_figures"}
+    if cfg.get("logit_lens", {}).get("models") != []:
+        rules |= {"logit_lens_gather", "logit_lens_figures"}
     if cfg.get("bottleneck", {}).get("models") != []:
         rules |= {"bottleneck_saturation", "bottleneck_heads", "bottleneck_ngram"}
         rules |= {"bottleneck_figures", "bottleneck_lm_head", "bottleneck_lm_head_gather"}

@@ -77,12 +77,13 @@ def test_stage_costs_and_wall_time():
             "batch_size": 4,
         },
     }
-    key = shape_key(size, True, False)
+    key = shape_key(size, True)
     cal = Calibration(
         startup_s=3.0,
         extract_s_per_token={key: 0.01},
         forward_s_per_token={key: 0.004},
         load_s={key: 2.0},
+        lens_s_per_token={key: 0.05},
         geometry_s_per_layer={(8, 1000): 0.5, (8, 32): 0.1},
     )
     jobs = [
@@ -92,14 +93,18 @@ def test_stage_costs_and_wall_time():
         PlannedJob("gather_metric", {"model": "m", "metric": "anisotropy"}),
         PlannedJob("train_m", {}, threads=2),
     ]
-    stages = project(config, jobs, cal, {"m": size}, {"m": (True, False)}, gpu_flops=1e6)
+    flags = {("m", "docs"): (True, 100), ("m", "random"): (True, None)}
+    stages = project(config, jobs, cal, {"m": size}, flags, gpu_flops=1e6)
     assert list(stages) == ["training", "extraction", "geometry", "gathering"]
     ext = stages["extraction"]
-    # start-up + building the model + tokens × seconds per token; random: 2 windows of 16
-    assert ext.job_seconds == pytest.approx((3 + 2 + 1000 * 0.01) + (3 + 2 + 32 * 0.01))
-    assert ext.longest == pytest.approx(15.0)
+    # start-up + building the model + tokens × seconds per token (+ the lens on its budget of
+    # 100 positions, on docs); random: 2 windows of 16, no lens
+    assert ext.job_seconds == pytest.approx(
+        (3 + 2 + 1000 * 0.01 + 100 * 0.05) + (3 + 2 + 32 * 0.01)
+    )
+    assert ext.longest == pytest.approx(20.0)
     assert ext.disk_bytes == store_bytes(size, 1000, 1000 // 16) + store_bytes(size, 32, 2)
-    gpu = 3 + 2 + 1000 * (0.01 - 0.004) + 1000 * forward_flops(size, 16) / 1e6
+    gpu = 3 + 2 + 1000 * (0.01 - 0.004) + 1000 * forward_flops(size, 16) / 1e6 + 100 * 0.05
     assert ext.gpu_longest == pytest.approx(gpu)
     assert stages["geometry"].job_seconds == pytest.approx(3 + 4 * 0.5)  # 3 layers + embeddings
     assert stages["training"].job_seconds == 6.0 and stages["training"].unmodelled == {"train_m"}

@@ -1,8 +1,10 @@
 """Extraction: hidden states of every layer for token windows, written batch by batch to Zarr.
 
-The base model runs (no LM-head logits); the eval loss of a causal LM decodes only the last
-hidden state, a chunk of positions at a time
-(:func:`repgeom.activations.loss.head_next_token_loss`).
+The base model runs (no LM-head logits). Only what is asked is decoded: the eval loss decodes
+the last hidden state of every position that predicts a token, a chunk of positions at a time
+(:func:`repgeom.activations.loss.predicting_nll`); the logit lens decodes every layer on its
+seeded sample of positions (:mod:`repgeom.activations.lens`), reusing the eval loss's decoding of
+the last layer when both are asked.
 Windows of different lengths (sentences) are batched by length within buckets of consecutive
 rows, so little padding is computed, and every bucket is written back in corpus order.
 """
@@ -21,8 +23,16 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from repgeom.activations.lens import DECODINGS, LogitLens, causal_logits, check_head, final_norm
-from repgeom.activations.loss import head_next_token_loss
+from repgeom.activations.lens import (
+    DECODINGS,
+    LensSample,
+    LogitLens,
+    causal_logits,
+    check_head,
+    final_norm,
+    lens_positions,
+)
+from repgeom.activations.loss import predicting_nll
 from repgeom.activations.models import objective
 from repgeom.activations.store import FLOAT16_MAX, LayerWriter, StoreWriter
 from repgeom.data.tokens import Windows
@@ -177,10 +187,11 @@ def extract(
     batch_size: int,
     attrs: dict[str, Any],
     eval_loss: bool = False,
-    logit_lens: bool = False,
+    logit_lens: LensSample | None = None,
 ) -> dict[str, Any]:
     """Write hidden states (all layers incl. the embedding output) of every non-padding token,
-    and with ``logit_lens`` the lens of every layer (:mod:`repgeom.activations.lens`).
+    with ``eval_loss`` the next-token eval loss, and with ``logit_lens`` the lens of every
+    layer on that sample of positions (:mod:`repgeom.activations.lens`).
 
     Raises FloatingPointError naming the layer, the batch and the checkpoint (``model/step``
     from ``attrs``) if any activation is NaN or infinite, and
@@ -188,7 +199,7 @@ def extract(
     Returns the summary attributes written to the store (the eval loss when asked).
     """
     kind = objective(model)
-    for name, asked in (("eval loss", eval_loss), ("logit lens", logit_lens)):
+    for name, asked in (("eval loss", eval_loss), ("logit lens", logit_lens is not None)):
         if asked and kind != "causal":
             raise ValueError(
                 f"the {name} needs a causal LM head; this checkpoint loads as {kind!r} "
@@ -198,8 +209,13 @@ def extract(
     n_layers = model.config.num_hidden_layers + 1
     d = model.config.hidden_size
     base = model.base_model
-    logits = causal_logits(model) if eval_loss or logit_lens else None
-    lens = LogitLens(model, n_layers) if logit_lens else None
+    logits = causal_logits(model) if eval_loss or logit_lens is not None else None
+    lens = None if logit_lens is None else LogitLens(model, n_layers)
+    sampled = (
+        None
+        if logit_lens is None
+        else lens_positions(windows.lengths, windows.ids.shape[1], logit_lens)
+    )
     nll, count, computed, checked = 0.0, 0, 0, False
     checkpoint = checkpoint_name(model, attrs)
     plan = length_batches(
@@ -245,13 +261,23 @@ def extract(
                 if logits is not None and not checked:
                     check_head(model, logits, out.last_hidden_state, ids, valid)
                     checked = True
+                selected = (  # the lens's positions in this batch, (B, T − 1)
+                    None
+                    if sampled is None
+                    else torch.from_numpy(sampled[batch, : ids.shape[1] - 1]).to(ids.device)
+                )
+                final = None
                 if eval_loss:
-                    s, c = head_next_token_loss(
-                        logits, out.last_hidden_state, ids, valid, model.config.vocab_size
+                    keep = valid[:, :-1] & valid[:, 1:]
+                    chosen = False if selected is None else selected[keep]
+                    losses, top = predicting_nll(
+                        logits, out.last_hidden_state, ids, valid, model.config.vocab_size, chosen
                     )
-                    nll, count = nll + s, count + c
+                    nll, count = nll + float(losses.double().sum()), count + len(losses)
+                    if selected is not None:  # the lens reuses the last layer's decoding
+                        final = (losses[chosen], top)
                 if lens is not None:
-                    lens.update(states, ids, valid)
+                    lens.update(states, ids, selected, final)
             done = np.concatenate(batches)
             in_order = bool((np.diff(done) > 0).all())
             perm = None if in_order else corpus_order(windows.lengths, done)

@@ -64,6 +64,14 @@ VARIABLE_ATTRS = {
         "long_name": "share of positions whose decoded top-1 token is the model's prediction",
         "units": "1",
     },
+    "logit_lens_loss_se": {
+        "long_name": "standard error of the logit-lens loss (std/sqrt(n) of per-token losses)",
+        "units": "nat/token",
+    },
+    "logit_lens_agreement_se": {
+        "long_name": "standard error of the logit-lens top-1 agreement (std/sqrt(n))",
+        "units": "1",
+    },
 }
 
 
@@ -233,8 +241,8 @@ class StoreWriter:
         return wide, len(self.wide) - 1
 
     def add_lens(self, results: Mapping[str, np.ndarray], decodings: Sequence[str]) -> None:
-        """The logit lens of every layer: ``logit_lens_loss`` and ``logit_lens_agreement``
-        (layer, decoding) (:mod:`repgeom.activations.lens`)."""
+        """The logit lens of every layer: ``logit_lens_loss``, ``logit_lens_agreement`` and
+        their standard errors (``…_se``), (layer, decoding) (:mod:`repgeom.activations.lens`)."""
         labels = self.root.create_array(
             "decoding",
             shape=(len(decodings),),
@@ -243,11 +251,11 @@ class StoreWriter:
             attributes=VARIABLE_ATTRS["decoding"],
         )
         labels[:] = np.asarray(decodings)
-        for key in ("loss", "agreement"):
+        for key, values in results.items():
             name = f"logit_lens_{key}"
             self.root.create_array(
                 name,
-                data=np.asarray(results[key], dtype=np.float64),
+                data=np.asarray(values, dtype=np.float64),
                 dimension_names=["layer", "decoding"],
                 attributes=VARIABLE_ATTRS[name],
             )

@@ -19,15 +19,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.activations.checkpoint import checkpoint_config, model_objective, planning_step
+from repgeom.activations.checkpoint import checkpoint_config, planning_step
 from repgeom.workflow.config import ConfigError
+from repgeom.workflow.plan import causal_models
 
 TEXT_KINDS = ("python_docs", "text")
 MIB = 2**20
-WHY_NOT = {
-    "masked": "a masked LM: its head does not predict the next token",
-    "none": "a bare model: its checkpoint has no LM head",
-}
 
 
 def model_dims(
@@ -48,51 +45,6 @@ def model_dims(
     d = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
     v = cfg.get("vocab_size")
     return (int(v), int(d)) if v and d else None
-
-
-def _objective(model: Mapping[str, Any], key: str, errors: list[str]) -> str | None:
-    """The model's objective (None while unknown); an unsupported head is a config error."""
-    try:
-        return model_objective(model)
-    except ValueError as err:
-        errors.append(f"config key '{key}': {err}")
-        return "none"
-
-
-def study_models(
-    section: Mapping[str, Any],
-    models: Mapping[str, Mapping[str, Any]],
-    errors: list[str],
-    skipped: dict[str, str] | None = None,
-) -> list[str]:
-    """Models of the study: the listed ones, which must have a causal LM head, or (null) every
-    model that has one (or whose head is not known yet: a hub revision not cached, in a dry
-    run); the others go to ``skipped`` with the reason."""
-    if section["models"] is None:
-        out = []
-        for name, model in models.items():
-            kind = _objective(model, f"models.{name}", errors)
-            if kind in ("causal", None):
-                out.append(name)
-            elif skipped is not None:
-                skipped[name] = WHY_NOT[kind]
-        return out
-    out = []
-    for i, name in enumerate(section["models"]):
-        key = f"bottleneck.models[{i}]"
-        if name not in models:
-            errors.append(f"config key '{key}': {name!r} is not a model (models: {list(models)})")
-            continue
-        kind = _objective(models[name], f"models.{name}", errors)
-        if kind in WHY_NOT:
-            errors.append(
-                f"config key '{key}': model {name!r} is {WHY_NOT[kind]}; the study needs a "
-                "trained causal LM head (eval loss, LM-head spectrum, rank-restricted heads): "
-                "remove it"
-            )
-        else:
-            out.append(name)
-    return out
 
 
 def _eval_corpora(
@@ -290,7 +242,13 @@ def study_plan(
     section = config["bottleneck"]
     errors: list[str] = []
     skipped: dict[str, str] = {}
-    models = study_models(section, config["models"], errors, skipped)
+    needs = (
+        "the study needs a trained causal LM head (eval loss, LM-head spectrum, "
+        "rank-restricted heads)"
+    )
+    models = causal_models(
+        section["models"], config["models"], "bottleneck.models", needs, errors, skipped
+    )
     eval_corpora = _eval_corpora(section, config["corpora"], extract_corpora, errors)
     if models and not eval_corpora:
         errors.append(

@@ -10,6 +10,7 @@ import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from repgeom.logit_lens.study import VARIABLES
 from repgeom.plots.common import step_colors
 
 STYLES = {"final_norm": "-", "no_norm": "--"}
@@ -22,7 +23,7 @@ YLABELS = {
 
 def by_layer(datasets: Mapping[str, xr.Dataset], var: str = "logit_lens_loss") -> plt.Figure:
     """``var`` against layer: one panel per model × corpus, one colour per checkpoint, one
-    line style per decoding."""
+    line style per decoding, a band of ± one standard error where the dataset has it."""
     panels = [(m, str(c)) for m, ds in datasets.items() for c in ds["corpus"].values]
     if not panels:
         raise ValueError("no logit-lens dataset to plot")
@@ -32,7 +33,11 @@ def by_layer(datasets: Mapping[str, xr.Dataset], var: str = "logit_lens_loss") -
         colors = step_colors(ds)
         for s, step in enumerate(ds["step"].values):
             for decoding in ds["decoding"].values:
-                y = ds[var].sel(step=step, corpus=corpus, decoding=decoding)
+                at = {"step": step, "corpus": corpus, "decoding": decoding}
+                y = ds[var].sel(at)
+                if f"{var}_se" in ds:  # ± one standard error
+                    se = ds[f"{var}_se"].sel(at)
+                    ax.fill_between(ds["layer"], y - se, y + se, color=colors[s], alpha=0.15, lw=0)
                 ax.plot(
                     ds["layer"],
                     y,
@@ -56,10 +61,11 @@ def by_layer(datasets: Mapping[str, xr.Dataset], var: str = "logit_lens_loss") -
 
 
 def table_rows(datasets: Mapping[str, xr.Dataset]) -> list[dict]:
-    """Rows model × step × corpus × decoding × layer with the loss and the agreement."""
+    """Rows model × step × corpus × decoding × layer with the loss and the agreement, their
+    standard errors and the positions decoded."""
     rows = []
     for model, ds in datasets.items():
-        frame = ds[["logit_lens_loss", "logit_lens_agreement"]].drop_vars(
+        frame = ds[[*VARIABLES, "logit_lens_tokens"]].drop_vars(
             [c for c in ds.coords if c not in ("step", "corpus", "decoding", "layer")]
         )
         for record in frame.to_dataframe().reset_index().to_dict("records"):

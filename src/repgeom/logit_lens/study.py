@@ -10,17 +10,23 @@ import xarray as xr
 from repgeom.metrics.gather import gather, with_model
 from repgeom.steps import Checkpoint
 
-VARIABLES = ("logit_lens_loss", "logit_lens_agreement")
+VARIABLES = (
+    "logit_lens_loss",
+    "logit_lens_agreement",
+    "logit_lens_loss_se",
+    "logit_lens_agreement_se",
+)
 
 
 def store_lens(path: str | Path) -> xr.Dataset:
-    """The lens of one activation store: loss and agreement over (layer, decoding)."""
+    """The lens of one activation store: loss and agreement over (layer, decoding), with their
+    standard errors and the number of positions decoded."""
     ds = xr.open_zarr(path)
     missing = [v for v in VARIABLES if v not in ds]
     if missing:
         raise ValueError(
             f"{path} holds no logit lens ({', '.join(missing)} absent): its model has no causal "
-            "LM head or it was extracted with extraction.logit_lens: false"
+            "LM head or was not in logit_lens.models when it was extracted"
         )
     out = ds[list(VARIABLES)].load()
     out["logit_lens_tokens"] = ((), int(ds.attrs["logit_lens_tokens"]))
@@ -34,7 +40,7 @@ def lens_dataset(
     corpora: Sequence[str],
     model: str,
 ) -> xr.Dataset:
-    """(step, corpus, layer, decoding) loss and agreement of one model, the model's name as a
-    scalar coordinate."""
+    """(step, corpus, layer, decoding) loss and agreement of one model with their standard
+    errors, the model's name as a scalar coordinate."""
     parts = {key: store_lens(path) for key, path in paths.items()}
     return with_model(gather(parts, steps, corpora), model)

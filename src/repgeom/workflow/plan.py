@@ -70,32 +70,90 @@ def checkpoint_location(
     return (str(local_checkpoints(root).get(step, f"{root}/{step}")), None)
 
 
-def logit_lens_models(config: dict[str, Any]) -> list[str]:
-    """Models whose extraction computes the logit lens: ``extraction.logit_lens`` on, a causal
-    LM head (or one not known yet: its job checks), and corpora to extract."""
-    if not config["extraction"]["logit_lens"] or not extraction_corpora(config):
-        return []
-    out = []
-    for name, model in config["models"].items():
+NO_CAUSAL_HEAD = {
+    "masked": "a masked LM: its head does not predict the next token",
+    "none": "a bare model: its checkpoint has no LM head",
+}
+
+
+def causal_models(
+    listed: Sequence[str] | None,
+    models: Mapping[str, Mapping[str, Any]],
+    key: str,
+    needs: str,
+    errors: list[str],
+    skipped: dict[str, str] | None = None,
+) -> list[str]:
+    """The models a study of causal LMs covers: the ``listed`` ones (config key ``key``), which
+    must have a causal LM head (``needs`` says what for), or (None) every model that has one or
+    whose head is not known yet (a hub revision not cached, in a dry run: its job checks); the
+    others go to ``skipped`` with the reason. An unsupported head is an error naming the model."""
+
+    def kind_of(name: str) -> str | None:
         try:
-            kind = model_objective(model)
-        except ValueError:
-            continue  # an unsupported head: eval_loss_models names it
-        if kind in ("causal", None):
+            return model_objective(models[name])
+        except ValueError as err:
+            errors.append(f"config key 'models.{name}': {err}")
+            return "none"
+
+    if listed is None:
+        out = []
+        for name in models:
+            kind = kind_of(name)
+            if kind in ("causal", None):
+                out.append(name)
+            elif skipped is not None:
+                skipped[name] = NO_CAUSAL_HEAD[kind]
+        return out
+    out = []
+    for i, name in enumerate(listed):
+        if name not in models:
+            errors.append(
+                f"config key '{key}[{i}]': {name!r} is not a model (models: {list(models)})"
+            )
+            continue
+        kind = kind_of(name)
+        if kind in NO_CAUSAL_HEAD:
+            errors.append(
+                f"config key '{key}[{i}]': model {name!r} is {NO_CAUSAL_HEAD[kind]}; {needs}: "
+                "remove it"
+            )
+        else:
             out.append(name)
     return out
 
 
-def eval_loss_models(config: dict[str, Any]) -> tuple[dict[str, bool], list[str]]:
-    """Whether each model's extraction computes the next-token eval loss, and config errors.
+def logit_lens_models(
+    config: dict[str, Any], errors: list[str], skipped: dict[str, str] | None = None
+) -> list[str]:
+    """Models whose extractions compute the logit lens: those of the logit-lens study
+    (``logit_lens.models``, :func:`causal_models`), on the extraction corpora; none when no
+    corpus is extracted (an error when models are listed)."""
+    listed = config["logit_lens"]["models"]
+    needs = "the logit lens decodes every layer with the model's causal LM head"
+    models = causal_models(listed, config["models"], "logit_lens.models", needs, errors, skipped)
+    if models and not extraction_corpora(config):
+        if listed is not None:
+            errors.append(
+                "config key 'logit_lens.models': no corpus is extracted (extraction.corpora); "
+                "add one, or set logit_lens.models: []"
+            )
+        return []
+    return models
 
-    ``extraction.eval_loss``: null computes it for every model with a causal LM head, false for
-    none, true for every model, so a model without a causal head is an error naming it (as is a
-    checkpoint with a head repgeom does not read). A model whose head is not known yet (a hub
-    revision not in the cache, in a dry run) gets it when asked; its job checks.
+
+def eval_loss_models(
+    config: dict[str, Any], study: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Per model, the corpora whose activation stores get the next-token eval loss, and config
+    errors (a checkpoint with a head repgeom does not read, whatever is asked of it).
+
+    ``extraction.eval_loss``: null = where a study reads it (``study``: model -> corpora, the
+    softmax-bottleneck study's models on its eval corpora); true = every store of every model
+    with a causal LM head (or one whose head is not known yet: its job checks); false = none.
     """
     asked = config["extraction"]["eval_loss"]
-    out: dict[str, bool] = {}
+    out: dict[str, list[str]] = {}
     errors: list[str] = []
     for name, model in config["models"].items():
         try:
@@ -103,13 +161,10 @@ def eval_loss_models(config: dict[str, Any]) -> tuple[dict[str, bool], list[str]
         except ValueError as err:
             errors.append(f"config key 'models.{name}': {err}")
             continue
-        if asked is True and kind not in ("causal", None):
-            errors.append(
-                f"config key 'extraction.eval_loss': model {name!r} has no causal LM head "
-                f"(its checkpoint is {'a masked LM' if kind == 'masked' else 'a bare model'}), "
-                "so it has no next-token loss; set eval_loss to null (causal models only)"
-            )
-        out[name] = asked is not False and kind in ("causal", None)
+        if asked is None:
+            out[name] = list(study.get(name, []))
+        else:
+            out[name] = list(config["corpora"]) if asked and kind in ("causal", None) else []
     return out, errors
 
 

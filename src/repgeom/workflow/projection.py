@@ -180,6 +180,7 @@ class Calibration:
     extract_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
     forward_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
     load_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    lens_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
     geometry_s_per_layer: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
 
 
@@ -196,18 +197,19 @@ def measure_extraction(
     cfg: Any,
     window: int,
     eval_loss: bool,
-    logit_lens: bool,
+    logit_lens: bool = False,
     n: tuple[int, int] = (1, 3),
     min_seconds: float = 1.0,
 ) -> tuple[float, float, float]:
     """(s/token of extraction, s/token of a bare forward, s to build the model) of one shape,
     one thread: the slope between ``n`` windows (batch of one, random tokens), more windows
-    while the two differ by less than ``min_seconds``."""
+    while the two differ by less than ``min_seconds``; ``logit_lens``: on every position."""
     import numpy as np
     import torch
     import transformers
 
     from repgeom.activations.extraction import extract
+    from repgeom.activations.lens import LensSample
     from repgeom.data.tokens import Windows
 
     torch.set_num_threads(1)
@@ -223,7 +225,8 @@ def measure_extraction(
         windows = Windows(ids.astype(np.int32), np.full(count, window, dtype=np.int64))
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            extract(model, windows, Path(tmp) / "s.zarr", 1, {}, eval_loss, logit_lens)
+            lens = LensSample(tokens=2**62, seed=0) if logit_lens else None
+            extract(model, windows, Path(tmp) / "s.zarr", 1, {}, eval_loss, lens)
             t_extract = time.perf_counter() - t
         t = time.perf_counter()
         with torch.inference_mode():
@@ -306,10 +309,11 @@ def project(
     jobs: Sequence[PlannedJob],
     calibration: Calibration,
     sizes: Mapping[str, ModelSize],
-    flags: Mapping[str, tuple[bool, bool]],
+    flags: Mapping[tuple[str, str], tuple[bool, int | None]],
     gpu_flops: float = GPU_FLOPS,
 ) -> dict[str, StageCost]:
-    """Cost of each stage of a plan (``flags``: model -> (eval loss, logit lens))."""
+    """Cost of each stage of a plan (``flags``: (model, corpus) -> (eval loss, the lens's
+    token budget or None))."""
     stages: dict[str, StageCost] = defaultdict(StageCost)
     start = calibration.startup_s
     ex = config["extraction"]
@@ -321,16 +325,18 @@ def project(
         if job.rule == "extract" and w["model"] in sizes:
             size = sizes[w["model"]]
             window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
-            key = shape_key(size, *flags[w["model"]])
+            loss, budget = flags[(w["model"], w["corpus"])]
+            key = shape_key(size, loss)
             n = store_tokens(config, w["corpus"], window)
             per_token = calibration.extract_s_per_token[key]
             forward = calibration.forward_s_per_token[key]
             load = calibration.load_s[key]
-            seconds = start + load + n * per_token
+            lens = 0.0 if budget is None else min(n, budget) * calibration.lens_s_per_token[key]
+            seconds = start + load + n * per_token + lens
             gpu_forward = n * forward_flops(size, window) / gpu_flops
-            gpu_seconds = start + load + n * max(per_token - forward, 0.0) + gpu_forward
+            gpu_seconds = start + load + n * max(per_token - forward, 0.0) + gpu_forward + lens
             mem = extraction_bytes(
-                size, ex["dtype"], ex["batch_size"], window, flags[w["model"]][0],
+                size, ex["dtype"], ex["batch_size"], window, loss,
                 config["corpora"][w["corpus"]].get("windows") == "document",
             )  # fmt: skip
             disk = store_bytes(size, n, max(1, n // window))
@@ -348,11 +354,9 @@ def project(
     return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
 
 
-def shape_key(size: ModelSize, eval_loss: bool, logit_lens: bool) -> str:
-    """A name for one calibrated extraction: the shape and the passes asked."""
-    passes = "+loss" if eval_loss else ""
-    passes += "+lens" if logit_lens else ""
-    return f"d{size.hidden_size}×L{size.n_layers}×V{size.vocab_size}{passes}"
+def shape_key(size: ModelSize, eval_loss: bool) -> str:
+    """A name for one calibrated extraction: the shape, and the eval loss when asked."""
+    return f"d{size.hidden_size}×L{size.n_layers}×V{size.vocab_size}{'+loss' if eval_loss else ''}"
 
 
 def hours(seconds: float) -> str:
@@ -394,9 +398,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
     import os
 
+    from repgeom.bottleneck.plan import study_plan
     from repgeom.languages.corpora import expand_corpora
     from repgeom.workflow.config import load_config, load_config_file
-    from repgeom.workflow.plan import eval_loss_models, logit_lens_models
+    from repgeom.workflow.plan import (
+        eval_loss_models,
+        extraction_corpora,
+        logit_lens_models,
+        model_steps,
+    )
 
     root = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(prog="python -m repgeom.workflow.footprint")
@@ -414,16 +424,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(load_config_file(args.config), root / "config" / "schema.yaml")
     config["corpora"] = expand_corpora(config["corpora"], [])  # as the workflow plans them
     jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
-    loss, _ = eval_loss_models(config)
-    lens = set(logit_lens_models(config))
-    sizes, flags, cache = {}, {}, 0
+    # the passes each store pays for, planned as rules/extract.smk plans them
+    corpora = extraction_corpora(config)
+    steps = {m: model_steps(v) for m, v in config["models"].items()}
+    bottleneck = study_plan(config, steps, corpora, "results")
+    loss, _ = eval_loss_models(
+        config, {m: bottleneck["eval_corpora"] for m in bottleneck["models"]}
+    )
+    lens = set(logit_lens_models(config, []))
+    budget = config["logit_lens"]["tokens"]
+    flags = {
+        (m, c): (c in loss.get(m, []), budget if m in lens and c in corpora else None)
+        for m in config["models"]
+        for c in config["corpora"]
+    }
+    sizes, cache = {}, 0
     for name, model in config["models"].items():
         cfg = transformers_config(model, config["tokenizers"])
         if cfg is None:
             print(f"model {name!r}: no config.json and no published dims: not projected")
             continue
         sizes[name] = model_size(cfg)
-        flags[name] = (loss.get(name, False), name in lens)
         if model["source"] == "hub":
             cache += len(model["revisions"]) * weights_bytes(sizes[name])
     calibration = Calibration(startup_s=measure_startup())
@@ -431,17 +452,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"calibrating on this machine (one thread per job); start-up {calibration.startup_s:.1f} s"
     )
     for name, size in sizes.items():
-        key = shape_key(size, *flags[name])
         window = config["tokenizers"][config["models"][name]["tokenizer"]]["window"]
-        if key not in calibration.extract_s_per_token:
-            cfg = transformers_config(config["models"][name], config["tokenizers"])
-            e, f, load = measure_extraction(cfg, window, *flags[name])
-            calibration.extract_s_per_token[key], calibration.forward_s_per_token[key] = e, f
-            calibration.load_s[key] = load
-            print(
-                f"  extraction {key}: {1 / e:.0f} tokens/s (bare forward {1 / f:.0f} tokens/s), "
-                f"model built in {load:.1f} s"
-            )
+        cfg = transformers_config(config["models"][name], config["tokenizers"])
+        for job in jobs:
+            if job.rule != "extract" or job.wildcards.get("model") != name:
+                continue
+            asked_loss, asked_lens = flags[(name, job.wildcards["corpus"])]
+            key = shape_key(size, asked_loss)
+            if key not in calibration.extract_s_per_token:
+                e, f, load = measure_extraction(cfg, window, asked_loss)
+                calibration.extract_s_per_token[key], calibration.forward_s_per_token[key] = e, f
+                calibration.load_s[key] = load
+                print(
+                    f"  extraction {key}: {1 / e:.0f} tokens/s (bare forward {1 / f:.0f} "
+                    f"tokens/s), model built in {load:.1f} s"
+                )
+            if asked_lens is not None and key not in calibration.lens_s_per_token:
+                with_lens = measure_extraction(cfg, window, asked_loss, True)[0]
+                extra = max(with_lens - calibration.extract_s_per_token[key], 0.0)
+                calibration.lens_s_per_token[key] = extra
+                print(f"  logit lens {key}: {extra * 1e3:.2f} ms per decoded position")
         for job in jobs:
             if job.rule == "geometry" and job.wildcards.get("model") == name:
                 n = store_tokens(config, job.wildcards["corpus"], window)
