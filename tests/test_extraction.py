@@ -155,3 +155,37 @@ def test_sentence_means_ignore_padding(tiny_model, windows, tmp_path):
         direct = np.stack([tokens[a.sequence == s].mean(0) for s in range(3)])
         np.testing.assert_allclose(a.read_sentences(layer), direct, rtol=2e-3, atol=2e-3)
         np.testing.assert_array_equal(a.read_sentences(layer), b.read_sentences(layer))
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_stacked_transfer_stores_what_the_per_layer_path_stores(
+    tiny_model, windows, tmp_path, ragged
+):
+    """The GPU path (every layer of a batch moved to the host at once) run on the CPU: the same
+    token rows, bit for bit, and the same sequence means to float32 rounding."""
+    lengths = np.array([32, 7, 20, 1, 32, 13]) if ragged else np.full(6, 32)
+    w = Windows(windows.ids[:6], lengths)
+    for stacked in (False, True):
+        extract(tiny_model, w, tmp_path / f"{stacked}.zarr", 3, {}, stacked_transfer=stacked)
+    a, b = ActivationStore(tmp_path / "False.zarr"), ActivationStore(tmp_path / "True.zarr")
+    for layer in a.layers:
+        assert a.dtype(layer) == b.dtype(layer)
+        np.testing.assert_array_equal(a.read(layer), b.read(layer))
+        np.testing.assert_allclose(
+            a.read_sentences(layer), b.read_sentences(layer), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_stacked_transfer_names_a_nonfinite_layer(tokenizer, windows, tmp_path):
+    from repgeom.activations.models import build_model
+    from tests.conftest import TINY
+
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    with torch.no_grad():
+        model.gpt_neox.layers[1].mlp.dense_4h_to_h.bias.fill_(float("inf"))
+    w = Windows(windows.ids[:2], windows.lengths[:2])
+    with pytest.raises(FloatingPointError, match="^layer 2 of checkpoint m/s has NaN"):
+        extract(
+            model, w, tmp_path / "n.zarr", 1, {"model": "m", "step": "s"}, stacked_transfer=True
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,49 @@ def storage_rows(
     return (x.half() if half else x).cpu().numpy(), amax
 
 
+def batch_to_host(
+    states: Sequence[torch.Tensor],
+    valid: torch.Tensor,
+    dtypes: Sequence[np.dtype],
+    first_window: int,
+    checkpoint: str,
+    compute_dtype: torch.dtype,
+    stacked: bool,
+) -> tuple[list[tuple[np.ndarray, float]], list[np.ndarray]]:
+    """Every layer's kept token rows (see :func:`storage_rows`) and per-row means of one batch,
+    on the CPU. ``stacked`` (a GPU): all layers at once, in three transfers per batch (their
+    largest |values|, the rows, the means) instead of several synchronous copies per layer."""
+    full = bool(valid.all())  # no padding: views instead of masked copies
+    counts = valid.sum(dim=1, keepdim=True).float()
+    if not stacked:
+        rows, means = [], []
+        row_of_token = valid.nonzero()[:, 0]  # batch row of each kept token
+        for i, h in enumerate(states):
+            h = h.float()
+            x = h.reshape(-1, h.shape[-1]) if full else h[valid]
+            rows.append(storage_rows(x, dtypes[i], i, first_window, checkpoint, compute_dtype))
+            if full:
+                mean = h.mean(dim=1)
+            else:  # masked mean: each row's kept tokens over their count (no padding)
+                sums = torch.zeros(len(h), x.shape[1], device=x.device)
+                mean = sums.index_add_(0, row_of_token, x) / counts
+            means.append(mean.cpu().numpy())
+        return rows, means
+    h = torch.stack(list(states)).float()  # (layer, batch, position, hidden)
+    x = h.flatten(1, 2) if full else h[:, valid]
+    mean = h.mean(dim=2) if full else (h * valid[None, :, :, None]).sum(dim=2) / counts
+    amax = x.abs().amax(dim=(1, 2)).cpu().numpy() if x.shape[1] else np.zeros(len(h))
+    for i, a in enumerate(amax):
+        if not math.isfinite(float(a)):
+            raise FloatingPointError(nonfinite_message(i, first_window, checkpoint, compute_dtype))
+    half = [d == np.float16 and a <= FLOAT16_MAX for d, a in zip(dtypes, amax, strict=True)]
+    host = (x.half() if all(half) else x).cpu().numpy()
+    rows = [
+        (host[i].astype(np.float16) if half[i] else host[i], float(amax[i])) for i in range(len(h))
+    ]
+    return rows, list(mean.cpu().numpy())
+
+
 def append_layer(
     writer: LayerWriter,
     x: torch.Tensor,
@@ -188,10 +231,12 @@ def extract(
     attrs: dict[str, Any],
     eval_loss: bool = False,
     logit_lens: LensSample | None = None,
+    stacked_transfer: bool | None = None,
 ) -> dict[str, Any]:
     """Write hidden states (all layers incl. the embedding output) of every non-padding token,
     with ``eval_loss`` the next-token eval loss, and with ``logit_lens`` the lens of every
-    layer on that sample of positions (:mod:`repgeom.activations.lens`).
+    layer on that sample of positions (:mod:`repgeom.activations.lens`). ``stacked_transfer``
+    (default: on a GPU) moves each batch's states to the host at once (:func:`batch_to_host`).
 
     Raises FloatingPointError naming the layer, the batch and the checkpoint (``model/step``
     from ``attrs``) if any activation is NaN or infinite, and
@@ -218,6 +263,8 @@ def extract(
     )
     nll, count, computed, checked = 0.0, 0, 0, False
     checkpoint = checkpoint_name(model, attrs)
+    if stacked_transfer is None:
+        stacked_transfer = next(model.parameters()).device.type != "cpu"
     plan = length_batches(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
@@ -240,24 +287,18 @@ def extract(
                     )
                 norm_index = final_norm_index(model, len(states))
                 computed += valid.numel()
-                full = bool(valid.all())  # no padding: views instead of masked copies
-                row_of_token = valid.nonzero()[:, 0]  # batch row of each kept token
-                counts = valid.sum(dim=1, keepdim=True).float()
-                for i, h in enumerate(states):
-                    h = h.float()
-                    x = h.reshape(-1, h.shape[-1]) if full else h[valid]
-                    held[i].append(
-                        storage_rows(
-                            x, writers[i].dtype, i, int(batch.min()), checkpoint, model.dtype
-                        )
-                    )
-                    # masked mean: each row's kept tokens over their count (no padding)
-                    if full:
-                        mean = h.mean(dim=1)
-                    else:
-                        sums = torch.zeros(len(batch), x.shape[1], device=x.device)
-                        mean = sums.index_add_(0, row_of_token, x) / counts
-                    held_means[i].append(mean.cpu().numpy())
+                rows, row_means = batch_to_host(
+                    states,
+                    valid,
+                    [w.dtype for w in writers],
+                    int(batch.min()),
+                    checkpoint,
+                    model.dtype,
+                    stacked_transfer,
+                )
+                for i in range(n_layers):
+                    held[i].append(rows[i])
+                    held_means[i].append(row_means[i])
                 if logits is not None and not checked:
                     check_head(model, logits, out.last_hidden_state, ids, valid)
                     checked = True
