@@ -79,3 +79,35 @@ def test_head_loss_in_chunks_equals_the_loss_of_all_logits(chunk):
         got = head_next_token_loss(head, hidden, ids, mask, v, chunk_elements=chunk)
     assert got[1] == expected[1] == 6 + 3
     assert got[0] == pytest.approx(expected[0], rel=1e-6)  # float32 logits, other blocking
+
+
+@pytest.mark.parametrize("passes", ["nll_in_place_numpy", "nll_in_place_torch"])
+def test_both_in_place_passes_equal_float64_cross_entropy(passes):
+    """The CPU (numpy) and any-device (torch) passes: per-row loss against a float64
+    cross-entropy, top-1 tokens of the selected rows, non-finite logits refused."""
+    from repgeom.activations import loss
+
+    fn = getattr(loss, passes)
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(9, 301, generator=gen) * 4
+    targets = torch.randint(0, 301, (9,), generator=gen)
+    ref = torch.nn.functional.cross_entropy(logits.double(), targets, reduction="none")
+    mask = torch.tensor([True, False, True, True, False, False, True, False, True])
+    for top, expected in (
+        (False, None),
+        (True, logits.argmax(1)),
+        (mask, logits[mask].argmax(1)),
+    ):
+        z = logits.clone()
+        nll, best = fn(z, z.gather(1, targets[:, None]).squeeze(1), top)
+        assert nll.dtype == torch.float32
+        torch.testing.assert_close(nll.double(), ref, rtol=1e-6, atol=1e-6)
+        if expected is None:
+            assert best is None
+        else:
+            assert torch.equal(best, expected)
+    for bad in (float("nan"), float("inf")):
+        z = logits.clone()
+        z[3, 7] = bad
+        with pytest.raises(FloatingPointError):
+            fn(z, z.gather(1, targets[:, None]).squeeze(1), False)

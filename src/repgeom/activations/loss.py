@@ -71,24 +71,37 @@ def token_nll(
         raise ValueError(f"token ids outside [0, {logits.shape[-1]}) at non-padding positions")
     z = logits.float()  # float16/bfloat16 logits: one float32 copy, never computed in half
     picked = z.gather(1, target[:, None]).squeeze(1)
-    rows = None if isinstance(top, bool) else top
-    if z.device.type == "cpu":  # numpy's max, argmax and exp: 2-7x torch's on one CPU thread
-        zn = z.detach().numpy()
-        best = None
-        if top is not False:
-            chosen = zn if rows is None else zn[rows.numpy()]
-            best = torch.from_numpy(chosen.argmax(axis=1))
-        peak = zn.max(axis=1, keepdims=True)
-        check_finite(torch.from_numpy(peak))
-        np.subtract(zn, peak, out=zn)
-        np.exp(zn, out=zn)
-        nll = torch.from_numpy(np.log(zn.sum(axis=1)) + peak[:, 0]) - picked
-    else:
-        best = None if top is False else (z if rows is None else z[rows]).argmax(dim=1)
-        peak = z.amax(dim=1)
-        check_finite(peak)
-        z.sub_(peak[:, None]).exp_()
-        nll = z.sum(dim=1).log_().add_(peak).sub_(picked)
+    passes = nll_in_place_numpy if z.device.type == "cpu" else nll_in_place_torch
+    return passes(z, picked, top)
+
+
+def nll_in_place_numpy(
+    z: torch.Tensor, picked: torch.Tensor, top: bool | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`token_nll`'s passes over CPU logits ``z`` (overwritten) in numpy, whose max, argmax
+    and exp are 2-7x torch's on one thread; ``picked``: each row's target logit."""
+    zn = z.detach().numpy()
+    best = None
+    if top is not False:
+        best = torch.from_numpy((zn if top is True else zn[top.numpy()]).argmax(axis=1))
+    peak = zn.max(axis=1, keepdims=True)
+    check_finite(torch.from_numpy(peak))
+    np.subtract(zn, peak, out=zn)
+    np.exp(zn, out=zn)
+    nll = torch.from_numpy(np.log(zn.sum(axis=1)) + peak[:, 0]) - picked
+    check_finite(nll)
+    return nll, best
+
+
+def nll_in_place_torch(
+    z: torch.Tensor, picked: torch.Tensor, top: bool | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`token_nll`'s passes over logits ``z`` (overwritten) on any device, in torch."""
+    best = None if top is False else (z if top is True else z[top]).argmax(dim=1)
+    peak = z.amax(dim=1)
+    check_finite(peak)
+    z.sub_(peak[:, None]).exp_()
+    nll = z.sum(dim=1).log_().add_(peak).sub_(picked)
     check_finite(nll)
     return nll, best
 
