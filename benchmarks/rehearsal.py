@@ -71,6 +71,7 @@ def build(workdir: Path, size: str) -> Path:
         "extraction": {**paper["extraction"], "corpora": ["text", "random"], "device": "cpu"},
         "metrics": paper["metrics"],
         "bottleneck": paper["bottleneck"],
+        "logit_lens": paper["logit_lens"],
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
