@@ -1,7 +1,7 @@
 from repgeom.workflow.footprint import extraction_mem_mb
 
 # A store pays for a decoding pass only where a study reads it: the eval loss for the
-# softmax-bottleneck study (or every causal model with extraction.eval_loss: true), the logit
+# softmax-bottleneck study (or every model with extraction.eval_loss: true), the logit
 # lens for the logit-lens study. Both plans are made in their .smk, included before this one.
 EVAL_LOSS, _errors = plan.eval_loss_models(config, {m: BN_CORPORA for m in BN_MODELS})
 if _errors:

@@ -196,20 +196,26 @@ def test_eval_loss_must_be_extracted(tmp_path):
 
 def test_eval_loss_where_a_study_reads_it():
     """null: the bottleneck study's models on its eval corpora; true: every store of every
-    causal model; false: none; a config whose bottleneck study is off pays for none."""
+    model, a model without a causal head being an error; false: none; a config whose
+    bottleneck study is off pays for none."""
     from repgeom.workflow.plan import eval_loss_models
 
     cfg = config()
     study = {"dec": ["docs"]}
     for asked, expected in (
         (None, {"dec": ["docs"], "enc": []}),
-        (True, {"dec": ["docs", "random"], "enc": []}),
         (False, {"dec": [], "enc": []}),
     ):
         cfg["extraction"] = {"eval_loss": asked}
         assert eval_loss_models(cfg, study) == (expected, [])
     cfg["extraction"] = {"eval_loss": None}
     assert eval_loss_models(cfg, {}) == ({"dec": [], "enc": []}, [])
+    cfg["extraction"] = {"eval_loss": True}
+    wanted, errors = eval_loss_models(cfg, study)
+    assert wanted["dec"] == ["docs", "random"]
+    assert len(errors) == 1 and "model 'enc' has no causal LM head" in errors[0]
+    del cfg["models"]["enc"]
+    assert eval_loss_models(cfg, study) == ({"dec": ["docs", "random"]}, [])
 
 
 def test_format_bytes():

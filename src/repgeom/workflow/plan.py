@@ -149,8 +149,9 @@ def eval_loss_models(
     errors (a checkpoint with a head repgeom does not read, whatever is asked of it).
 
     ``extraction.eval_loss``: null = where a study reads it (``study``: model -> corpora, the
-    softmax-bottleneck study's models on its eval corpora); true = every store of every model
-    with a causal LM head (or one whose head is not known yet: its job checks); false = none.
+    softmax-bottleneck study's models on its eval corpora); true = every store of every model,
+    so a model without a causal LM head is an error naming it (one whose head is not known yet,
+    a hub revision not in the cache in a dry run, gets it: its job checks); false = none.
     """
     asked = config["extraction"]["eval_loss"]
     out: dict[str, list[str]] = {}
@@ -161,10 +162,16 @@ def eval_loss_models(
         except ValueError as err:
             errors.append(f"config key 'models.{name}': {err}")
             continue
+        if asked is True and kind not in ("causal", None):
+            errors.append(
+                f"config key 'extraction.eval_loss': model {name!r} has no causal LM head "
+                f"(its checkpoint is {'a masked LM' if kind == 'masked' else 'a bare model'}), "
+                "so it has no next-token loss; set eval_loss to null (where a study reads it)"
+            )
         if asked is None:
             out[name] = list(study.get(name, []))
         else:
-            out[name] = list(config["corpora"]) if asked and kind in ("causal", None) else []
+            out[name] = list(config["corpora"]) if asked else []
     return out, errors
 
 
