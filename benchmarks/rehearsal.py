@@ -84,7 +84,8 @@ def measured_stages(workdir: Path) -> dict[str, dict[str, float]]:
     runs = workdir / "benchmarks" / "runs"
     for tsv in runs.rglob("*.tsv"):
         parts = tsv.relative_to(runs).parts
-        name = BENCH_STAGES.get(parts[0], parts[0])
+        first = parts[0].removesuffix(".tsv")  # manifest.tsv sits at the top
+        name = BENCH_STAGES.get(first, first)
         if parts[0] == "metrics":
             name = {"geometry": "geometry", "languages": "languages"}.get(parts[1], "gathering")
         seconds = float(tsv.read_text().splitlines()[1].split("\t")[0])
