@@ -21,6 +21,16 @@ from repgeom.steps import (
 from repgeom.workflow.locate import local_checkpoints
 from repgeom.workflow.plan import local_model_problems, model_checkpoints, model_steps
 
+# one run of each layout, labels at steps 9, 80, 700 (alphabetical order differs but for Megatron)
+LAYOUTS = [
+    ["step9", "step80", "step700"],  # Pythia, this workflow
+    ["checkpoint-9", "checkpoint-80", "checkpoint-700"],  # Hugging Face Trainer
+    ["step9-tokens37K", "step80-tokens328K", "step700-tokens3M"],  # OLMo
+    ["global_step9", "global_step80", "global_step700"],  # DeepSpeed
+    ["iter_0000009", "iter_0000080", "iter_0000700"],  # Megatron-LM
+    ["9", "80", "700"],  # bare integers
+]
+
 
 @pytest.mark.parametrize(
     ("label", "step", "tokens"),
@@ -49,17 +59,7 @@ def test_labels_parse(label, step, tokens):
     np.testing.assert_equal(step_number(label), expected)
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [
-        ["checkpoint-9", "checkpoint-80", "checkpoint-700"],
-        ["step9-tokens37K", "step80-tokens328K", "step700-tokens3M"],
-        ["global_step9", "global_step80", "global_step700"],
-        ["iter_0000009", "iter_0000080", "iter_0000700"],
-        ["9", "80", "700"],
-        ["step9", "step80", "step700"],
-    ],
-)
+@pytest.mark.parametrize("labels", LAYOUTS)
 def test_checkpoints_ordered_by_step_not_spelling(labels):
     # alphabetical and numeric order differ (but for Megatron's zero-padded labels)
     for given in (sorted(labels), labels[::-1]):
@@ -203,17 +203,7 @@ def test_id_by_step_figure_has_every_checkpoint_on_its_axis(labels, numbers, ord
     assert ax.get_xscale() == ("linear" if ordinal else "symlog")
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [
-        ["step9", "step80", "step700"],
-        ["checkpoint-9", "checkpoint-80", "checkpoint-700"],
-        ["step9-tokens37K", "step80-tokens328K", "step700-tokens3M"],
-        ["global_step9", "global_step80", "global_step700"],
-        ["iter_0000009", "iter_0000080", "iter_0000700"],
-        ["9", "80", "700"],
-    ],
-)
+@pytest.mark.parametrize("labels", LAYOUTS)
 def test_a_run_directory_of_each_layout_is_planned_in_step_order(tmp_path, labels):
     for label in labels:
         (tmp_path / label).mkdir()
