@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 import transformers
 
+from repgeom.runtime import format_bytes
 from repgeom.workflow import footprint
 from repgeom.workflow.config import load_yaml
-from repgeom.workflow.footprint import ModelSize, gib
+from repgeom.workflow.footprint import ModelSize
 from repgeom.workflow.published import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,17 +76,19 @@ def paper(path: Path) -> None:
         )
         total_cache += revisions * cache
         total_stores += stores
-        count = f"{n_stream} × {gib(per_store)}" if n_stream else "–"
+        count = f"{n_stream} × {format_bytes(per_store)}" if n_stream else "–"
         if n_sent:
-            count += f"; {n_sent} sentence stores, {gib(per_10k)} per 10k tokens"
+            count += f"; {n_sent} sentence stores, {format_bytes(per_10k)} per 10k tokens"
         print(
-            f"| {name} | {size.n_params / 1e6:.1f} M ({size.saved_dtype}) | {gib(cache)} | "
-            f"{revisions} | {count} | {gib(memory)} |"
+            f"| {name} | {size.n_params / 1e6:.1f} M ({size.saved_dtype}) | {format_bytes(cache)} | "
+            f"{revisions} | {count} | {format_bytes(memory)} |"
         )
     stored = (
-        f"≤ {gib(total_stores)} of fixed-window stores" if total_stores else "sentence stores only"
+        f"≤ {format_bytes(total_stores)} of fixed-window stores"
+        if total_stores
+        else "sentence stores only"
     )
-    print(f"\nHF cache: {gib(total_cache)}; activations: {stored}")
+    print(f"\nHF cache: {format_bytes(total_cache)}; activations: {stored}")
 
 
 if __name__ == "__main__":

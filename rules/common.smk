@@ -17,7 +17,7 @@ from repgeom.workflow.config import (
     text_corpus_missing,
 )
 from repgeom.workflow.codehash import code_hash
-from repgeom.workflow.provenance import config_hash
+from repgeom.provenance import config_hash
 from repgeom.workflow import plan
 from repgeom.steps import unnumbered_warning
 

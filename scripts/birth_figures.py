@@ -3,8 +3,8 @@
 from repgeom.birth import plots
 from repgeom.io import read_dataset
 from repgeom.plots.common import save_figure
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 names = snakemake.params.variants

@@ -3,8 +3,8 @@
 from repgeom.birth.train import train_variant
 from repgeom.data.corpus import read_documents
 from repgeom.io import write_dataset
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -9,8 +9,8 @@ from repgeom.bottleneck import plots as B
 from repgeom.bottleneck.ngram import werror_thresholds
 from repgeom.io import read_dataset, write_text
 from repgeom.plots.common import save_figure
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 
 
 def save(fig, png):

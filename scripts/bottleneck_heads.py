@@ -6,11 +6,10 @@ activation store (the same layer). Targets: the next token within each window.
 """
 
 import json
-import sys
 
 import numpy as np
 
-from repgeom.activations.models import Checkpoint, check_dtype, lm_head, resolve_device
+from repgeom.activations.models import Checkpoint, check_dtype, lm_head
 from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.features import (
     final_layer,
@@ -21,8 +20,8 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, rank_restricted_heads
 from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 from repgeom.io import write_dataset
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, memory_exit, resolve_device, set_threads
 
 BLOCK = 8192  # rows read from a store at a time
 
@@ -53,13 +52,9 @@ estimate = heads_memory_estimate(
     cfg.bias,
 )
 model_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
-try:  # before the features and the heads allocate anything
+with memory_exit("config key 'bottleneck.heads'"):  # before anything big is allocated
     budget = None if p.memory_mb is None else p.memory_mb * 2**20
     check_heads_memory(estimate, budget, extra=model_bytes, what=f"heads of {p.model} {p.step}")
-except MemoryError as err:
-    message = f"repgeom: config key 'bottleneck.heads': {err}"
-    print(message, file=sys.__stderr__)  # the terminal: log_to sent stderr to the log file
-    raise SystemExit(message) from None
 
 windows = sample_windows(snakemake.input.tokens, "train", cfg.token_budget, o["seed"])
 feature_info = write_final_features(

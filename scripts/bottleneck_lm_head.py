@@ -5,8 +5,8 @@ import json
 from repgeom.activations.models import Checkpoint, lm_head
 from repgeom.bottleneck.spectrum import lm_head_spectrum
 from repgeom.io import write_dataset
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -1,12 +1,10 @@
 """Snakemake adapter: W-error of the n-gram next-token matrix of a corpus's train split."""
 
-import sys
-
 from repgeom.bottleneck.ngram import wrank_estimate
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import write_dataset
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, memory_exit
 
 log_to(snakemake.log[0])
 p = snakemake.params
@@ -20,7 +18,7 @@ attrs = provenance(
     corpus_sha256=meta["corpus_sha256"],
     split="train",
 )
-try:
+with memory_exit(f"config key 'bottleneck.ngram' ({p.tokenizer}, {p.corpus})"):
     ds = wrank_estimate(
         windows.ids,
         int(meta["vocab_size"]),
@@ -34,9 +32,5 @@ try:
         seed=o["seed"],
         attrs=attrs,
     )
-except MemoryError as err:
-    message = f"repgeom: config key 'bottleneck.ngram' ({p.tokenizer}, {p.corpus}): {err}"
-    print(message, file=sys.__stderr__)  # the terminal: log_to sent stderr to the log file
-    raise SystemExit(message) from None
 write_dataset(ds, snakemake.output[0])
 print(ds)

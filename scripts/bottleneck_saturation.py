@@ -6,9 +6,9 @@ from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.study import cosine_dataset, eval_loss_dataset, last_layer_cosine
 from repgeom.io import write_dataset
 from repgeom.metrics.gather import with_model
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
 from repgeom.steps import as_checkpoints
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from repgeom.data import corpus as C
-from repgeom.workflow.runtime import log_to
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.corpus

@@ -4,10 +4,10 @@ import json
 
 from repgeom.activations.extraction import extract
 from repgeom.activations.lens import LensSample
-from repgeom.activations.models import Checkpoint, check_dtype, resolve_device
+from repgeom.activations.models import Checkpoint, check_dtype
 from repgeom.data.tokens import read_tokens, tokens_attrs
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, resolve_device, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -29,7 +29,7 @@ attrs = provenance(
     step=p.step,
     corpus=p.corpus,
     model_source=json.dumps(p.source),
-    device=device,
+    device=str(device),
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
 )
 lens = None if p.logit_lens is None else LensSample(**p.logit_lens)

@@ -2,8 +2,8 @@
 
 from repgeom.io import read_dataset, write_dataset
 from repgeom.metrics.gather import gather, with_model
+from repgeom.runtime import log_to
 from repgeom.steps import as_checkpoints
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

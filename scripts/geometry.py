@@ -3,8 +3,8 @@
 from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
 from repgeom.metrics.geometry import geometry_datasets
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 store = ActivationStore(snakemake.input[0])

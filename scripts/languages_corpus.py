@@ -4,7 +4,7 @@ from pathlib import Path
 
 from repgeom.data.corpus import read_documents
 from repgeom.languages.corpora import member_sentences, write_aligned_corpus
-from repgeom.workflow.runtime import log_to
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.corpus

@@ -5,8 +5,8 @@ from pathlib import Path
 from repgeom.io import read_dataset
 from repgeom.languages.plots import checkpoint_figures
 from repgeom.plots.common import save_figure
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

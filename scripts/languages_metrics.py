@@ -8,8 +8,8 @@ from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
 from repgeom.languages.plan import dataset_groups
 from repgeom.metrics.gride import gride_function
 from repgeom.metrics.intrinsic import id_function
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -8,8 +8,8 @@ from repgeom.languages.pipeline import correlation_row, latex_table, scored_mean
 from repgeom.languages.plan import read_scores
 from repgeom.languages.plots import score_correlation_scatter
 from repgeom.plots.common import save_figure
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -3,8 +3,8 @@
 from repgeom.io import read_dataset
 from repgeom.logit_lens import plots
 from repgeom.plots.common import save_figure, write_table
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

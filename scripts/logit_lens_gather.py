@@ -2,9 +2,9 @@
 
 from repgeom.io import write_dataset
 from repgeom.logit_lens.study import lens_dataset
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
 from repgeom.steps import as_checkpoints
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -1,7 +1,7 @@
 """Snakemake adapter: write results/manifest.tsv for every final artifact."""
 
+from repgeom.runtime import log_to
 from repgeom.workflow.manifest import write_manifest
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -1,8 +1,8 @@
 """Snakemake adapter: remove one hub revision from the HF cache after its last job."""
 
 from repgeom.io import write_json
+from repgeom.runtime import log_to
 from repgeom.workflow.locate import release_revision
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

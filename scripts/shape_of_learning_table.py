@@ -2,9 +2,9 @@
 
 from repgeom.io import read_dataset
 from repgeom.plots.common import write_table
+from repgeom.provenance import job_provenance
+from repgeom.runtime import log_to
 from repgeom.shape_of_learning.plots import metric_table
-from repgeom.workflow.provenance import job_provenance
-from repgeom.workflow.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -5,8 +5,8 @@ import json
 from repgeom.data import tokens as T
 from repgeom.data.corpus import read_documents
 from repgeom.data.tokenization import load_tokenizer, special_ids
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from repgeom.activations.models import build_model, resolve_device
+from repgeom.activations.models import build_model
 from repgeom.activations.training import TrainConfig, train
 from repgeom.data.tokenization import load_tokenizer, special_ids
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import atomic_path, write_dataset
-from repgeom.workflow.provenance import provenance
-from repgeom.workflow.runtime import log_to, set_threads
+from repgeom.provenance import provenance
+from repgeom.runtime import log_to, resolve_device, set_threads
 
 log_to(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -40,7 +40,7 @@ params = {"architecture": p.architecture, "config": p.model_config, "training": 
 log.attrs = provenance(
     params,
     model=p.name,
-    device=device,
+    device=str(device),
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
 )
 write_dataset(log, snakemake.output.log_nc)

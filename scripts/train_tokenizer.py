@@ -3,7 +3,7 @@
 from repgeom.data.corpus import read_documents
 from repgeom.data.tokenization import train_bpe
 from repgeom.io import atomic_path
-from repgeom.workflow.runtime import log_to
+from repgeom.runtime import log_to
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.tokenizer

@@ -14,11 +14,11 @@ from repgeom.birth.train import (
     drop_iteration,
     make_optimizer,
     objective,
-    resolve_device,
     train_on_language,
     train_variant,
 )
 from repgeom.io import read_dataset, write_dataset
+from repgeom.runtime import resolve_device
 
 #: A CPU-second configuration: short sequences, small width, a few hundred iterations.
 SMALL = {

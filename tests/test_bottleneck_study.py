@@ -219,7 +219,7 @@ def test_eval_loss_where_a_study_reads_it():
 
 
 def test_format_bytes():
-    from repgeom.bottleneck.ngram import format_bytes
+    from repgeom.runtime import format_bytes
 
     assert format_bytes(3 * 2**30) == "3.00 GiB"
     assert format_bytes(1.5 * 2**20) == "1.5 MiB"

@@ -19,7 +19,7 @@ from repgeom.metrics.gride import (
     gride_scales,
 )
 from repgeom.metrics.intrinsic import twonn_bootstrap_error, twonn_from_ratios
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 
 FIXTURE = Path(__file__).parent / "data" / "gride_dadapy.npz"
 AMBIENT = 768

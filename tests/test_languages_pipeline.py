@@ -22,7 +22,7 @@ from repgeom.languages.plan import figure_names
 from repgeom.languages.study import language_dataset, paired_bootstrap_diff
 from repgeom.metrics.gride import gride_function
 from repgeom.metrics.intrinsic import ID_ESTIMATORS, id_function
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 
 
 class FakeStore:

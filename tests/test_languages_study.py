@@ -14,7 +14,7 @@ from repgeom.languages.study import (
     score_correlation,
 )
 from repgeom.metrics.gride import gride, gride_function
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 
 LANGS = ["eng_Latn", "fra_Latn", "rus_Cyrl"]
 

@@ -34,7 +34,7 @@ def test_layers(source):
 
 
 def test_seeded_subsample_is_the_same_draw_everywhere():
-    from repgeom.metrics.layerwise import seeded_subsample
+    from repgeom.sampling import seeded_subsample
 
     a = seeded_subsample(1000, 50, seed=3)
     assert len(a) == 50 and len(set(a)) == 50 and (np.diff(a) > 0).all()

@@ -13,7 +13,7 @@ from repgeom.activations.extraction import extract
 from repgeom.activations.lens import DECODINGS, LensSample, LogitLens
 from repgeom.activations.models import build_model
 from repgeom.data.tokens import Windows
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 from tests.conftest import TINY
 
 

@@ -13,7 +13,7 @@ import xarray as xr
 
 from repgeom.io import write_text
 from repgeom.plots.common import figure_provenance, save_figure
-from repgeom.workflow.provenance import artifact_provenance, read_comment_header
+from repgeom.provenance import artifact_provenance, read_comment_header
 from tests.workflow import ROOT, table_rows
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from repgeom.workflow.provenance import comment_header
+from repgeom.provenance import comment_header
 
 
 @contextmanager

@@ -29,7 +29,7 @@ import torch
 from transformers import PreTrainedModel
 
 from repgeom.activations.loss import head_token_nll
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 from repgeom.workflow.footprint import CHUNK_ELEMENTS
 
 DECODINGS = ("final_norm", "no_norm")

@@ -159,15 +159,6 @@ def lm_head(model: PreTrainedModel, name: str) -> torch.nn.Module:
     return head
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for but no CUDA device is visible")
-    return device
-
-
 def check_dtype(dtype: str, device: str) -> None:
     """Refuse float16 on the CPU (slow, and inexact where float32 accumulation is missing)."""
     if dtype == "float16" and not str(device).startswith("cuda"):

@@ -25,7 +25,8 @@ from repgeom.birth.probes import (
     probe_wo2,
 )
 from repgeom.data.corpus import content_sha256
-from repgeom.workflow.provenance import provenance
+from repgeom.provenance import provenance
+from repgeom.runtime import resolve_device
 
 #: Data variables of the metrics Dataset: name → (long_name, units).
 METRICS: dict[str, tuple[str, str]] = {
@@ -47,16 +48,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "probe_wk2": ("recall of the layer-2 key memory W_K2", "1"),
     "probe_wk1": ("recall of the layer-1 positional key memory W_K1", "1"),
 }
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for CUDA but none is available; use 'cpu'")
-    return dev
 
 
 def output_pools(cfg: BirthConfig) -> tuple[np.ndarray, np.ndarray]:

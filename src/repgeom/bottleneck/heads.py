@@ -44,6 +44,7 @@ import torch
 import xarray as xr
 
 from repgeom.bottleneck.memory import check_ranks
+from repgeom.runtime import resolve_device
 
 Batches = Callable[[], Iterable[tuple[Any, Any]]]
 
@@ -107,17 +108,6 @@ class HeadTraining:
             return self.lr * (update + 1) / warm
         progress = (update - warm) / max(1, n - warm)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; 'cpu' and 'cuda[:i]' as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but CUDA is not available; use 'cpu'")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    return torch.device(device)
 
 
 def _generator(seed: int, *key: int) -> torch.Generator:

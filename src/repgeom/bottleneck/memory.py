@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from repgeom.bottleneck.ngram import available_memory, format_bytes
+from repgeom.runtime import available_memory, format_bytes
 
 
 def default_ranks(hidden_size: int) -> list[int]:

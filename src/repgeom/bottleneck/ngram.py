@@ -33,7 +33,6 @@ of the dense float64 P, all values.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +42,8 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 import xarray as xr
+
+from repgeom.runtime import available_memory, format_bytes
 
 INT64_MAX = np.iinfo(np.int64).max
 # Peak bytes per counted n-gram of ngram_counts (int64 context keys, their sort permutation and
@@ -230,18 +231,6 @@ def ngram_counts(
 # --- memory ---------------------------------------------------------------------------------
 
 
-def available_memory() -> int:
-    """Bytes of RAM available now: MemAvailable of /proc/meminfo, else free physical pages."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
 def propack_kmax(k: int, n_contexts: int, vocab_size: int, kmax: int | None = None) -> int:
     """Lanczos basis size PROPACK uses: kmax (default 3·k, the first try) capped at min(C, V)+1."""
     return min(n_contexts + 1, vocab_size + 1, KMAX_FACTORS[0] * k if kmax is None else kmax)
@@ -345,14 +334,6 @@ def check_memory(estimate: dict[str, int], budget: int | None = None, stage: str
             f"{format_bytes(budget)} are allowed; lower k (or kmax, the Lanczos basis size), "
             "raise min_count (fewer contexts) or lower max_tokens (the token budget)"
         )
-
-
-def format_bytes(n: float) -> str:
-    """'1.50 GiB', '12.3 MiB' or '512 KiB': the largest unit that keeps the value ≥ 1."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
-        if n >= size:
-            return f"{n / size:.{2 if unit == 'GiB' else 1}f} {unit}"
-    return f"{n / 2**10:.0f} KiB"
 
 
 # --- singular values and W-error ------------------------------------------------------------

@@ -15,7 +15,7 @@ from scipy import stats
 
 from repgeom.languages.divergence import knn_kl, softmax_kl
 from repgeom.metrics.anisotropy import anisotropy
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 
 IdFn = Callable[[np.ndarray], float | np.ndarray]
 GrideFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]

@@ -23,8 +23,9 @@ from repgeom.metrics.intrinsic import (
     remove_duplicates,
     twonn_bootstrap_error,
 )
-from repgeom.metrics.layerwise import layers_to_use, seeded_subsample, select_rows
+from repgeom.metrics.layerwise import layers_to_use, select_rows
 from repgeom.metrics.linearity import linearity
+from repgeom.sampling import seeded_subsample
 from repgeom.workflow.config import schema_defaults
 
 POSITIONS = {"all": False, "no_first": True}

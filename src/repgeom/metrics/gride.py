@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from repgeom.metrics.intrinsic import neighbour_distances, remove_duplicates
-from repgeom.metrics.layerwise import seeded_subsample
+from repgeom.sampling import seeded_subsample
 
 _EPS64 = float(np.finfo(np.float64).eps)
 _DERIVATIVE_FLOOR = 2e-7  # DADApy's 2·eps with its bisection precision eps = 1e-7

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from repgeom.metrics.layerwise import seeded_subsample
 from repgeom.metrics.neighbors import RANK_WINDOW, knn
+from repgeom.sampling import seeded_subsample
 
 ESTIMATORS = ("twonn", "twonn_microscope", "mle")
 _MARGIN = RANK_WINDOW  # extra float32 candidates, so float32 ties cannot change the exact k

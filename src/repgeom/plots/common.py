@@ -66,7 +66,7 @@ PROVENANCE_KEY = "repgeom-provenance"  # PNG text chunk holding the provenance J
 def save_figure(fig: plt.Figure, *paths: str | Path, meta: Mapping[str, str] | None = None) -> None:
     """Save a figure to each path (format from the suffix), atomically, then close it.
 
-    ``meta`` (see :func:`repgeom.workflow.provenance.artifact_provenance`) is embedded as JSON:
+    ``meta`` (see :func:`repgeom.provenance.artifact_provenance`) is embedded as JSON:
     in the PNG text chunk ``repgeom-provenance``, in the PDF's Subject field. PDFs get no creation
     date, so the same figure gives the same bytes.
     """

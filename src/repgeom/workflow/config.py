@@ -8,10 +8,14 @@ import functools
 import glob
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
+
+from repgeom.options import build
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -317,3 +321,11 @@ def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, An
     config = canonical(with_defaults(config, load_schema(schema_path)))
     check_decoding(config)
     return config
+
+
+def options(
+    cls: type[T], path: str, section: dict[str, Any] | None = None, extra: bool = False
+) -> T:
+    """The typed options ``cls`` of one config section (``path`` as in :func:`schema_node`),
+    the keys it lacks filled with the schema's defaults."""
+    return build(cls, schema_defaults(path, section), where=path, extra=extra)

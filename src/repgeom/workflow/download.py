@@ -6,7 +6,7 @@ import urllib.request
 from pathlib import Path
 
 from repgeom.io import atomic_path
-from repgeom.workflow.provenance import file_sha256
+from repgeom.provenance import file_sha256
 
 
 def ensure(path: str | Path, url: str, sha256: str | None, timeout: float = 30) -> Path:

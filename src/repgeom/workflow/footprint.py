@@ -22,7 +22,6 @@ RUNTIME_BYTES = 1 << 30  # Python, torch and transformers loaded (about 0.9 GB m
 CHUNK_ELEMENTS = 2**25
 # hidden states of one bucket of sentences held before they are written in corpus order
 BUCKET_BYTES = 512 * 2**20
-GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,6 @@ def safetensors_params(paths: list[Path]) -> tuple[int, str] | None:
         return None
     main = max(dtypes, key=lambda d: DTYPE_BYTES.get(d, 0))
     return n, {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}.get(main, "float32")
-
-
-def gib(n: float) -> str:
-    """Bytes as GiB with two decimals (MiB below 1 GiB)."""
-    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 2**20:.0f} MiB"
 
 
 def extraction_mem_mb(

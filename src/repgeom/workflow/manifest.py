@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repgeom.io import atomic_path
-from repgeom.workflow.provenance import file_sha256
+from repgeom.provenance import file_sha256
 
 COLUMNS = ("path", "sha256", "size", "rule", "config_hash", "code_hash")
 

@@ -28,10 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repgeom.runtime import format_bytes
 from repgeom.workflow.footprint import (
     ModelSize,
     extraction_bytes,
-    gib,
     store_bytes,
     weights_bytes,
 )
@@ -378,14 +378,14 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
         note = f" (start-up only: {', '.join(sorted(s.unmodelled))})" if s.unmodelled else ""
         lines.append(
             f"| {name}{note} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
-            f"{gib(s.mem_bytes) if s.mem_bytes else '–'} | "
-            f"{gib(s.disk_bytes) if s.disk_bytes else '–'} |"
+            f"{format_bytes(s.mem_bytes) if s.mem_bytes else '–'} | "
+            f"{format_bytes(s.disk_bytes) if s.disk_bytes else '–'} |"
         )
     jobs = sum(s.jobs for s in stages.values())
     disk = sum(s.disk_bytes for s in stages.values())
     lines += [
         "",
-        f"jobs: {jobs}; stores: {gib(disk)}; HF cache: {gib(cache_bytes)}",
+        f"jobs: {jobs}; stores: {format_bytes(disk)}; HF cache: {format_bytes(cache_bytes)}",
         f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
         f"projected wall time on one GPU (extraction forward on the GPU; {gpu_note}): "
         f"{hours(wall(stages, cores, gpu=True))}",
