@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import transformers
 
+from repgeom.activations.size import ModelSize
 from repgeom.runtime import format_bytes
 from repgeom.workflow import footprint
 from repgeom.workflow.config import load_yaml
-from repgeom.workflow.footprint import ModelSize
 from repgeom.workflow.published import PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]

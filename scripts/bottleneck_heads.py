@@ -20,6 +20,7 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, rank_restricted_heads
 from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 from repgeom.io import write_dataset
+from repgeom.options import build
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, memory_exit, resolve_device, set_threads
 
@@ -39,7 +40,7 @@ w0 = head.weight.detach().float().cpu().numpy()
 b0 = None if getattr(head, "bias", None) is None else head.bias.detach().float().cpu().numpy()
 v, d = w0.shape
 check_ranks(o["ranks"], v, d, f"model {p.model!r}")
-cfg = HeadTraining.from_config(o)
+cfg = build(HeadTraining, o, where="bottleneck.heads", extra=True)
 estimate = heads_memory_estimate(
     v,
     d,

@@ -7,6 +7,7 @@ from repgeom.activations.training import TrainConfig, train
 from repgeom.data.tokenization import load_tokenizer, special_ids
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import atomic_path, write_dataset
+from repgeom.options import build
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, resolve_device, set_threads
 
@@ -15,7 +16,7 @@ set_threads(snakemake.threads)
 p = snakemake.params
 tok = load_tokenizer(snakemake.input.tokenizer)
 device = resolve_device(p.training["device"])
-cfg = TrainConfig.from_config(p.training)
+cfg = build(TrainConfig, p.training, where=f"models.{p.name}.training", extra=True)
 model = build_model(p.architecture, p.model_config, tok, cfg.seed)
 out_dirs = {Path(d).name: d for d in snakemake.output.checkpoints}
 

@@ -19,6 +19,7 @@ from repgeom.bottleneck.features import (
 from repgeom.bottleneck.heads import HeadTraining, build_heads
 from repgeom.bottleneck.memory import check_heads_memory, default_ranks, heads_memory_estimate
 from repgeom.data.tokens import Windows, write_tokens
+from repgeom.workflow.config import options
 from tests.conftest import TINY
 
 
@@ -129,7 +130,9 @@ def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
 def test_memory_estimate_counts_the_heads_built():
     v, d = 40, 8
     ranks = default_ranks(d)
-    cfg = HeadTraining.from_config(dict(token_budget=1000, batch_size=64, bias=True))
+    cfg = options(
+        HeadTraining, "bottleneck.heads", dict(token_budget=1000, batch_size=64, bias=True)
+    )
     heads, full = build_heads(v, d, ranks, cfg)
     n_params = sum(p.numel() for h in [*heads.values(), full] for p in h.parameters())
     est = heads_memory_estimate(v, d, None, 64, 1000, shuffle_buffer=0, block_rows=0, bias=True)

@@ -15,6 +15,7 @@ from repgeom.bottleneck.heads import (
     training_stream,
 )
 from repgeom.bottleneck.memory import default_ranks
+from repgeom.workflow.config import options
 
 V, D, R0 = 64, 32, 8
 
@@ -53,8 +54,10 @@ def test_low_rank_truth_is_recovered_from_rank_r0():
         calls.append(1)
         return blocks(x_tr, y_tr, 5000)()
 
-    cfg = HeadTraining.from_config(
-        dict(token_budget=120_000, batch_size=1024, lr=0.05, shuffle_buffer=8192)
+    cfg = options(
+        HeadTraining,
+        "bottleneck.heads",
+        dict(token_budget=120_000, batch_size=1024, lr=0.05, shuffle_buffer=8192),
     )
     ds = rank_restricted_heads(
         train, iter([(x_ev, y_ev)]), V, D, cfg, model_head=w_true, device="cpu"
@@ -90,13 +93,19 @@ def test_training_stream_budget_batches_and_passes():
             yield x[s : s + n], y[s : s + n]
             s += n
 
-    cfg = HeadTraining.from_config(dict(token_budget=2500, batch_size=300, shuffle_buffer=0))
+    cfg = options(
+        HeadTraining, "bottleneck.heads", dict(token_budget=2500, batch_size=300, shuffle_buffer=0)
+    )
     out = list(training_stream(train, 4, 7, cfg))
     assert [len(b[1]) for b in out] == [300] * 8 + [100]
     got = np.concatenate([b[1] for b in out])
     np.testing.assert_array_equal(got, np.concatenate([y, y, y[:500]]))
     # shuffled: each pass's tokens are all used, in a permuted order
-    cfg = HeadTraining.from_config(dict(token_budget=2000, batch_size=300, shuffle_buffer=500))
+    cfg = options(
+        HeadTraining,
+        "bottleneck.heads",
+        dict(token_budget=2000, batch_size=300, shuffle_buffer=500),
+    )
     got = np.concatenate([b[0][:, 0] for b in training_stream(train, 4, 7, cfg)])
     assert len(got) == 2000
     np.testing.assert_array_equal(np.sort(got), np.sort(np.concatenate([x[:, 0], x[:, 0]])))
@@ -107,7 +116,7 @@ def test_svd_init_is_truncated_svd_and_model_head_eval_is_exact():
     rng = np.random.default_rng(2)
     w0 = rng.standard_normal((V, D))
     b0 = rng.standard_normal(V)
-    cfg = HeadTraining.from_config(dict(token_budget=1, init="svd", bias=True))
+    cfg = options(HeadTraining, "bottleneck.heads", dict(token_budget=1, init="svd", bias=True))
     heads, full = build_heads(V, D, [1, 4, 32], cfg, w0, b0)
     u, s, vt = np.linalg.svd(w0)
     for r, h in heads.items():
@@ -134,8 +143,10 @@ def test_seeded_runs_are_identical_and_bad_input_is_named(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((600, 8)).astype(np.float32)
     y = rng.integers(0, 10, 600)
-    cfg = HeadTraining.from_config(
-        dict(token_budget=1200, batch_size=200, lr=0.01, seed=5, bias=True)
+    cfg = options(
+        HeadTraining,
+        "bottleneck.heads",
+        dict(token_budget=1200, batch_size=200, lr=0.01, seed=5, bias=True),
     )
     run = [
         rank_restricted_heads(blocks(x, y, 250), [(x, y)], 10, 8, cfg, ranks=[2, 8], device="cpu")
@@ -158,7 +169,7 @@ def test_seeded_runs_are_identical_and_bad_input_is_named(tmp_path):
             [(x, y)],
             10,
             8,
-            HeadTraining.from_config(dict(token_budget=10, init="svd")),
+            options(HeadTraining, "bottleneck.heads", dict(token_budget=10, init="svd")),
         )
     with pytest.raises(ValueError, match="token_budget"):
-        HeadTraining.from_config(dict(token_budget=0))
+        options(HeadTraining, "bottleneck.heads", dict(token_budget=0))

@@ -66,7 +66,6 @@ def test_ragged_batches_store_no_padding(tiny_model, windows, tmp_path):
 def test_buckets_are_written_in_corpus_order(tiny_model, windows, tmp_path, monkeypatch):
     """Several buckets of consecutive windows, each sorted by length: corpus order on disk."""
     from repgeom.activations import extraction
-    from repgeom.workflow import footprint
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 33, size=23).astype(np.int32)
@@ -74,7 +73,7 @@ def test_buckets_are_written_in_corpus_order(tiny_model, windows, tmp_path, monk
     for i, n in enumerate(lengths):
         ids[i, n:] = 1
     w = Windows(ids, lengths)
-    monkeypatch.setattr(footprint, "BUCKET_BYTES", 5 * 32 * 3 * 32 * 2)  # ~5 windows a bucket
+    monkeypatch.setattr(extraction, "BUCKET_BYTES", 5 * 32 * 3 * 32 * 2)  # ~5 windows a bucket
     assert len(extraction.length_batches(lengths, 2, 5)) == 5
     extract(tiny_model, w, tmp_path / "b.zarr", batch_size=2, attrs={})
     store = ActivationStore(tmp_path / "b.zarr")

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from repgeom.activations.checkpoint import local_checkpoints
 from repgeom.activations.models import Checkpoint, build_model, objective
 from repgeom.activations.training import TrainConfig, learning_rate, train
 from repgeom.data.tokens import Windows
-from repgeom.steps import step_number
-from repgeom.workflow.locate import local_checkpoints
-from repgeom.workflow.plan import model_steps, pythia_schedule
+from repgeom.steps import pythia_schedule, step_number
+from repgeom.workflow.config import options
+from repgeom.workflow.plan import model_steps
 from tests.conftest import TINY
 
 
@@ -37,7 +38,9 @@ def test_pythia_schedule():
 
 
 def test_learning_rate_warmup_and_cosine():
-    cfg = TrainConfig.from_config(dict(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1))
+    cfg = options(
+        TrainConfig, "$defs.training", dict(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    )
     assert learning_rate(0, cfg) == pytest.approx(0.1)
     assert learning_rate(9, cfg) == pytest.approx(1.0)
     assert learning_rate(10, cfg) == pytest.approx(1.0)
@@ -50,7 +53,9 @@ def test_learning_rate_warmup_and_cosine():
 def run(arch, tokenizer, windows, seed=0):
     model = build_model(arch, TINY, tokenizer, seed=seed)
     saved = {}
-    cfg = TrainConfig.from_config(
+    cfg = options(
+        TrainConfig,
+        "$defs.training",
         dict(
             steps=6,
             batch_size=4,
@@ -59,7 +64,7 @@ def run(arch, tokenizer, windows, seed=0):
             checkpoints=[0, 3, 6],
             seed=seed,
             eval_tokens=256,
-        )
+        ),
     )
     tr = Windows(windows.ids[:-8], windows.lengths[:-8])
     ev = Windows(windows.ids[-8:], windows.lengths[-8:])

@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from repgeom.workflow.footprint import ModelSize, store_bytes
+from repgeom.activations.size import ModelSize
+from repgeom.workflow.footprint import store_bytes
 from repgeom.workflow.projection import (
     Calibration,
     PlannedJob,

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from repgeom.activations.checkpoint import checkpoint_problem, planning_step
+from repgeom.activations.checkpoint import checkpoint_problem, local_checkpoints, planning_step
 from repgeom.steps import (
     Checkpoint,
     as_checkpoints,
@@ -18,7 +18,6 @@ from repgeom.steps import (
     step_coords,
     step_number,
 )
-from repgeom.workflow.locate import local_checkpoints
 from repgeom.workflow.plan import local_model_problems, model_checkpoints, model_steps
 
 # one run of each layout, labels at steps 9, 80, 700 (alphabetical order differs but for Megatron)

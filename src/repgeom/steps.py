@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # suffixes of OLMo's token counts
 TOKEN_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
@@ -127,3 +128,23 @@ def step_coords(checkpoints: Sequence[Checkpoint]) -> dict[str, tuple]:
             {"long_name": "tokens seen in training (from the checkpoint label)", "units": "tokens"},
         )
     return coords
+
+
+def pythia_schedule(steps: int, n_linear: int = 4) -> list[int]:
+    """Pythia's schedule scaled down: 0, 1, 2, 4, … up to steps/2, then evenly to the end."""
+    points = {0}
+    p = 1
+    while p <= steps // 2:
+        points.add(p)
+        p *= 2
+    last = max(points)
+    points.update(round(last + (steps - last) * i / n_linear) for i in range(1, n_linear + 1))
+    return sorted(points)
+
+
+def checkpoint_steps(training: Mapping[str, Any]) -> list[int]:
+    """Training steps at which a trained model is saved (its ``training`` section's schedule)."""
+    ckpts = training["checkpoints"]
+    if ckpts == "pythia":
+        return pythia_schedule(training["steps"], training["n_linear_checkpoints"])
+    return sorted(ckpts)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.steps import order_checkpoints
+from repgeom.activations.size import ModelSize, safetensors_header, safetensors_params
+from repgeom.steps import order_checkpoints, parse_label
 
 OBJECTIVES = ("causal", "masked", "none")
 
@@ -77,11 +77,26 @@ def _read_json(path: Path | None) -> Any:
     return json.loads(path.read_text())
 
 
+def local_checkpoints(path: str | Path) -> dict[str, Path]:
+    """Checkpoints of a local directory: one per subdirectory with a config.json, and the
+    directory itself ('final') when it holds one. Beside a model of its own (a Trainer's
+    output_dir), only subdirectories whose names are step labels count (a
+    sentence-transformers directory keeps its modules in subdirectories with a config too)."""
+    root = Path(path)
+    subdirs = {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+    if (root / "config.json").is_file():
+        numbered = {k: v for k, v in subdirs.items() if parse_label(k)[0] is not None}
+        return {**numbered, "final": root}
+    if not subdirs:
+        raise FileNotFoundError(
+            f"{root} holds no checkpoint: expected config.json in it or in its subdirectories"
+        )
+    return subdirs
+
+
 def checkpoint_file(model: Mapping[str, Any], step: str, name: str) -> Path | None:
     """A file of one checkpoint of a hub (from the HF cache) or local model, or None if absent."""
     if model["source"] == "local":
-        from repgeom.workflow.locate import local_checkpoints
-
         try:
             root = local_checkpoints(model["path"]).get(step)
         except (OSError, FileNotFoundError):
@@ -113,8 +128,6 @@ def checkpoint_labels(model: Mapping[str, Any]) -> Sequence[str] | Mapping[str, 
         return model["revisions"]
     if model.get("steps"):
         return model["steps"]
-    from repgeom.workflow.locate import local_checkpoints
-
     return list(local_checkpoints(model["path"]))
 
 
@@ -138,31 +151,6 @@ def model_objective(model: Mapping[str, Any]) -> str | None:
     step = planning_step(model)
     cfg = None if step is None else checkpoint_config(model, step)
     return None if cfg is None else declared_objective(cfg.get("architectures"))
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file, checked against the file's size (a truncated
-    file is caught without reading a tensor); ValueError saying what is wrong."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{size} bytes, shorter than a safetensors header")
-        (length,) = struct.unpack("<Q", head)
-        if length > size - 8:
-            raise ValueError(f"its header claims {length} bytes but the file has {size}")
-        try:
-            header = json.loads(f.read(length))
-        except ValueError as err:
-            raise ValueError(f"its header is not valid JSON ({err})") from None
-    end = max(
-        (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0
-    )
-    if 8 + length + end > size:
-        raise ValueError(
-            f"truncated: its tensors need {8 + length + end} bytes but the file has {size}"
-        )
-    return header
 
 
 def weight_files(model: Mapping[str, Any], step: str) -> list[Path] | None:
@@ -216,10 +204,8 @@ def checkpoint_problem(model: Mapping[str, Any], step: str) -> str | None:
 
 
 def checkpoint_size(model: Mapping[str, Any], step: str) -> Any:
-    """The :class:`repgeom.workflow.footprint.ModelSize` of one checkpoint whose config.json and
+    """The :class:`ModelSize` of one checkpoint whose config.json and
     safetensors weights are on disk (read from their headers), else None."""
-    from repgeom.workflow.footprint import ModelSize, safetensors_params
-
     cfg = checkpoint_config(model, step)
     files = None if cfg is None else weight_files(model, step)
     if files is None:

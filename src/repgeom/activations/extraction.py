@@ -34,10 +34,10 @@ from repgeom.activations.lens import (
 )
 from repgeom.activations.loss import predicting_nll
 from repgeom.activations.models import objective
+from repgeom.activations.size import BUCKET_BYTES
 from repgeom.activations.store import FLOAT16_MAX, LayerWriter, StoreWriter
 from repgeom.data.tokens import Windows
 from repgeom.io import atomic_path
-from repgeom.workflow import footprint
 
 
 def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
@@ -210,7 +210,7 @@ def bucket_rows(windows: Windows, n_layers: int, hidden_size: int, batch_size: i
     if len(windows.lengths) == 0 or (windows.lengths == windows.lengths[0]).all():
         return batch_size
     per_row = max(1.0, float(windows.lengths.mean())) * n_layers * hidden_size * 2
-    return max(batch_size, int(footprint.BUCKET_BYTES // per_row))
+    return max(batch_size, int(BUCKET_BYTES // per_row))
 
 
 def corpus_order(lengths: np.ndarray, done: np.ndarray) -> np.ndarray:

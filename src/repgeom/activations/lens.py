@@ -29,8 +29,8 @@ import torch
 from transformers import PreTrainedModel
 
 from repgeom.activations.loss import head_token_nll
+from repgeom.activations.size import CHUNK_ELEMENTS
 from repgeom.sampling import seeded_subsample
-from repgeom.workflow.footprint import CHUNK_ELEMENTS
 
 DECODINGS = ("final_norm", "no_norm")
 RESULTS = ("loss", "agreement", "loss_se", "agreement_se")

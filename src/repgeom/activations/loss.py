@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from repgeom.workflow.footprint import CHUNK_ELEMENTS
+from repgeom.activations.size import CHUNK_ELEMENTS
 
 
 def next_token_loss(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,12 +16,13 @@ from transformers import PreTrainedModel
 
 from repgeom.activations.models import objective
 from repgeom.data.tokens import Windows
+from repgeom.steps import checkpoint_steps
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings of one training run (a model's ``training`` config; its defaults
-    live in the schema: :meth:`from_config` fills them)."""
+    """Optimisation settings of one training run: a model's ``training`` section (its defaults
+    filled from the schema by the workflow; ``device`` and ``threads`` are the job's)."""
 
     steps: int
     batch_size: int
@@ -32,20 +33,15 @@ class TrainConfig:
     grad_clip: float
     mask_prob: float
     eval_tokens: int
+    checkpoints: str | tuple[int, ...]  # 'pythia' or the steps saved
+    n_linear_checkpoints: int
     seed: int
-    checkpoints: list[int] = field(default_factory=list)  # steps saved (from the schedule)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW's, not configurable
 
-    @classmethod
-    def from_config(cls, training: Mapping[str, Any]) -> TrainConfig:
-        """From a model's ``training`` section (keys it lacks take the schema's defaults), with
-        the checkpoint steps its schedule gives."""
-        from repgeom.workflow.config import schema_defaults
-        from repgeom.workflow.plan import checkpoint_steps
-
-        o = schema_defaults("$defs.training", dict(training))
-        values = {f.name: o[f.name] for f in fields(cls) if f.name in o and f.name != "checkpoints"}
-        return cls(**values, checkpoints=checkpoint_steps(o))
+    @property
+    def saved_steps(self) -> list[int]:
+        """The steps whose checkpoints are saved, from the schedule."""
+        return checkpoint_steps(dataclasses.asdict(self))
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -162,7 +158,7 @@ def train(
         lr=cfg.lr,
         betas=cfg.betas,
     )
-    checkpoints = set(cfg.checkpoints)
+    checkpoints = set(cfg.saved_steps)
     steps = np.arange(cfg.steps + 1)
     log = {k: np.full(cfg.steps + 1, np.nan) for k in ("train_loss", "eval_loss", "lr")}
     tokens_seen = np.zeros(cfg.steps + 1, dtype=np.int64)

@@ -35,8 +35,8 @@ Training details (all configurable, all heads identical except for their paramet
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -51,8 +51,8 @@ Batches = Callable[[], Iterable[tuple[Any, Any]]]
 
 @dataclass(frozen=True)
 class HeadTraining:
-    """Optimisation settings shared by every head (the config's ``bottleneck.heads``; its
-    defaults live in the schema: :meth:`from_config` fills them)."""
+    """Optimisation settings shared by every head: the config's ``bottleneck.heads`` (its
+    defaults filled from the schema by the workflow; the other keys are the planner's)."""
 
     token_budget: int
     batch_size: int
@@ -66,14 +66,6 @@ class HeadTraining:
     seed: int
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's, not configurable
     eps: float = 1e-8
-
-    @classmethod
-    def from_config(cls, heads: Mapping[str, Any]) -> HeadTraining:
-        """From a ``bottleneck.heads`` section; keys it lacks take the schema's defaults."""
-        from repgeom.workflow.config import schema_defaults
-
-        o = schema_defaults("bottleneck.heads", dict(heads))
-        return cls(**{f.name: o[f.name] for f in fields(cls) if f.name in o})
 
     def __post_init__(self) -> None:
         if self.token_budget < 1:

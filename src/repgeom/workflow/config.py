@@ -323,9 +323,15 @@ def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, An
     return config
 
 
-def options(
-    cls: type[T], path: str, section: dict[str, Any] | None = None, extra: bool = False
-) -> T:
-    """The typed options ``cls`` of one config section (``path`` as in :func:`schema_node`),
-    the keys it lacks filled with the schema's defaults."""
-    return build(cls, schema_defaults(path, section), where=path, extra=extra)
+def options(cls: type[T], path: str, section: dict[str, Any] | None = None) -> T:
+    """The typed options ``cls`` of one config section (``path`` as in :func:`schema_node`):
+    checked against its schema (ConfigError naming a wrong key), the keys it lacks filled with
+    the schema's defaults; keys the class does not take (a job's device, threads) are left out."""
+    filled = schema_defaults(path, section)
+    errors = [
+        e.replace("config key '", f"config key '{path}.").replace(f"{path}.<top level>", path)
+        for e in schema_errors(filled, schema_node(path))
+    ]
+    if errors:
+        raise ConfigError("invalid options:\n  " + "\n  ".join(errors))
+    return build(cls, filled, where=path, extra=True)

@@ -1,28 +1,9 @@
-"""Where checkpoints live: local directories, the Hugging Face cache, the hub (no torch import)."""
+"""Hub checkpoints: the Hugging Face cache, revisions and releases (no torch import)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from repgeom.steps import parse_label
-
-
-def local_checkpoints(path: str | Path) -> dict[str, Path]:
-    """Checkpoints of a local directory: one per subdirectory with a config.json, and the
-    directory itself ('final') when it holds one. Beside a model of its own (a Trainer's
-    output_dir), only subdirectories whose names are step labels count (a
-    sentence-transformers directory keeps its modules in subdirectories with a config too)."""
-    root = Path(path)
-    subdirs = {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
-    if (root / "config.json").is_file():
-        numbered = {k: v for k, v in subdirs.items() if parse_label(k)[0] is not None}
-        return {**numbered, "final": root}
-    if not subdirs:
-        raise FileNotFoundError(
-            f"{root} holds no checkpoint: expected config.json in it or in its subdirectories"
-        )
-    return subdirs
 
 
 def hub_cached_commit(repo_id: str, revision: str) -> str | None:

@@ -7,29 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.activations.checkpoint import checkpoint_labels, checkpoint_problem, model_objective
-from repgeom.steps import Checkpoint, order_checkpoints
-from repgeom.workflow.locate import check_hub_revision, hub_weights_cached, local_checkpoints
-
-
-def pythia_schedule(steps: int, n_linear: int = 4) -> list[int]:
-    """Pythia's schedule scaled down: 0, 1, 2, 4, … up to steps/2, then evenly to the end."""
-    points = {0}
-    p = 1
-    while p <= steps // 2:
-        points.add(p)
-        p *= 2
-    last = max(points)
-    points.update(round(last + (steps - last) * i / n_linear) for i in range(1, n_linear + 1))
-    return sorted(points)
-
-
-def checkpoint_steps(training: dict[str, Any]) -> list[int]:
-    """Training steps at which a trained model is saved."""
-    ckpts = training["checkpoints"]
-    if ckpts == "pythia":
-        return pythia_schedule(training["steps"], training["n_linear_checkpoints"])
-    return sorted(ckpts)
+from repgeom.activations.checkpoint import (
+    checkpoint_labels,
+    checkpoint_problem,
+    local_checkpoints,
+    model_objective,
+)
+from repgeom.steps import Checkpoint, checkpoint_steps, order_checkpoints
+from repgeom.workflow.locate import check_hub_revision, hub_weights_cached
 
 
 def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str]]:

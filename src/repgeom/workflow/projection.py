@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repgeom.activations.size import ModelSize
 from repgeom.runtime import format_bytes
 from repgeom.workflow.footprint import (
-    ModelSize,
     extraction_bytes,
     store_bytes,
     weights_bytes,
