@@ -29,14 +29,14 @@ rule all:
     default_target: True
     input:
         rules.spine.input,
-        f"{RESULTS}/manifest.tsv",
+        PATHS.results("manifest.tsv"),
         rules.shape_of_learning.input,
         rules.birth.input,
         rules.languages.input,
         rules.bottleneck.input,
         rules.logit_lens.input,
         expand(
-            f"{RESULTS}/hub/{{m}}/{{s}}.json",
+            PATHS.hub_release("{m}", "{s}"),
             zip,
             m=[m for m, _ in HUB_RELEASES],
             s=[s for _, s in HUB_RELEASES],

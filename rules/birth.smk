@@ -14,14 +14,14 @@ except ConfigError as err:
 rule birth_variant:
     """Train one variant on the bigram-trigger language, with probes every eval_every steps."""
     input:
-        train=lambda w: f"{corpus_dir(BIRTH['corpus'])}/train.jsonl",
+        train=lambda w: PATHS.corpus(BIRTH["corpus"], "train.jsonl"),
     output:
-        metrics=f"{RESULTS}/birth/{{variant}}.nc",
-        attention=f"{RESULTS}/birth/{{variant}}_attention.nc",
+        metrics=PATHS.results("birth/{variant}.nc"),
+        attention=PATHS.results("birth/{variant}_attention.nc"),
     log:
-        f"{LOGS}/birth/{{variant}}.log",
+        PATHS.logs("birth/{variant}.log"),
     benchmark:
-        f"{BENCH}/birth/{{variant}}.tsv"
+        PATHS.benchmarks("birth/{variant}.tsv")
     wildcard_constraints:
         variant="|".join(BIRTH_VARIANTS) or "(?!)",
     conda:
@@ -41,26 +41,26 @@ rule birth_variant:
 rule birth_figures:
     """Training curves, memory probes and attention maps of every variant."""
     input:
-        metrics=expand(f"{RESULTS}/birth/{{v}}.nc", v=BIRTH_VARIANTS),
-        attention=expand(f"{RESULTS}/birth/{{v}}_attention.nc", v=BIRTH_VARIANTS),
+        metrics=expand(PATHS.results("birth/{v}.nc"), v=BIRTH_VARIANTS),
+        attention=expand(PATHS.results("birth/{v}_attention.nc"), v=BIRTH_VARIANTS),
     output:
         **{
             f"{name}_{ext}": (
                 report(
-                    f"{RESULTS}/figures/birth/{name}.{ext}",
+                    PATHS.results(f"figures/birth/{name}.{ext}"),
                     caption=f"../report/birth/{name}.rst",
                     category="Birth of a transformer",
                 )
                 if ext == "png"
-                else f"{RESULTS}/figures/birth/{name}.{ext}"
+                else PATHS.results(f"figures/birth/{name}.{ext}")
             )
             for name in BIRTH_FIGURES
             for ext in ("png", "pdf")
         },
     log:
-        f"{LOGS}/figures/birth.log",
+        PATHS.logs("figures/birth.log"),
     benchmark:
-        f"{BENCH}/figures/birth.tsv"
+        PATHS.benchmarks("figures/birth.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -77,10 +77,10 @@ rule birth_figures:
 rule birth:
     """Figures of 'Birth of a Transformer: A Memory Viewpoint' (Bietti et al. 2023)."""
     input:
-        expand(f"{RESULTS}/birth/{{v}}.nc", v=BIRTH_VARIANTS),
-        expand(f"{RESULTS}/birth/{{v}}_attention.nc", v=BIRTH_VARIANTS),
+        expand(PATHS.results("birth/{v}.nc"), v=BIRTH_VARIANTS),
+        expand(PATHS.results("birth/{v}_attention.nc"), v=BIRTH_VARIANTS),
         expand(
-            f"{RESULTS}/figures/birth/{{f}}.{{ext}}",
+            PATHS.results("figures/birth/{f}.{ext}"),
             f=BIRTH_FIGURES if BIRTH_VARIANTS else [],
             ext=["png", "pdf"],
         ),

@@ -1,7 +1,7 @@
 from repgeom.bottleneck import plan as bottleneck_plan
 
 try:
-    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, RESULTS)
+    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, PATHS)
 except ConfigError as err:
     stop(str(err))
 for _name, _why in BOTTLENECK["skipped"].items():
@@ -21,7 +21,7 @@ BN_HEADS_OPTIONS = {
 BN_NGRAM_OPTIONS = {
     k: v for k, v in BN["ngram"].items() if k not in bottleneck_plan.NGRAM_SELECTION
 }
-_bn_outputs = bottleneck_plan.study_outputs(BOTTLENECK, RESULTS)
+_bn_outputs = bottleneck_plan.study_outputs(BOTTLENECK, PATHS)
 BN_FIGURES = _bn_outputs["figures"]
 BN_TABLES = _bn_outputs["tables"]
 BOTTLENECK_TARGETS = _bn_outputs["targets"]
@@ -37,15 +37,17 @@ rule bottleneck_saturation:
     checkpoint and eval corpus."""
     input:
         lambda w: [
-            activations(w.model, s, c) for s in STEPS[w.model] for c in BN_CORPORA
+            PATHS.activations(w.model, s, c)
+            for s in STEPS[w.model]
+            for c in BN_CORPORA
         ],
     output:
-        eval_loss=f"{RESULTS}/metrics/eval_loss/{{model}}.nc",
-        cosine=f"{RESULTS}/metrics/last_layer_cosine/{{model}}.nc",
+        eval_loss=PATHS.metric("eval_loss", "{model}"),
+        cosine=PATHS.metric("last_layer_cosine", "{model}"),
     log:
-        f"{LOGS}/bottleneck/saturation/{{model}}.log",
+        PATHS.logs("bottleneck/saturation/{model}.log"),
     benchmark:
-        f"{BENCH}/bottleneck/saturation/{{model}}.tsv"
+        PATHS.benchmarks("bottleneck/saturation/{model}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -65,11 +67,11 @@ rule bottleneck_lm_head:
     input:
         checkpoint=checkpoint_input,
     output:
-        f"{RESULTS}/metrics/lm_head/{{model}}/{{step}}.nc",
+        PATHS.metric("lm_head", "{model}", "{step}"),
     log:
-        f"{LOGS}/bottleneck/lm_head/{{model}}/{{step}}.log",
+        PATHS.logs("bottleneck/lm_head/{model}/{step}.log"),
     benchmark:
-        f"{BENCH}/bottleneck/lm_head/{{model}}/{{step}}.tsv"
+        PATHS.benchmarks("bottleneck/lm_head/{model}/{step}.tsv")
     wildcard_constraints:
         model=BN_MODEL_PATTERN,
     conda:
@@ -90,15 +92,13 @@ rule bottleneck_lm_head:
 rule bottleneck_lm_head_gather:
     """The LM-head spectra of one model over its checkpoints."""
     input:
-        lambda w: [
-            f"{RESULTS}/metrics/lm_head/{w.model}/{s}.nc" for s in STEPS[w.model]
-        ],
+        lambda w: [PATHS.metric("lm_head", w.model, s) for s in STEPS[w.model]],
     output:
-        f"{RESULTS}/metrics/lm_head/{{model}}.nc",
+        PATHS.metric("lm_head", "{model}"),
     log:
-        f"{LOGS}/bottleneck/lm_head/{{model}}.log",
+        PATHS.logs("bottleneck/lm_head/{model}.log"),
     benchmark:
-        f"{BENCH}/bottleneck/lm_head/{{model}}.tsv"
+        PATHS.benchmarks("bottleneck/lm_head/{model}.tsv")
     wildcard_constraints:
         model=BN_MODEL_PATTERN,
     conda:
@@ -119,16 +119,16 @@ rule bottleneck_heads:
     the frozen final representations of train windows and evaluated on the eval store.
     """
     input:
-        store=lambda w: activations(w.model, w.step, BN_HEADS_CORPUS),
+        store=lambda w: PATHS.activations(w.model, w.step, BN_HEADS_CORPUS),
         tokens=lambda w: model_tokens(w.model, BN_HEADS_CORPUS),
         checkpoint=checkpoint_input,
     output:
-        heads=f"{RESULTS}/heads/{{model}}/{{step}}.nc",
-        features=temp(directory(f"{RESULTS}/heads/{{model}}/{{step}}.train.zarr")),
+        heads=PATHS.heads("{model}", "{step}"),
+        features=temp(directory(PATHS.results("heads/{model}/{step}.train.zarr"))),
     log:
-        f"{LOGS}/bottleneck/heads/{{model}}/{{step}}.log",
+        PATHS.logs("bottleneck/heads/{model}/{step}.log"),
     benchmark:
-        f"{BENCH}/bottleneck/heads/{{model}}/{{step}}.tsv"
+        PATHS.benchmarks("bottleneck/heads/{model}/{step}.tsv")
     conda:
         "../envs/core.yaml"
     threads: BN["heads"]["threads"]
@@ -151,13 +151,13 @@ rule bottleneck_heads:
 rule bottleneck_ngram:
     """W-error of the 5-gram next-token matrix of a tokenized corpus's train split."""
     input:
-        tokens=lambda w: tokens_path(w.tokenizer, w.corpus),
+        tokens=lambda w: PATHS.tokens(w.tokenizer, w.corpus),
     output:
-        f"{RESULTS}/ngram/{{tokenizer}}/{{corpus}}.nc",
+        PATHS.ngram("{tokenizer}", "{corpus}"),
     log:
-        f"{LOGS}/bottleneck/ngram/{{tokenizer}}/{{corpus}}.log",
+        PATHS.logs("bottleneck/ngram/{tokenizer}/{corpus}.log"),
     benchmark:
-        f"{BENCH}/bottleneck/ngram/{{tokenizer}}/{{corpus}}.tsv"
+        PATHS.benchmarks("bottleneck/ngram/{tokenizer}/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -177,11 +177,11 @@ rule bottleneck_figures:
     """Every figure and table of the study, from the datasets (one job: matplotlib is imported
     once)."""
     input:
-        eval_loss=[f"{RESULTS}/metrics/eval_loss/{m}.nc" for m in BN_MODELS],
-        cosine=[f"{RESULTS}/metrics/last_layer_cosine/{m}.nc" for m in BN_MODELS],
-        spectrum=[f"{RESULTS}/metrics/lm_head/{m}.nc" for m in BN_MODELS],
-        heads=[f"{RESULTS}/heads/{m}/{s}.nc" for m, s in BN_HEADS],
-        ngram=[f"{RESULTS}/ngram/{t}/{c}.nc" for t, c in BN_NGRAM],
+        eval_loss=[PATHS.metric("eval_loss", m) for m in BN_MODELS],
+        cosine=[PATHS.metric("last_layer_cosine", m) for m in BN_MODELS],
+        spectrum=[PATHS.metric("lm_head", m) for m in BN_MODELS],
+        heads=[PATHS.heads(m, s) for m, s in BN_HEADS],
+        ngram=[PATHS.ngram(t, c) for t, c in BN_NGRAM],
     output:
         eval_loss=report(
             BN_FIGURES["eval_loss"],
@@ -221,9 +221,9 @@ rule bottleneck_figures:
         ),
         tex=BN_TABLES["tex"],
     log:
-        f"{LOGS}/bottleneck/figures.log",
+        PATHS.logs("bottleneck/figures.log"),
     benchmark:
-        f"{BENCH}/bottleneck/figures.tsv"
+        PATHS.benchmarks("bottleneck/figures.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -19,13 +19,11 @@ from repgeom.workflow.config import (
 from repgeom.workflow.codehash import code_hash
 from repgeom.provenance import config_hash
 from repgeom.workflow import plan
+from repgeom.workflow.paths import PATHS
 from repgeom.steps import unnumbered_warning
 
 ROOT = Path(workflow.basedir)
 SCHEMA = str(ROOT / "config" / "schema.yaml")
-RESULTS = "results"
-LOGS = "logs"
-BENCH = "benchmarks/runs"
 # a dry run plans from the config alone: data and models that are not here are warnings
 DRY_RUN = bool(getattr(workflow.output_settings, "dryrun", False))
 
@@ -77,7 +75,7 @@ MODELS = config["models"]
 DISK = config["disk"]
 # hub commits, whether this run downloads each revision, and what is missing
 HUB_COMMITS, HUB_DOWNLOADED, _absent = plan.check_inputs(
-    config, RESULTS, online=not DRY_RUN
+    config, PATHS, online=not DRY_RUN
 )
 for _message in _missing + _absent:
     missing_input(_message)
@@ -109,27 +107,15 @@ wildcard_constraints:
     metric="[^/]+",
 
 
-def corpus_dir(name):
-    return f"{RESULTS}/corpora/{name}"
-
-
-def tokens_path(tokenizer, corpus):
-    return f"{RESULTS}/tokens/{tokenizer}/{corpus}.zarr"
-
-
 def tokenizer_dir(tokenizer):
     """The trained tokenizer's directory (a model's own tokenizer needs no job)."""
     if TOKENIZERS[tokenizer]["kind"] == "train":
-        return f"{RESULTS}/tokenizers/{tokenizer}"
+        return PATHS.tokenizer(tokenizer)
     return []
 
 
-def activations(model, step, corpus):
-    return f"{RESULTS}/activations/{model}/{step}/{corpus}.zarr"
-
-
 def model_tokens(model, corpus):
-    return tokens_path(MODELS[model]["tokenizer"], corpus)
+    return PATHS.tokens(MODELS[model]["tokenizer"], corpus)
 
 
 def checkpoint_input(wildcards):
@@ -137,14 +123,14 @@ def checkpoint_input(wildcards):
     model = MODELS[wildcards.model]
     if model["source"] == "hub":
         return []
-    return plan.checkpoint_location(wildcards.model, model, wildcards.step, RESULTS)[0]
+    return plan.checkpoint_location(wildcards.model, model, wildcards.step, PATHS)[0]
 
 
 def model_source(name, step):
     """Where the job loads a checkpoint from, with the hub commit it resolves to, and the
     objective it is loaded with (auto: what its config.json declares)."""
     model = MODELS[name]
-    path, revision = plan.checkpoint_location(name, model, step, RESULTS)
+    path, revision = plan.checkpoint_location(name, model, step, PATHS)
     return {
         "path": path,
         "revision": revision,
@@ -182,9 +168,9 @@ def tokens_inputs(wildcards):
     """A text corpus's documents and the trained tokenizer, when there are any."""
     inputs = {"tokenizer": tokenizer_dir(wildcards.tokenizer)}
     if CORPORA[wildcards.corpus]["kind"] != "random_tokens":
-        inputs["train"] = f"{corpus_dir(wildcards.corpus)}/train.jsonl"
-        inputs["eval"] = f"{corpus_dir(wildcards.corpus)}/eval.jsonl"
-        inputs["stats"] = f"{corpus_dir(wildcards.corpus)}/stats.json"
+        for split in ("train", "eval"):
+            inputs[split] = PATHS.corpus(wildcards.corpus, f"{split}.jsonl")
+        inputs["stats"] = PATHS.corpus(wildcards.corpus, "stats.json")
     return inputs
 
 
@@ -192,7 +178,7 @@ def tokenizer_source(name):
     """Where a tokenizer is loaded from: its trained directory, or a model's hub id or path."""
     tok = TOKENIZERS[name]
     if tok["kind"] == "train":
-        return {"path": f"{RESULTS}/tokenizers/{name}", "revision": None}
+        return {"path": PATHS.tokenizer(name), "revision": None}
     model = MODELS[tok["model"]]
     return model_source(tok["model"], STEPS[tok["model"]][-1])
 

@@ -3,13 +3,13 @@ rule corpus:
     input:
         corpus_files,
     output:
-        train=f"{RESULTS}/corpora/{{corpus}}/train.jsonl",
-        eval=f"{RESULTS}/corpora/{{corpus}}/eval.jsonl",
-        stats=f"{RESULTS}/corpora/{{corpus}}/stats.json",
+        train=PATHS.corpus("{corpus}", "train.jsonl"),
+        eval=PATHS.corpus("{corpus}", "eval.jsonl"),
+        stats=PATHS.corpus("{corpus}", "stats.json"),
     log:
-        f"{LOGS}/corpus/{{corpus}}.log",
+        PATHS.logs("corpus/{corpus}.log"),
     benchmark:
-        f"{BENCH}/corpus/{{corpus}}.tsv"
+        PATHS.benchmarks("corpus/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -35,9 +35,9 @@ for _name, _corpus in CORPORA.items():
         output:
             _corpus["path"],
         log:
-            f"{LOGS}/download/{_name}.log",
+            PATHS.logs(f"download/{_name}.log"),
         benchmark:
-            f"{BENCH}/download/{_name}.tsv"
+            PATHS.benchmarks(f"download/{_name}.tsv")
         conda:
             "../envs/core.yaml"
         threads: 1

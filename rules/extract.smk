@@ -15,11 +15,11 @@ rule extract:
         tokens=lambda w: model_tokens(w.model, w.corpus),
         checkpoint=checkpoint_input,
     output:
-        activation_output(f"{RESULTS}/activations/{{model}}/{{step}}/{{corpus}}.zarr"),
+        activation_output(PATHS.activations("{model}", "{step}", "{corpus}")),
     log:
-        f"{LOGS}/extract/{{model}}/{{step}}/{{corpus}}.log",
+        PATHS.logs("extract/{model}/{step}/{corpus}.log"),
     benchmark:
-        f"{BENCH}/extract/{{model}}/{{step}}/{{corpus}}.tsv"
+        PATHS.benchmarks("extract/{model}/{step}/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

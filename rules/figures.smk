@@ -1,19 +1,19 @@
 rule figure_anisotropy:
     """Anisotropy by layer, one line per checkpoint, one panel per corpus."""
     input:
-        f"{RESULTS}/metrics/anisotropy/{{model}}.nc",
+        PATHS.metric("anisotropy", "{model}"),
     output:
         png=report(
-            f"{RESULTS}/figures/anisotropy/{{model}}.png",
+            PATHS.results("figures/anisotropy/{model}.png"),
             caption="../report/anisotropy.rst",
             category="Anisotropy",
             subcategory="{model}",
         ),
-        pdf=f"{RESULTS}/figures/anisotropy/{{model}}.pdf",
+        pdf=PATHS.results("figures/anisotropy/{model}.pdf"),
     log:
-        f"{LOGS}/figures/anisotropy/{{model}}.log",
+        PATHS.logs("figures/anisotropy/{model}.log"),
     benchmark:
-        f"{BENCH}/figures/anisotropy/{{model}}.tsv"
+        PATHS.benchmarks("figures/anisotropy/{model}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -30,11 +30,11 @@ rule spine:
     """Corpus -> tokens -> checkpoints -> activations -> anisotropy -> figures."""
     input:
         expand(
-            f"{RESULTS}/figures/anisotropy/{{model}}.{{ext}}",
+            PATHS.results("figures/anisotropy/{model}.{ext}"),
             model=GEOMETRY_MODELS,
             ext=["png", "pdf"],
         ),
-        expand(f"{RESULTS}/metrics/anisotropy/{{model}}.nc", model=GEOMETRY_MODELS),
+        expand(PATHS.metric("anisotropy", "{model}"), model=GEOMETRY_MODELS),
 
 
 rule manifest:
@@ -42,11 +42,11 @@ rule manifest:
     input:
         manifest_targets,
     output:
-        f"{RESULTS}/manifest.tsv",
+        PATHS.results("manifest.tsv"),
     log:
-        f"{LOGS}/manifest.log",
+        PATHS.logs("manifest.log"),
     benchmark:
-        f"{BENCH}/manifest.tsv"
+        PATHS.benchmarks("manifest.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -16,7 +16,7 @@ HUB_RELEASES = (
         BN_MODELS,
         BN_HEADS,
         BN_NGRAM,
-        RESULTS,
+        PATHS,
     )
     if DISK["release_hub_revisions"]
     else {}
@@ -29,11 +29,11 @@ rule release_hub_revision:
     input:
         lambda w: HUB_RELEASES[(w.model, w.step)],
     output:
-        f"{RESULTS}/hub/{{model}}/{{step}}.json",
+        PATHS.hub_release("{model}", "{step}"),
     log:
-        f"{LOGS}/hub/{{model}}/{{step}}.log",
+        PATHS.logs("hub/{model}/{step}.log"),
     benchmark:
-        f"{BENCH}/hub/{{model}}/{{step}}.tsv"
+        PATHS.benchmarks("hub/{model}/{step}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -4,7 +4,7 @@ from repgeom.languages import plan as languages_plan
 from repgeom.languages.corpora import derived_inputs
 
 try:
-    LANGUAGES = languages_plan.study_plan(config, STEPS, RESULTS)
+    LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS)
 except ConfigError as err:
     stop(str(err))
 LANGUAGE_GROUPS = LANGUAGES["groups"]
@@ -28,15 +28,15 @@ rule languages_corpus:
     """An aligned corpus of the languages study (one language, script or side of a set of
     minimal pairs): every sentence in eval, in order; train is a copy."""
     input:
-        lambda w: derived_inputs(CORPORA[w.corpus], RESULTS),
+        lambda w: derived_inputs(CORPORA[w.corpus], PATHS),
     output:
-        train=f"{RESULTS}/corpora/{{corpus}}/train.jsonl",
-        eval=f"{RESULTS}/corpora/{{corpus}}/eval.jsonl",
-        stats=f"{RESULTS}/corpora/{{corpus}}/stats.json",
+        train=PATHS.corpus("{corpus}", "train.jsonl"),
+        eval=PATHS.corpus("{corpus}", "eval.jsonl"),
+        stats=PATHS.corpus("{corpus}", "stats.json"),
     log:
-        f"{LOGS}/corpus/{{corpus}}.log",
+        PATHS.logs("corpus/{corpus}.log"),
     benchmark:
-        f"{BENCH}/corpus/{{corpus}}.tsv"
+        PATHS.benchmarks("corpus/{corpus}.tsv")
     wildcard_constraints:
         corpus=ALIGNED_CORPUS_PATTERN,
     conda:
@@ -56,14 +56,14 @@ rule languages_metrics:
     """ID, anisotropy and divergence from a reference per language, layer and level for one
     checkpoint; grammatical vs ungrammatical ID with a paired bootstrap."""
     input:
-        lambda w: [activations(w.model, w.step, c) for c in LANGUAGE_CORPORA],
+        lambda w: [PATHS.activations(w.model, w.step, c) for c in LANGUAGE_CORPORA],
     output:
-        languages=f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
+        languages=PATHS.metric("languages", "{model}", "{step}"),
         grammaticality=LANGUAGE_GRAMMATICALITY_OUTPUT,
     log:
-        f"{LOGS}/metrics/languages/{{model}}/{{step}}.log",
+        PATHS.logs("metrics/languages/{model}/{step}.log"),
     benchmark:
-        f"{BENCH}/metrics/languages/{{model}}/{{step}}.tsv"
+        PATHS.benchmarks("metrics/languages/{model}/{step}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -84,7 +84,7 @@ rule languages_metrics:
 rule languages_figures:
     """Figures of the languages study for one checkpoint, one set per group."""
     input:
-        languages=f"{RESULTS}/metrics/languages/{{model}}/{{step}}.nc",
+        languages=PATHS.metric("languages", "{model}", "{step}"),
         grammaticality=LANGUAGE_GRAMMATICALITY_OUTPUT,
     output:
         id_anisotropy=report(
@@ -125,9 +125,9 @@ rule languages_figures:
         ),
         pdf=LANGUAGE_FIGURE_FILES["pdf"],
     log:
-        f"{LOGS}/figures/languages/{{model}}/{{step}}.log",
+        PATHS.logs("figures/languages/{model}/{step}.log"),
     benchmark:
-        f"{BENCH}/figures/languages/{{model}}/{{step}}.tsv"
+        PATHS.benchmarks("figures/languages/{model}/{step}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -147,15 +147,13 @@ rule languages_scores:
     LaTeX) over checkpoints and a scatter plot per checkpoint."""
     input:
         scores=LANGUAGES["scores"] or [],
-        datasets=[
-            f"{RESULTS}/metrics/languages/{m}/{s}.nc" for m, s in LANGUAGE_CHECKPOINTS
-        ],
+        datasets=[PATHS.metric("languages", m, s) for m, s in LANGUAGE_CHECKPOINTS],
     output:
-        csv=f"{RESULTS}/tables/languages/score_correlation.csv",
-        tex=f"{RESULTS}/tables/languages/score_correlation.tex",
+        csv=PATHS.results("tables/languages/score_correlation.csv"),
+        tex=PATHS.results("tables/languages/score_correlation.tex"),
         scatter=report(
             [
-                f"{RESULTS}/figures/languages/{m}/{s}/score_correlation.png"
+                PATHS.results(f"figures/languages/{m}/{s}/score_correlation.png")
                 for m, s in LANGUAGE_CHECKPOINTS
             ],
             caption="../report/languages/scores.rst",
@@ -163,13 +161,13 @@ rule languages_scores:
             subcategory="scores",
         ),
         pdf=[
-            f"{RESULTS}/figures/languages/{m}/{s}/score_correlation.pdf"
+            PATHS.results(f"figures/languages/{m}/{s}/score_correlation.pdf")
             for m, s in LANGUAGE_CHECKPOINTS
         ],
     log:
-        f"{LOGS}/figures/languages/score_correlation.log",
+        PATHS.logs("figures/languages/score_correlation.log"),
     benchmark:
-        f"{BENCH}/figures/languages/score_correlation.tsv"
+        PATHS.benchmarks("figures/languages/score_correlation.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

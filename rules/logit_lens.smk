@@ -8,22 +8,24 @@ if _lens_errors:
     stop("invalid config:\n  " + "\n  ".join(_lens_errors))
 for _name, _why in _lens_skipped.items():
     sys.stderr.write(f"repgeom: the logit-lens study skips model {_name!r}: {_why}\n")
-LENS_FIG = f"{RESULTS}/figures/logit_lens"
-LENS_TAB = f"{RESULTS}/tables/logit_lens"
+LENS_FIG = PATHS.results("figures/logit_lens")
+LENS_TAB = PATHS.results("tables/logit_lens")
 
 
 rule logit_lens_gather:
     """The logit lens of one model over every checkpoint and extraction corpus."""
     input:
         lambda w: [
-            activations(w.model, s, c) for s in STEPS[w.model] for c in EXTRACT_CORPORA
+            PATHS.activations(w.model, s, c)
+            for s in STEPS[w.model]
+            for c in EXTRACT_CORPORA
         ],
     output:
-        f"{RESULTS}/metrics/logit_lens/{{model}}.nc",
+        PATHS.metric("logit_lens", "{model}"),
     log:
-        f"{LOGS}/metrics/logit_lens/{{model}}.log",
+        PATHS.logs("metrics/logit_lens/{model}.log"),
     benchmark:
-        f"{BENCH}/metrics/logit_lens/{{model}}.tsv"
+        PATHS.benchmarks("metrics/logit_lens/{model}.tsv")
     wildcard_constraints:
         model="|".join(re.escape(m) for m in LENS_MODELS) or "(?!)",
     conda:
@@ -43,7 +45,7 @@ rule logit_lens_gather:
 rule logit_lens_figures:
     """Loss and top-1 agreement of the logit lens against layer, and the table."""
     input:
-        [f"{RESULTS}/metrics/logit_lens/{m}.nc" for m in LENS_MODELS],
+        [PATHS.metric("logit_lens", m) for m in LENS_MODELS],
     output:
         loss_png=report(
             f"{LENS_FIG}/loss_by_layer.png",
@@ -60,9 +62,9 @@ rule logit_lens_figures:
         csv=f"{LENS_TAB}/logit_lens.csv",
         tex=f"{LENS_TAB}/logit_lens.tex",
     log:
-        f"{LOGS}/figures/logit_lens.log",
+        PATHS.logs("figures/logit_lens.log"),
     benchmark:
-        f"{BENCH}/figures/logit_lens.tsv"
+        PATHS.benchmarks("figures/logit_lens.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -78,5 +80,5 @@ rule logit_lens_figures:
 rule logit_lens:
     """The logit lens over training: datasets, figures and the table."""
     input:
-        [f"{RESULTS}/metrics/logit_lens/{m}.nc" for m in LENS_MODELS],
+        [PATHS.metric("logit_lens", m) for m in LENS_MODELS],
         rules.logit_lens_figures.output if LENS_MODELS else [],

@@ -1,15 +1,17 @@
 rule geometry:
     """Anisotropy family, intrinsic dimension and linearity of one activation store."""
     input:
-        activations("{model}", "{step}", "{corpus}"),
+        PATHS.activations("{model}", "{step}", "{corpus}"),
     output:
-        anisotropy=f"{RESULTS}/metrics/anisotropy/{{model}}/{{step}}/{{corpus}}.nc",
-        intrinsic_dimension=f"{RESULTS}/metrics/intrinsic_dimension/{{model}}/{{step}}/{{corpus}}.nc",
-        linearity=f"{RESULTS}/metrics/linearity/{{model}}/{{step}}/{{corpus}}.nc",
+        anisotropy=PATHS.metric("anisotropy", "{model}", "{step}", "{corpus}"),
+        intrinsic_dimension=PATHS.metric(
+            "intrinsic_dimension", "{model}", "{step}", "{corpus}"
+        ),
+        linearity=PATHS.metric("linearity", "{model}", "{step}", "{corpus}"),
     log:
-        f"{LOGS}/metrics/geometry/{{model}}/{{step}}/{{corpus}}.log",
+        PATHS.logs("metrics/geometry/{model}/{step}/{corpus}.log"),
     benchmark:
-        f"{BENCH}/metrics/geometry/{{model}}/{{step}}/{{corpus}}.tsv"
+        PATHS.benchmarks("metrics/geometry/{model}/{step}/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -26,16 +28,16 @@ rule gather_metric:
     """One metric of one model gathered over steps and corpora."""
     input:
         lambda w: [
-            f"{RESULTS}/metrics/{w.metric}/{w.model}/{s}/{c}.nc"
+            PATHS.metric(w.metric, w.model, s, c)
             for s in STEPS[w.model]
             for c in EXTRACT_CORPORA
         ],
     output:
-        f"{RESULTS}/metrics/{{metric}}/{{model}}.nc",
+        PATHS.metric("{metric}", "{model}"),
     log:
-        f"{LOGS}/metrics/{{metric}}/{{model}}.log",
+        PATHS.logs("metrics/{metric}/{model}.log"),
     benchmark:
-        f"{BENCH}/metrics/{{metric}}/{{model}}.tsv"
+        PATHS.benchmarks("metrics/{metric}/{model}.tsv")
     wildcard_constraints:
         metric="|".join(rules.geometry.output.keys()),
     conda:

@@ -11,14 +11,12 @@ for _name, _model in MODELS.items():
             tokens=model_tokens(_name, _model["corpus"]),
             tokenizer=tokenizer_dir(_model["tokenizer"]),
         output:
-            log_nc=f"{RESULTS}/models/{_name}/training.nc",
-            checkpoints=[
-                directory(f"{RESULTS}/models/{_name}/{s}") for s in STEPS[_name]
-            ],
+            log_nc=PATHS.results(f"models/{_name}/training.nc"),
+            checkpoints=[directory(PATHS.checkpoint(_name, s)) for s in STEPS[_name]],
         log:
-            f"{LOGS}/models/{_name}.log",
+            PATHS.logs(f"models/{_name}.log"),
         benchmark:
-            f"{BENCH}/models/{_name}.tsv"
+            PATHS.benchmarks(f"models/{_name}.tsv")
         conda:
             "../envs/core.yaml"
         threads: _model["training"]["threads"]

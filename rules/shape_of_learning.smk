@@ -26,7 +26,9 @@ SOL_TABLES = {
 }
 SOL_SCALE_FIGURES = (
     expand(
-        f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{m}}/{{c}}.{{ext}}",
+        PATHS.results(
+            "figures/shape_of_learning/intrinsic_dimension_by_scale/{m}/{c}.{ext}"
+        ),
         m=GEOMETRY_MODELS,
         c=EXTRACT_CORPORA,
         ext=["png", "pdf"],
@@ -40,20 +42,20 @@ rule shape_of_learning_figure:
     """One Shape-of-Learning figure over every model, checkpoint and corpus."""
     input:
         lambda w: expand(
-            f"{RESULTS}/metrics/{SOL_FIGURES[w.figure][0]}/{{model}}.nc",
+            PATHS.metric(SOL_FIGURES[w.figure][0], f"{{model}}"),
             model=GEOMETRY_MODELS,
         ),
     output:
         png=report(
-            f"{RESULTS}/figures/shape_of_learning/{{figure}}.png",
+            PATHS.results("figures/shape_of_learning/{figure}.png"),
             caption="../report/shape_of_learning/figure.rst",
             category="Shape of learning",
         ),
-        pdf=f"{RESULTS}/figures/shape_of_learning/{{figure}}.pdf",
+        pdf=PATHS.results("figures/shape_of_learning/{figure}.pdf"),
     log:
-        f"{LOGS}/figures/shape_of_learning/{{figure}}.log",
+        PATHS.logs("figures/shape_of_learning/{figure}.log"),
     benchmark:
-        f"{BENCH}/figures/shape_of_learning/{{figure}}.tsv"
+        PATHS.benchmarks("figures/shape_of_learning/{figure}.tsv")
     wildcard_constraints:
         figure="|".join(SOL_FIGURES),
     conda:
@@ -75,19 +77,23 @@ rule shape_of_learning_scale_figure:
     """GRIDE intrinsic dimension against neighbourhood scale, per layer, for one model and
     corpus."""
     input:
-        f"{RESULTS}/metrics/intrinsic_dimension/{{model}}.nc",
+        PATHS.metric("intrinsic_dimension", "{model}"),
     output:
         png=report(
-            f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{model}}/{{corpus}}.png",
+            PATHS.results(
+                "figures/shape_of_learning/intrinsic_dimension_by_scale/{model}/{corpus}.png"
+            ),
             caption="../report/shape_of_learning/by_scale.rst",
             category="Shape of learning",
             subcategory="intrinsic dimension by scale",
         ),
-        pdf=f"{RESULTS}/figures/shape_of_learning/intrinsic_dimension_by_scale/{{model}}/{{corpus}}.pdf",
+        pdf=PATHS.results(
+            "figures/shape_of_learning/intrinsic_dimension_by_scale/{model}/{corpus}.pdf"
+        ),
     log:
-        f"{LOGS}/figures/shape_of_learning/by_scale/{{model}}/{{corpus}}.log",
+        PATHS.logs("figures/shape_of_learning/by_scale/{model}/{corpus}.log"),
     benchmark:
-        f"{BENCH}/figures/shape_of_learning/by_scale/{{model}}/{{corpus}}.tsv"
+        PATHS.benchmarks("figures/shape_of_learning/by_scale/{model}/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -103,14 +109,14 @@ rule shape_of_learning_scale_figure:
 rule shape_of_learning_table:
     """A metric as CSV and LaTeX: model × step × corpus × positions × layer."""
     input:
-        expand(f"{RESULTS}/metrics/{{{{metric}}}}/{{model}}.nc", model=GEOMETRY_MODELS),
+        expand(PATHS.metric("{{metric}}", "{model}"), model=GEOMETRY_MODELS),
     output:
-        csv=f"{RESULTS}/tables/shape_of_learning/{{metric}}.csv",
-        tex=f"{RESULTS}/tables/shape_of_learning/{{metric}}.tex",
+        csv=PATHS.results("tables/shape_of_learning/{metric}.csv"),
+        tex=PATHS.results("tables/shape_of_learning/{metric}.tex"),
     log:
-        f"{LOGS}/tables/shape_of_learning/{{metric}}.log",
+        PATHS.logs("tables/shape_of_learning/{metric}.log"),
     benchmark:
-        f"{BENCH}/tables/shape_of_learning/{{metric}}.tsv"
+        PATHS.benchmarks("tables/shape_of_learning/{metric}.tsv")
     wildcard_constraints:
         metric="|".join(SOL_TABLES),
     conda:
@@ -130,12 +136,12 @@ rule shape_of_learning:
     """Figures and tables of 'The Shape of Learning' (Razzhigaev et al., EACL 2024)."""
     input:
         expand(
-            f"{RESULTS}/figures/shape_of_learning/{{f}}.{{ext}}",
+            PATHS.results("figures/shape_of_learning/{f}.{ext}"),
             f=SOL_FIGURES if GEOMETRY_MODELS else [],
             ext=["png", "pdf"],
         ),
         expand(
-            f"{RESULTS}/tables/shape_of_learning/{{t}}.{{ext}}",
+            PATHS.results("tables/shape_of_learning/{t}.{ext}"),
             t=SOL_TABLES if GEOMETRY_MODELS else [],
             ext=["csv", "tex"],
         ),

@@ -1,13 +1,13 @@
 rule train_tokenizer:
     """A byte-level BPE trained on the train split of a corpus."""
     input:
-        train=lambda w: f"{corpus_dir(TOKENIZERS[w.tokenizer]['corpus'])}/train.jsonl",
+        train=lambda w: PATHS.corpus(TOKENIZERS[w.tokenizer]["corpus"], "train.jsonl"),
     output:
-        directory(f"{RESULTS}/tokenizers/{{tokenizer}}"),
+        directory(PATHS.tokenizer("{tokenizer}")),
     log:
-        f"{LOGS}/tokenizers/{{tokenizer}}.log",
+        PATHS.logs("tokenizers/{tokenizer}.log"),
     benchmark:
-        f"{BENCH}/tokenizers/{{tokenizer}}.tsv"
+        PATHS.benchmarks("tokenizers/{tokenizer}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 2
@@ -25,11 +25,11 @@ rule tokens:
     input:
         unpack(tokens_inputs),
     output:
-        directory(f"{RESULTS}/tokens/{{tokenizer}}/{{corpus}}.zarr"),
+        directory(PATHS.tokens("{tokenizer}", "{corpus}")),
     log:
-        f"{LOGS}/tokens/{{tokenizer}}/{{corpus}}.log",
+        PATHS.logs("tokens/{tokenizer}/{corpus}.log"),
     benchmark:
-        f"{BENCH}/tokens/{{tokenizer}}/{{corpus}}.tsv"
+        PATHS.benchmarks("tokens/{tokenizer}/{corpus}.tsv")
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -21,8 +21,10 @@ from typing import Any
 
 from repgeom.activations.checkpoint import checkpoint_config, planning_step
 from repgeom.workflow.config import ConfigError
+from repgeom.workflow.paths import PATHS, Paths
 from repgeom.workflow.plan import causal_models
 
+STUDY = "bottleneck"
 TEXT_KINDS = ("python_docs", "text")
 MIB = 2**20
 
@@ -171,7 +173,7 @@ def _ngram(
     ngram: Mapping[str, Any],
     models: Sequence[str],
     config: Mapping[str, Any],
-    results: str,
+    paths: Paths,
     errors: list[str],
 ) -> list[tuple[str, str]]:
     """(tokenizer, corpus) pairs of the 5-gram estimates; checks counting memory when known."""
@@ -206,7 +208,7 @@ def _ngram(
     budget = None if ngram["memory_mb"] is None else ngram["memory_mb"] * MIB
     for tok, corpus in pairs:
         window = tokenizers[tok]["window"]
-        sizes = _tokens_sizes(Path(results) / "tokens" / tok / f"{corpus}.zarr")
+        sizes = _tokens_sizes(Path(paths.tokens(tok, corpus)))
         if sizes is not None:
             n_windows, window = sizes
             if ngram["max_tokens"] is not None:
@@ -231,7 +233,7 @@ def study_plan(
     config: Mapping[str, Any],
     steps: Mapping[str, Sequence[str]],
     extract_corpora: Sequence[str],
-    results: str = "results",
+    paths: Paths = PATHS,
 ) -> dict[str, Any]:
     """Everything the study builds; ``config`` has the bottleneck defaults filled in.
 
@@ -264,7 +266,7 @@ def study_plan(
     heads, heads_corpus, heads_mem = _heads(
         section["heads"], models, steps, config, extract_corpora, first, errors
     )
-    ngram = _ngram(section["ngram"], models, config, results, errors)
+    ngram = _ngram(section["ngram"], models, config, paths, errors)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     return {
@@ -284,11 +286,10 @@ HEADS_SELECTION = ("models", "steps", "threads", "memory_mb")
 NGRAM_SELECTION = ("corpora", "tokenizers", "thresholds", "memory_mb")
 
 
-def study_outputs(plan: Mapping[str, Any], results: str = "results") -> dict[str, Any]:
+def study_outputs(plan: Mapping[str, Any], paths: Paths = PATHS) -> dict[str, Any]:
     """Figure and table files of each part of the study (a part without data has none) and
     every target, from :func:`study_plan`'s result."""
     models, heads, ngram = plan["models"], plan["heads"], plan["ngram"]
-    fig, tab = f"{results}/figures/bottleneck", f"{results}/tables/bottleneck"
     stems = {
         "eval_loss": ["eval_loss"] if models else [],
         "spectrum": [f"lm_head_spectrum_{m}" for m in models],
@@ -296,19 +297,19 @@ def study_outputs(plan: Mapping[str, Any], results: str = "results") -> dict[str
         "heads": ["heads_perplexity"] if heads else [],
         "ngram": ["ngram_werror"] if ngram else [],
     }
-    figures = {k: [f"{fig}/{s}.png" for s in v] for k, v in stems.items()}
-    figures["pdf"] = [f"{fig}/{s}.pdf" for v in stems.values() for s in v]
+    figures = {k: [paths.figure(STUDY, s) for s in v] for k, v in stems.items()}
+    figures["pdf"] = [paths.figure(STUDY, s, "pdf") for v in stems.values() for s in v]
     tables = {
-        "best_vs_final": [f"{tab}/best_vs_final.csv"] if models else [],
-        "ngram_thresholds": [f"{tab}/ngram_thresholds.csv"] if ngram else [],
+        "best_vs_final": [paths.table(STUDY, "best_vs_final")] if models else [],
+        "ngram_thresholds": [paths.table(STUDY, "ngram_thresholds")] if ngram else [],
     }
     tables["tex"] = [p.replace(".csv", ".tex") for v in tables.values() for p in v]
     targets = [
-        f"{results}/metrics/{name}/{m}.nc"
+        paths.metric(name, m)
         for m in models
         for name in ("eval_loss", "last_layer_cosine", "lm_head")
     ]
-    targets += [f"{results}/heads/{m}/{s}.nc" for m, s in heads]
-    targets += [f"{results}/ngram/{t}/{c}.nc" for t, c in ngram]
+    targets += [paths.heads(m, s) for m, s in heads]
+    targets += [paths.ngram(t, c) for t, c in ngram]
     targets += [f for files in (*figures.values(), *tables.values()) for f in files]
     return {"figures": figures, "tables": tables, "targets": targets}

@@ -26,9 +26,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from repgeom.workflow.paths import Paths
 
 SPLITS = ("dev", "devtest")
 
@@ -490,12 +493,12 @@ def _missing(message: str, missing: list[str] | None) -> None:
     missing.append(message)
 
 
-def derived_inputs(entry: Mapping[str, Any], results: str = "results") -> list[str] | None:
+def derived_inputs(entry: Mapping[str, Any], paths: Paths) -> list[str] | None:
     """Files a study corpus member is made from (its job's inputs); None for other corpora."""
     if entry.get("kind") != "aligned":
         return None
     if entry["origin"] in ("synthetic_scripts", "synthetic_pairs"):
-        return [f"{results}/corpora/{entry['source']}/eval.jsonl"]
+        return [paths.corpus(entry["source"], "eval.jsonl")]
     return list(dict.fromkeys(entry["inputs"]))
 
 

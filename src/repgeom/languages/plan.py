@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from repgeom.languages.corpora import derived_name, script_group
+from repgeom.workflow.paths import PATHS, Paths
+
+STUDY = "languages"
 
 GroupSpec = dict[str, Any]
 
@@ -212,7 +215,7 @@ SELECTION_KEYS = ("groups", "grammaticality", "models", "steps", "scores")
 
 
 def study_plan(
-    config: Mapping[str, Any], steps: Mapping[str, Sequence[str]], results: str = "results"
+    config: Mapping[str, Any], steps: Mapping[str, Sequence[str]], paths: Paths = PATHS
 ) -> dict[str, Any]:
     """Everything the languages study builds; ``config`` has its defaults filled and its
     corpora expanded. Keys: ``groups``, ``pairs``, ``checkpoints`` [(model, step)],
@@ -244,19 +247,24 @@ def study_plan(
             "config key 'languages.scores': scores are correlated with the languages of "
             "languages.groups, which is empty"
         )
-    per_step = f"{results}/figures/languages/{{model}}/{{step}}"
     stems = figure_names(groups, pairs)
-    files = {kind: [f"{per_step}/{s}.png" for s in names] for kind, names in stems.items()}
-    files["pdf"] = [f"{per_step}/{s}.pdf" for names in stems.values() for s in names]
-    grammaticality = [f"{results}/metrics/grammaticality/{{model}}/{{step}}.nc"] if pairs else []
+    per_step = "{model}/{step}"
+    files = {
+        kind: [paths.figure(STUDY, f"{per_step}/{s}") for s in names]
+        for kind, names in stems.items()
+    }
+    files["pdf"] = [
+        paths.figure(STUDY, f"{per_step}/{s}", "pdf") for v in stems.values() for s in v
+    ]
+    grammaticality = [paths.metric("grammaticality", "{model}", "{step}")] if pairs else []
     each = [
-        f"{results}/metrics/languages/{{model}}/{{step}}.nc",
+        paths.metric(STUDY, "{model}", "{step}"),
         *grammaticality,
         *(f for paths in files.values() for f in paths),
     ]
     targets = [p.format(model=m, step=s) for m, s in checkpoints for p in each]
     if scores and checkpoints:
-        targets += [f"{results}/tables/languages/score_correlation.{ext}" for ext in ("csv", "tex")]
+        targets += [paths.table(STUDY, "score_correlation", ext) for ext in ("csv", "tex")]
     return {
         "groups": groups,
         "pairs": pairs,

@@ -15,6 +15,7 @@ from repgeom.activations.checkpoint import (
 )
 from repgeom.steps import Checkpoint, checkpoint_steps, order_checkpoints
 from repgeom.workflow.locate import check_hub_revision, hub_weights_cached
+from repgeom.workflow.paths import PATHS, Paths
 
 
 def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str]]:
@@ -44,11 +45,11 @@ def extraction_corpora(config: dict[str, Any]) -> list[str]:
 
 
 def checkpoint_location(
-    name: str, model: dict[str, Any], step: str, results: str = "results"
+    name: str, model: dict[str, Any], step: str, paths: Paths = PATHS
 ) -> tuple[str, str | None]:
     """(path or hub id, revision) of one checkpoint of a model."""
     if model["source"] == "train":
-        return f"{results}/models/{name}/{step}", None
+        return paths.checkpoint(name, step), None
     if model["source"] == "hub":
         return model["id"], step
     root = model["path"]
@@ -180,7 +181,7 @@ def hub_release_inputs(
     lm_head_models: Sequence[str],
     heads: Sequence[tuple[str, str]],
     ngram: Sequence[tuple[str, str]],
-    results: str = "results",
+    paths: Paths = PATHS,
 ) -> dict[tuple[str, str], list[str]]:
     """(hub model, revision) -> the outputs of every job that loads it (its weights or, for
     the last revision of a tokenizer's model, its tokenizer): what its release waits for.
@@ -197,28 +198,26 @@ def hub_release_inputs(
         if model["source"] != "hub":
             continue
         for step in steps[name]:
-            needs = [f"{results}/activations/{name}/{step}/{c}.zarr" for c in stores[(name, step)]]
+            needs = [paths.activations(name, step, c) for c in stores[(name, step)]]
             if name in lm_head_models:
-                needs.append(f"{results}/metrics/lm_head/{name}/{step}.nc")
+                needs.append(paths.metric("lm_head", name, step))
             if (name, step) in heads:
-                needs.append(f"{results}/heads/{name}/{step}.nc")
+                needs.append(paths.heads(name, step))
             for tok, spec in tokenizers.items():
                 if (
                     spec["kind"] == "from_model"
                     and spec["model"] == name
                     and steps[name][-1] == step
                 ):
-                    needs += [
-                        f"{results}/tokens/{tok}/{c}.zarr" for c in dict.fromkeys(tokenized[tok])
-                    ]
+                    needs += [paths.tokens(tok, c) for c in dict.fromkeys(tokenized[tok])]
             if needs:
                 out[(name, step)] = needs
     return out
 
 
-def release_record(results: str | Path, model: str, step: str) -> dict | None:
-    """What the release of a hub revision recorded (results/hub/{model}/{step}.json), or None."""
-    path = Path(results) / "hub" / model / f"{step}.json"
+def release_record(paths: Paths, model: str, step: str) -> dict | None:
+    """What the release of a hub revision recorded, or None."""
+    path = Path(paths.hub_release(model, step))
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -256,7 +255,7 @@ def local_model_problems(name: str, model: Mapping[str, Any]) -> list[str]:
 
 
 def check_inputs(
-    config: dict, results: str | Path, online: bool
+    config: dict, paths: Paths, online: bool
 ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], bool], list[str]]:
     """What a run needs from outside, checked before any job: (the commit of every hub revision,
     whether this run downloads its weights, a message for everything missing).
@@ -282,7 +281,7 @@ def check_inputs(
         if model["source"] != "hub":
             continue
         for rev in model["revisions"]:
-            record = release_record(results, name, rev) if release else None
+            record = release_record(paths, name, rev) if release else None
             if record is not None:
                 commits[(name, rev)], downloaded[(name, rev)] = (
                     record["commit"],
