@@ -1,15 +1,16 @@
+from repgeom.logit_lens import plan as lens_plan
+
 # The logit lens over training: each layer of each checkpoint decoded by the model's own LM
 # head (computed in the extraction pass, on a seeded sample of logit_lens.tokens positions of
 # each store), for the models of logit_lens.models (null: those with a causal head).
 LENS = config["logit_lens"]
 _lens_errors, _lens_skipped = [], {}
-LENS_MODELS = plan.logit_lens_models(config, _lens_errors, _lens_skipped)
+LENS_MODELS = lens_plan.lens_models(config, _lens_errors, _lens_skipped)
 if _lens_errors:
     stop("invalid config:\n  " + "\n  ".join(_lens_errors))
 for _name, _why in _lens_skipped.items():
     sys.stderr.write(f"repgeom: the logit-lens study skips model {_name!r}: {_why}\n")
-LENS_FIG = PATHS.results("figures/logit_lens")
-LENS_TAB = PATHS.results("tables/logit_lens")
+LENS_OUT = lens_plan.study_outputs(LENS_MODELS) or lens_plan.study_outputs(["any"])
 
 
 rule logit_lens_gather:
@@ -48,19 +49,19 @@ rule logit_lens_figures:
         [PATHS.metric("logit_lens", m) for m in LENS_MODELS],
     output:
         loss_png=report(
-            f"{LENS_FIG}/loss_by_layer.png",
+            LENS_OUT["loss_png"],
             caption="../report/logit_lens/loss_by_layer.rst",
             category="Logit lens",
         ),
-        loss_pdf=f"{LENS_FIG}/loss_by_layer.pdf",
+        loss_pdf=LENS_OUT["loss_pdf"],
         agreement_png=report(
-            f"{LENS_FIG}/agreement_by_layer.png",
+            LENS_OUT["agreement_png"],
             caption="../report/logit_lens/agreement_by_layer.rst",
             category="Logit lens",
         ),
-        agreement_pdf=f"{LENS_FIG}/agreement_by_layer.pdf",
-        csv=f"{LENS_TAB}/logit_lens.csv",
-        tex=f"{LENS_TAB}/logit_lens.tex",
+        agreement_pdf=LENS_OUT["agreement_pdf"],
+        csv=LENS_OUT["csv"],
+        tex=LENS_OUT["tex"],
     log:
         PATHS.logs("figures/logit_lens.log"),
     benchmark:

@@ -1,6 +1,6 @@
 """Snakemake adapter: the LM-head spectra of one model stacked over its checkpoints."""
 
-from repgeom.bottleneck.study import stack_steps
+from repgeom.bottleneck.datasets import stack_steps
 from repgeom.io import read_dataset, write_dataset
 from repgeom.metrics.gather import with_model
 from repgeom.runtime import log_to

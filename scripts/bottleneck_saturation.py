@@ -3,7 +3,7 @@
 import json
 
 from repgeom.activations.store import ActivationStore
-from repgeom.bottleneck.study import cosine_dataset, eval_loss_dataset, last_layer_cosine
+from repgeom.bottleneck.datasets import cosine_dataset, eval_loss_dataset, last_layer_cosine
 from repgeom.io import write_dataset
 from repgeom.metrics.gather import with_model
 from repgeom.provenance import provenance

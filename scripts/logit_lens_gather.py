@@ -1,7 +1,7 @@
 """Snakemake adapter: the logit lens of one model over its checkpoints and corpora."""
 
 from repgeom.io import write_dataset
-from repgeom.logit_lens.study import lens_dataset
+from repgeom.logit_lens.datasets import lens_dataset
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to
 from repgeom.steps import as_checkpoints

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from repgeom.bottleneck.ngram import COUNT_BYTES_PER_GRAM
-from repgeom.bottleneck.plan import study_plan
-from repgeom.bottleneck.plots import best_vs_final_rows, werror_threshold_table
-from repgeom.bottleneck.study import (
+from repgeom.bottleneck.datasets import (
     cosine_dataset,
     eval_loss_dataset,
     last_layer_cosine,
     stack_steps,
 )
+from repgeom.bottleneck.ngram import COUNT_BYTES_PER_GRAM
+from repgeom.bottleneck.plan import study_plan
+from repgeom.bottleneck.plots import best_vs_final_rows, werror_threshold_table
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults
+from repgeom.workflow.paths import Paths
 from tests.workflow import ROOT
 
 STEPS = ["step0", "step4", "step8"]
@@ -130,7 +131,7 @@ def config(**bottleneck) -> dict:
 
 def plan(cfg, tmp_path, corpora=("docs", "random")):
     steps = {"dec": STEPS, "enc": ["step0", "step8"]}
-    return study_plan(cfg, steps, list(corpora), str(tmp_path))
+    return study_plan(cfg, steps, list(corpora), Paths(str(tmp_path)))
 
 
 def test_default_plan(tmp_path):
@@ -249,13 +250,13 @@ def test_hub_and_local_models_by_their_cached_config(tmp_path, monkeypatch):
     cfg["models"]["local-enc"] = {"source": "local", "tokenizer": "bpe", "path": str(local)}
     steps = {"dec": STEPS, "enc": STEPS, "local-enc": ["final"]}
     steps.update({f"hub-{n}": ["main"] for n in ("enc", "dec", "bare", "unknown")})
-    p = study_plan(cfg, steps, ["docs"], str(tmp_path))
+    p = study_plan(cfg, steps, ["docs"], Paths(str(tmp_path)))
     assert p["models"] == ["dec", "hub-dec", "hub-unknown"]
     assert set(p["skipped"]) == {"enc", "hub-enc", "hub-bare", "local-enc"}
     assert "no LM head" in p["skipped"]["hub-bare"] and "masked" in p["skipped"]["enc"]
     cfg["bottleneck"]["models"] = ["hub-bare"]
     with pytest.raises(ConfigError, match="model 'hub-bare' is a bare model"):
-        study_plan(cfg, steps, ["docs"], str(tmp_path))
+        study_plan(cfg, steps, ["docs"], Paths(str(tmp_path)))
     cfg["bottleneck"]["models"] = None
     cfg["models"]["hub-cls"] = {**hub, "id": "nobody/cls"}
     add_config(
@@ -263,6 +264,6 @@ def test_hub_and_local_models_by_their_cached_config(tmp_path, monkeypatch):
     )
     steps["hub-cls"] = ["main"]
     with pytest.raises(ConfigError, match="models.hub-cls.*objective: none"):
-        study_plan(cfg, steps, ["docs"], str(tmp_path))
+        study_plan(cfg, steps, ["docs"], Paths(str(tmp_path)))
     cfg["models"]["hub-cls"]["objective"] = "none"
-    assert "hub-cls" in study_plan(cfg, steps, ["docs"], str(tmp_path))["skipped"]
+    assert "hub-cls" in study_plan(cfg, steps, ["docs"], Paths(str(tmp_path)))["skipped"]

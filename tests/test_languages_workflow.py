@@ -22,6 +22,7 @@ from repgeom.languages.corpora import (
     write_aligned_corpus,
 )
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults
+from repgeom.workflow.paths import Paths
 from tests.workflow import ROOT, planned_jobs, snakemake, table_rows
 
 CODES = ["eng_Latn", "fra_Latn", "zho_Hans", "zho_Hant"]
@@ -98,7 +99,7 @@ def test_expand_pairs_scripts_and_errors(tmp_path):
     assert member_sentences(out["blimp-bad"]) == ["The cat sleep.", "Dogs barks."]
     assert out["scripts-Grek"]["n_sentences"] == 256 and out["swaps-bad"]["seed"] == 0
     assert out["scripts-Grek"]["synthetic"] and "SYNTHETIC" in out["swaps-good"]["description"]
-    assert derived_inputs(out["scripts-Grek"], "res") == ["res/corpora/docs/eval.jsonl"]
+    assert derived_inputs(out["scripts-Grek"], Paths("res")) == ["res/corpora/docs/eval.jsonl"]
     assert derived_inputs(out["blimp-good"]) == [str(pairs)]
     bad = copy.deepcopy(corpora)
     bad["scripts"]["source"] = "blimp"

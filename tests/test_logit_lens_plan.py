@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from repgeom.logit_lens.plan import lens_models
 from repgeom.workflow.config import load_schema, with_defaults
-from repgeom.workflow.plan import logit_lens_models
 from tests.workflow import ROOT
 
 
@@ -26,11 +26,11 @@ def config(corpora: list[str] | None = None, **lens) -> dict:
 
 def test_the_study_selects_causal_models():
     errors, skipped = [], {}
-    assert logit_lens_models(config(), errors, skipped) == ["dec"]  # null: the causal ones
+    assert lens_models(config(), errors, skipped) == ["dec"]  # null: the causal ones
     assert errors == [] and "masked LM" in skipped["enc"]
-    assert logit_lens_models(config(models=["dec"]), errors) == ["dec"]
-    assert logit_lens_models(config(models=[]), errors) == []  # the study is off
-    assert logit_lens_models(config(corpora=[]), errors) == []  # nothing extracted
+    assert lens_models(config(models=["dec"]), errors) == ["dec"]
+    assert lens_models(config(models=[]), errors) == []  # the study is off
+    assert lens_models(config(corpora=[]), errors) == []  # nothing extracted
     assert errors == []
 
 
@@ -44,7 +44,7 @@ def test_the_study_selects_causal_models():
 )
 def test_errors_name_the_key(lens, corpora, message):
     errors: list[str] = []
-    logit_lens_models(config(corpora, **lens), errors)
+    lens_models(config(corpora, **lens), errors)
     assert len(errors) == 1 and message in errors[0], errors
 
 

@@ -493,12 +493,14 @@ def _missing(message: str, missing: list[str] | None) -> None:
     missing.append(message)
 
 
-def derived_inputs(entry: Mapping[str, Any], paths: Paths) -> list[str] | None:
+def derived_inputs(entry: Mapping[str, Any], paths: Paths | None = None) -> list[str] | None:
     """Files a study corpus member is made from (its job's inputs); None for other corpora."""
     if entry.get("kind") != "aligned":
         return None
     if entry["origin"] in ("synthetic_scripts", "synthetic_pairs"):
-        return [paths.corpus(entry["source"], "eval.jsonl")]
+        from repgeom.workflow.paths import PATHS
+
+        return [(paths or PATHS).corpus(entry["source"], "eval.jsonl")]
     return list(dict.fromkeys(entry["inputs"]))
 
 

@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from repgeom.logit_lens.study import VARIABLES
+from repgeom.logit_lens.datasets import VARIABLES
 from repgeom.plots.common import step_colors
 
 STYLES = {"final_norm": "-", "no_norm": "--"}

@@ -109,25 +109,6 @@ def causal_models(
     return out
 
 
-def logit_lens_models(
-    config: dict[str, Any], errors: list[str], skipped: dict[str, str] | None = None
-) -> list[str]:
-    """Models whose extractions compute the logit lens: those of the logit-lens study
-    (``logit_lens.models``, :func:`causal_models`), on the extraction corpora; none when no
-    corpus is extracted (an error when models are listed)."""
-    listed = config["logit_lens"]["models"]
-    needs = "the logit lens decodes every layer with the model's causal LM head"
-    models = causal_models(listed, config["models"], "logit_lens.models", needs, errors, skipped)
-    if models and not extraction_corpora(config):
-        if listed is not None:
-            errors.append(
-                "config key 'logit_lens.models': no corpus is extracted (extraction.corpora); "
-                "add one, or set logit_lens.models: []"
-            )
-        return []
-    return models
-
-
 def eval_loss_models(
     config: dict[str, Any], study: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, list[str]], list[str]]:

@@ -400,11 +400,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from repgeom.bottleneck.plan import study_plan
     from repgeom.languages.corpora import expand_corpora
+    from repgeom.logit_lens.plan import lens_models
     from repgeom.workflow.config import load_config, load_config_file
     from repgeom.workflow.plan import (
         eval_loss_models,
         extraction_corpora,
-        logit_lens_models,
         model_steps,
     )
 
@@ -431,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     loss, _ = eval_loss_models(
         config, {m: bottleneck["eval_corpora"] for m in bottleneck["models"]}
     )
-    lens = set(logit_lens_models(config, []))
+    lens = set(lens_models(config, []))
     budget = config["logit_lens"]["tokens"]
     flags = {
         (m, c): (c in loss.get(m, []), budget if m in lens and c in corpora else None)
