@@ -65,8 +65,9 @@ class _Layer:
         self.n, self.dim = x.shape
         self.mean = x.mean(axis=0, dtype=np.float64)
         self.sq_norms = np.empty(self.n)
+        buf = np.empty(min(self.n, STAT_BLOCK) * self.dim)
         for start in range(0, self.n, STAT_BLOCK):
-            c = self.centred(start, start + STAT_BLOCK)
+            c = self.centred(start, start + STAT_BLOCK, out=buf)
             self.sq_norms[start : start + len(c)] = np.einsum("ij,ij->i", c, c)
         total = self.sq_norms.sum()
         if not np.isfinite(total):
@@ -74,10 +75,17 @@ class _Layer:
         if total == 0:
             raise ValueError(f"{name} is the same vector for every token: its CKA is undefined")
 
-    def centred(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows start…stop−1 minus the column mean, as a new float64 array."""
-        c = np.array(self.x[start:stop], dtype=np.float64)
-        return np.subtract(c, self.mean, out=c)
+    def centred(
+        self, start: int = 0, stop: int | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Rows start…stop−1 minus the column mean in float64, in one pass; written to the front
+        of the flat float64 buffer ``out`` when given (reusing a buffer spares the page faults
+        of a fresh allocation, which cost more than the subtraction)."""
+        rows = self.x[start:stop]
+        if out is None:
+            return np.subtract(rows, self.mean, dtype=np.float64)
+        view = out[: rows.shape[0] * self.dim].reshape(rows.shape[0], self.dim)
+        return np.subtract(rows, self.mean, out=view)
 
 
 def _layers(arrays: Sequence[np.ndarray], names: Sequence[str]) -> list[_Layer]:
@@ -112,14 +120,18 @@ def choose_route(n: int, dims: Sequence[int], block_bytes: int | None = None) ->
 
 def _feature_products(group: Sequence[_Layer]) -> np.ndarray:
     """P[i, j] = ‖X̃ᵢᵀX̃ⱼ‖²_F from the d × d cross products, each pair once."""
-    g = len(group)
+    g, n = len(group), group[0].n
+    widest = max(layer.dim for layer in group)
+    left, right, out = np.empty(n * widest), np.empty(n * widest), np.empty(widest * widest)
     p = np.empty((g, g))
     for i in range(g):
-        ci = group[i].centred()
-        cross = ci.T @ ci
+        ci = group[i].centred(out=left)
+        cross = np.matmul(ci.T, ci, out=out[: ci.shape[1] ** 2].reshape(ci.shape[1], -1))
         p[i, i] = np.vdot(cross, cross)
         for j in range(i + 1, g):
-            cross = ci.T @ group[j].centred()
+            cj = group[j].centred(out=right)
+            shape = (ci.shape[1], cj.shape[1])
+            cross = np.matmul(ci.T, cj, out=out[: shape[0] * shape[1]].reshape(shape))
             p[i, j] = p[j, i] = np.vdot(cross, cross)
     return p
 
@@ -133,14 +145,16 @@ def _gram_products(group: Sequence[_Layer], block_bytes: int) -> np.ndarray:
     """
     g, n = len(group), group[0].n
     rows = int(max(1, min(n, block_bytes // (8 * g * n))))
+    rows_buf = np.empty(n * max(layer.dim for layer in group))
+    gram_buf = np.empty(g * rows * n)
     p = np.zeros((g, g))
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         b = r1 - r0
-        diag = np.empty((g, b, b))
-        off = np.empty((g, b, n - r1))
+        diag = gram_buf[: g * b * b].reshape(g, b, b)
+        off = gram_buf[g * b * b : g * b * (n - r0)].reshape(g, b, n - r1)
         for k, layer in enumerate(group):
-            c = layer.centred(r0)
+            c = layer.centred(r0, out=rows_buf)
             np.matmul(c[:b], c[:b].T, out=diag[k])
             np.matmul(c[:b], c[b:].T, out=off[k])
         dm = diag.reshape(g, -1)
