@@ -250,7 +250,7 @@ def cka_matrix(
     return _Products.of(group, route).cka(debiased)
 
 
-def _pair_both(x: np.ndarray, y: np.ndarray, route: str, names: tuple[str, str]) -> _Products:
+def _pair_products(x: np.ndarray, y: np.ndarray, route: str, names: tuple[str, str]) -> _Products:
     return _Products.of(_layers([x, y], names), route)
 
 
@@ -268,7 +268,7 @@ def cka_to_reference(
         )
     return np.array(
         [
-            _pair_both(x, r, route, (f"layer {i}", f"reference layer {i}")).cka(debiased)[0, 1]
+            _pair_products(x, r, route, (f"layer {i}", f"reference layer {i}")).cka(debiased)[0, 1]
             for i, (x, r) in enumerate(zip(layers, reference_layers, strict=True))
         ]
     )
@@ -366,7 +366,7 @@ def cka_to_final_dataset(
     standard, debiased = [], []
     n = 0
     for layer in use:
-        prod = _pair_both(
+        prod = _pair_products(
             source.read(layer, rows),
             final.read(layer, rows),
             route,
