@@ -9,10 +9,12 @@ from scipy.stats import ortho_group
 from repgeom.metrics.anisotropy import anisotropy
 from repgeom.metrics.family import (
     FamilyAccumulator,
+    alpha_req,
     anisotropy_power,
     effective_rank,
     explained_variance,
     mean_cosine,
+    rankme,
 )
 from repgeom.metrics.moments import Moments
 
@@ -106,3 +108,39 @@ def test_effective_rank_extremes():
 def test_nan_blocks_are_refused():
     with pytest.raises(FloatingPointError, match="NaN"):
         Moments(2).update(np.array([[1.0, np.nan]]))
+
+
+def test_rankme_against_singular_values_and_analytic_cases():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(400, 30)) * np.geomspace(10, 0.01, 30) + 4.0
+    sigma = np.linalg.svd(x - x.mean(0), compute_uv=False)  # singular values, directly
+    p = sigma / sigma.sum()
+    expected = np.exp(-np.sum(p * np.log(p)))
+    assert rankme(svd_spectrum(x)) == pytest.approx(expected, rel=1e-10)
+    # singular values, not eigenvalues: above the effective rank on an uneven spectrum
+    assert rankme(svd_spectrum(x)) > effective_rank(svd_spectrum(x)) + 1
+    assert rankme(np.full(12, 3.7)) == pytest.approx(12, rel=1e-12)
+    # zeros (and rounding below zero) are ignored
+    assert rankme(np.r_[np.full(5, 2.0), 0.0, -1e-17]) == pytest.approx(5, rel=1e-12)
+    with pytest.raises(ValueError, match="no positive eigenvalue"):
+        rankme(np.zeros(4))
+
+
+def test_alpha_req_against_least_squares_and_power_law():
+    ranks = np.arange(1, 201, dtype=np.float64)
+    assert alpha_req(ranks**-2.0, 1, 200) == pytest.approx(2.0, rel=1e-12)
+    assert alpha_req(5.0 * ranks**-0.8, 10, 150) == pytest.approx(0.8, rel=1e-12)
+    rng = np.random.default_rng(10)
+    w = np.sort(np.exp(rng.normal(size=100) * 2))[::-1]
+    slope = np.polyfit(np.log(np.arange(5, 61)), np.log(w[4:60]), 1)[0]
+    assert alpha_req(w, 5, 60) == pytest.approx(-slope, rel=1e-10)
+    # last is capped at the positive eigenvalues
+    padded = np.r_[w[:40], 0.0, 0.0, -1e-18]
+    slope = np.polyfit(np.log(np.arange(5, 41)), np.log(w[4:40]), 1)[0]
+    assert alpha_req(padded, 5, 1000) == pytest.approx(-slope, rel=1e-10)
+    with pytest.raises(ValueError, match="ranks 40…100"):
+        alpha_req(padded, 40, 100)
+    with pytest.raises(ValueError, match="at least 2"):
+        alpha_req(w, 7, 6)
+    with pytest.raises(ValueError, match="descending"):
+        alpha_req(w[::-1], 1, 10)

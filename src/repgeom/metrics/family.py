@@ -59,6 +59,49 @@ def effective_rank(eigvals: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def rankme(eigvals: np.ndarray) -> float:
+    """RankMe (Garrido et al. 2023): exp of the Shannon entropy of the normalised singular values.
+
+    From covariance (or scatter) eigenvalues λ: σ_k = √max(λ_k, 0), p_k = σ_k/Σσ, zero terms
+    ignored (no ε added). Unlike :func:`effective_rank`, which normalises λ itself, this spreads
+    weight further into the tail: for a flat spectrum both equal the number of eigenvalues.
+    """
+    s = np.sqrt(np.clip(np.asarray(eigvals, dtype=np.float64), 0.0, None))
+    total = s.sum()
+    if not total > 0:
+        raise ValueError("no positive eigenvalue: RankMe is undefined")
+    p = s[s > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def alpha_req(eigvals: np.ndarray, first: int, last: int) -> float:
+    """α-ReQ (Agrawal et al. 2022): the decay exponent α of the eigenspectrum, λ_i ∝ i^−α.
+
+    The eigenvalues are in descending order and ranked from 1 (the largest). α is minus the
+    slope of the least-squares line log λ_i = c − α·log i over the ranks i = ``first`` …
+    ``last``, both inclusive. ``last`` is capped at the number of positive eigenvalues (zeros,
+    or rounding below zero, have no logarithm); fewer than 2 ranks left raises ValueError.
+    """
+    w = np.asarray(eigvals, dtype=np.float64)
+    if w.ndim != 1:
+        raise ValueError(f"expected a 1-D spectrum, got shape {w.shape}")
+    if (np.diff(w) > 0).any():
+        raise ValueError("eigenvalues must be in descending order")
+    positive = int((w > 0).sum())
+    stop = min(last, positive)
+    if first < 1 or stop - first + 1 < 2:
+        raise ValueError(
+            f"alpha_req fits ranks {first}…{last} (1-based, inclusive), but only "
+            f"{max(0, stop - max(first, 1) + 1)} of them hold a positive eigenvalue "
+            f"({positive} of {len(w)} are positive); it needs at least 2"
+        )
+    ranks = np.arange(first, stop + 1)
+    u = np.log(ranks)
+    v = np.log(w[first - 1 : stop])
+    u = u - u.mean()
+    return float(-(u @ (v - v.mean())) / (u @ u))
+
+
 def mean_cosine_from_sum(unit_sum: np.ndarray, n: int) -> float:
     """Mean cosine over all pairs i≠j of uncentred vectors: (‖Σuᵢ‖² − n)/(n(n−1))."""
     if n < 2:
