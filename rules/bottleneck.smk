@@ -25,6 +25,13 @@ _bn_outputs = bottleneck_plan.study_outputs(BOTTLENECK, PATHS)
 BN_FIGURES = _bn_outputs["figures"]
 BN_TABLES = _bn_outputs["tables"]
 BOTTLENECK_TARGETS = _bn_outputs["targets"]
+for _name in BN_MODELS:
+    for _step in STEPS[_name]:
+        reads_checkpoint(_name, _step, [PATHS.metric("lm_head", _name, _step)])
+for _name, _step in BN_HEADS:
+    reads_checkpoint(_name, _step, [PATHS.heads(_name, _step)])
+for _tok, _corpus in BN_NGRAM:
+    tokenizes(_tok, [_corpus])
 
 
 # Softmax-bottleneck study (Godey et al. 2024): saturation, LM-head spectra, rank-restricted

@@ -1,3 +1,4 @@
+import collections
 import dataclasses
 import functools
 import json
@@ -97,6 +98,22 @@ CHECKPOINT_PARAMS = {
 EXTRACT_CORPORA = plan.extraction_corpora(config)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
 GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
+
+# Hooks the studies' rules fill as they are read: the outputs of the jobs that load each
+# checkpoint, and the corpora each tokenizer tokenizes. The release of a hub revision
+# (rules/hub.smk, read last) waits for all of them.
+CHECKPOINT_READERS = collections.defaultdict(list)
+TOKENIZED = collections.defaultdict(list)
+
+
+def reads_checkpoint(model, step, outputs):
+    """Declare outputs of jobs that load a checkpoint's weights."""
+    CHECKPOINT_READERS[(model, step)] += list(outputs)
+
+
+def tokenizes(tokenizer, corpora):
+    """Declare corpora tokenized with a tokenizer."""
+    TOKENIZED[tokenizer] += [c for c in corpora if c not in TOKENIZED[tokenizer]]
 
 
 wildcard_constraints:

@@ -6,6 +6,12 @@ from repgeom.workflow.footprint import extraction_mem_mb
 EVAL_LOSS, _errors = plan.eval_loss_models(config, {m: BN_CORPORA for m in BN_MODELS})
 if _errors:
     stop("invalid config:\n  " + "\n  ".join(_errors))
+for _name in MODELS:
+    tokenizes(MODELS[_name]["tokenizer"], EXTRACT_CORPORA)
+    for _step in STEPS[_name]:
+        reads_checkpoint(
+            _name, _step, [PATHS.activations(_name, _step, c) for c in EXTRACT_CORPORA]
+        )
 
 
 rule extract:

@@ -3,21 +3,7 @@
 
 
 HUB_RELEASES = (
-    plan.hub_release_inputs(
-        config,
-        STEPS,
-        {
-            (m, s): plan.store_corpora(
-                m, s, EXTRACT_CORPORA, LANGUAGE_CORPORA, LANGUAGE_CHECKPOINTS
-            )
-            for m in MODELS
-            for s in STEPS[m]
-        },
-        BN_MODELS,
-        BN_HEADS,
-        BN_NGRAM,
-        PATHS,
-    )
+    plan.hub_release_inputs(config, STEPS, CHECKPOINT_READERS, TOKENIZED, PATHS)
     if DISK["release_hub_revisions"]
     else {}
 )

@@ -11,6 +11,11 @@ LANGUAGE_GROUPS = LANGUAGES["groups"]
 LANGUAGE_PAIRS = LANGUAGES["pairs"]
 LANGUAGE_CHECKPOINTS = LANGUAGES["checkpoints"]
 LANGUAGE_CORPORA = LANGUAGES["corpora"]
+for _name, _step in LANGUAGE_CHECKPOINTS:
+    tokenizes(MODELS[_name]["tokenizer"], LANGUAGE_CORPORA)
+    reads_checkpoint(
+        _name, _step, [PATHS.activations(_name, _step, c) for c in LANGUAGE_CORPORA]
+    )
 LANGUAGE_FIGURE_FILES = LANGUAGES["figure_files"]
 LANGUAGE_GRAMMATICALITY_OUTPUT = LANGUAGES["grammaticality_output"]
 # the aligned corpora have their own corpus rule (languages_corpus), so that editing the

@@ -142,57 +142,32 @@ def eval_loss_models(
     return out, errors
 
 
-def store_corpora(
-    model: str,
-    step: str,
-    extract_corpora: Sequence[str],
-    study_corpora: Sequence[str],
-    study_checkpoints: Sequence[tuple[str, str]],
-) -> list[str]:
-    """Corpora whose activations one checkpoint gets: the extraction corpora, and the
-    languages study's corpora at the checkpoints that study reads."""
-    study = list(study_corpora) if (model, step) in study_checkpoints else []
-    return list(dict.fromkeys([*extract_corpora, *study]))
-
-
 def hub_release_inputs(
     config: Mapping[str, Any],
     steps: Mapping[str, Sequence[str]],
-    stores: Mapping[tuple[str, str], Sequence[str]],
-    lm_head_models: Sequence[str],
-    heads: Sequence[tuple[str, str]],
-    ngram: Sequence[tuple[str, str]],
+    readers: Mapping[tuple[str, str], Sequence[str]],
+    tokenized: Mapping[str, Sequence[str]],
     paths: Paths = PATHS,
 ) -> dict[tuple[str, str], list[str]]:
-    """(hub model, revision) -> the outputs of every job that loads it (its weights or, for
-    the last revision of a tokenizer's model, its tokenizer): what its release waits for.
-    ``stores``: (model, step) -> its store corpora (:func:`store_corpora`)."""
-    models, tokenizers = config["models"], config["tokenizers"]
-    tokenized: dict[str, list[str]] = {t: [c for tt, c in ngram if tt == t] for t in tokenizers}
-    for (name, _), corpora in stores.items():
-        tokenized[models[name]["tokenizer"]] += list(corpora)
-    for model in models.values():
-        if model["source"] == "train":
-            tokenized[model["tokenizer"]].append(model["corpus"])
+    """(hub model, revision) -> the outputs of every job that loads it: what its release waits
+    for. ``readers``: (model, step) -> the outputs of the jobs that load its weights;
+    ``tokenized``: tokenizer -> the corpora tokenized with it (a tokenizer taken from a model
+    loads that model's last revision). Both are filled by the studies' rules."""
     out = {}
-    for name, model in models.items():
+    for name, model in config["models"].items():
         if model["source"] != "hub":
             continue
         for step in steps[name]:
-            needs = [paths.activations(name, step, c) for c in stores[(name, step)]]
-            if name in lm_head_models:
-                needs.append(paths.metric("lm_head", name, step))
-            if (name, step) in heads:
-                needs.append(paths.heads(name, step))
-            for tok, spec in tokenizers.items():
+            needs = list(readers.get((name, step), []))
+            for tok, spec in config["tokenizers"].items():
                 if (
                     spec["kind"] == "from_model"
                     and spec["model"] == name
                     and steps[name][-1] == step
                 ):
-                    needs += [paths.tokens(tok, c) for c in dict.fromkeys(tokenized[tok])]
+                    needs += [paths.tokens(tok, c) for c in tokenized.get(tok, [])]
             if needs:
-                out[(name, step)] = needs
+                out[(name, step)] = list(dict.fromkeys(needs))
     return out
 
 
