@@ -372,17 +372,6 @@ def train_variant(
     )
 
 
-def train_study(
-    documents: list[str], variants: dict[str, dict[str, Any] | BirthConfig], device: str = "cpu"
-) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
-    """Train several variants (name → config) on the same documents."""
-    out = {}
-    for name, v in variants.items():
-        cfg = v if isinstance(v, BirthConfig) else parse_config({"name": name, **v})
-        out[name] = train_variant(documents, cfg, device)
-    return out
-
-
 def drop_iteration(ds: xr.Dataset, var: str, fraction: float = 0.5) -> float:
     """First iteration at which ``var`` has covered ``fraction`` of its drop from start to min.
 
