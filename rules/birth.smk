@@ -1,5 +1,5 @@
 # Birth of a Transformer (Bietti et al. 2023): runs when its corpus is a corpus of the config.
-from repgeom.birth.config import study_variants
+from repgeom.birth.plan import study_variants
 
 BIRTH = config["birth"]
 BIRTH_FIGURES = ["training_curves", "memory_probes", "attention_maps"]

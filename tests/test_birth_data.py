@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
+from dataclasses import MISSING
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from repgeom.birth.config import BirthConfig, default_study, parse_config
+from repgeom.birth.config import BirthConfig
 from repgeom.birth.data import docstring_documents, make_language
+from repgeom.birth.plan import VARIANT, study_variants
 from repgeom.birth.train import output_pools, sample_batch
+from repgeom.workflow.config import ConfigError, options, schema_defaults, schema_node
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,7 @@ def lang(docs):
 
 def cfg(**kw) -> BirthConfig:
     base = {"n_vocab": 40, "seq_len": 128, "n_triggers": 4, "batch_size": 64}
-    return parse_config({**base, **kw})
+    return options(BirthConfig, VARIANT, {**base, **kw})
 
 
 # ---------------------------------------------------------------- language
@@ -231,28 +236,76 @@ def test_sample_batch_errors(lang):
 # ---------------------------------------------------------------- config
 
 
-def test_config_defaults_and_errors():
-    c = parse_config({})
-    assert c == BirthConfig()
-    assert parse_config({"lr": 1}).lr == 1.0
-    study = default_study(seed=3)
-    assert set(study) == {
+def study(**birth) -> dict[str, dict]:
+    """The resolved variants of a ``birth`` section (the schema's defaults under it)."""
+    return study_variants(schema_defaults("birth", birth), {"python_docs": {}}, False)
+
+
+def test_schema_defaults_and_built_config_agree():
+    """Every setting of BirthConfig has its type and its default in the schema, and nowhere
+    else: the built config is the schema's defaults (name, its key in birth.variants, is not
+    a setting)."""
+    fields = {f.name: f for f in dataclasses.fields(BirthConfig) if f.name != "name"}
+    defaults = schema_defaults(VARIANT)
+    assert list(defaults) == list(fields)
+    assert list(schema_node("birth.$defs.settings")["properties"]) == list(fields)
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields.values())
+    built = options(BirthConfig, VARIANT, {}).to_dict()
+    assert built == {"name": "", **defaults}
+    for key, value in defaults.items():  # and of the same type (0.0001, not "1e-4")
+        assert type(built[key]) is type(value), key
+
+
+def test_default_study():
+    variants = study(common={"seed": 3})
+    assert list(variants) == [
         "simplified_fixed",
         "simplified_random",
         "simplified_frozen",
         "one_layer",
         "full",
-    }
-    assert all(v.seed == 3 and v.name == k for k, v in study.items())
-    with pytest.raises(ValueError, match="unknown keys"):
-        parse_config({"dim": 3})
-    with pytest.raises(ValueError, match="lr"):
-        parse_config({"lr": float("nan")})
-    with pytest.raises(ValueError, match="fixed_triggers"):
-        parse_config({"fixed_triggers": 1})
-    with pytest.raises(ValueError, match="n_layers"):
-        parse_config({"n_layers": 3})
-    with pytest.raises(ValueError, match="freeze_until"):
-        parse_config({"freeze_until": {"layers.1.wk.weight": -1}})
-    with pytest.raises(ValueError, match="n_heads"):
-        parse_config({"arch": "full", "n_heads": 3})
+    ]
+    assert all(v["seed"] == 3 and v["name"] == k for k, v in variants.items())
+    assert not variants["simplified_random"]["fixed_triggers"]
+    assert variants["full"]["arch"] == "full" and variants["one_layer"]["n_layers"] == 1
+    assert options(BirthConfig, VARIANT, {"lr": 1}).lr == 1.0
+    assert isinstance(options(BirthConfig, VARIANT, {"d_model": 32.0}).d_model, int)
+    assert study(corpus="enwik8") == {}
+    with pytest.raises(ConfigError, match="'birth.corpus'"):
+        study_variants(schema_defaults("birth", {"corpus": "enwik8"}), {}, True)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"dim": 3}, "dim"),
+        ({"lr": float("nan")}, "lr"),
+        ({"weight_decay": float("inf")}, "weight_decay"),
+        ({"fixed_triggers": 1}, "fixed_triggers"),
+        ({"n_layers": 3}, "n_layers"),
+        ({"n_heads": 2}, "n_heads"),
+        ({"arch": "full", "n_heads": 3}, "n_heads"),
+        ({"arch": "transformer"}, "arch"),
+        ({"n_triggers": 65}, "n_triggers"),
+        ({"ood_fraction": 1.0}, "ood_fraction"),
+        ({"freeze_until": {"layers.1.wk.weight": -1}}, "freeze_until.layers.1.wk.weight"),
+    ],
+)
+def test_bad_settings_name_the_key(overrides, key):
+    """options names the schema path and the key; the plan names the variant and the key."""
+    with pytest.raises(ValueError, match=re.escape(key)):  # ConfigError or SettingsError
+        options(BirthConfig, VARIANT, overrides)
+    where = (
+        "'birth.variants.bad': unknown key(s) 'dim'"
+        if key == "dim"
+        else f"'birth.variants.bad.{key}'"
+    )
+    with pytest.raises(ConfigError, match=re.escape(where)):
+        study(variants={"good": {}, "bad": overrides})
+
+
+def test_cross_field_error_from_common_names_common():
+    with pytest.raises(
+        ConfigError, match=r"'birth.common.n_layers': 3 must be 1 or 2.*variant 'one'"
+    ):
+        study(common={"n_layers": 3}, variants={"one": {}})

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib.pyplot as plt
 import pytest
 
+from repgeom.birth.config import BirthConfig
 from repgeom.birth.data import make_language
+from repgeom.birth.plan import VARIANT
 from repgeom.birth.plots import attention_maps, memory_probe_curves, training_curves
 from repgeom.birth.train import train_on_language
+from repgeom.workflow.config import options
 
 DOCS = [
     "the quick brown fox jumps over the lazy dog while the cat sleeps on a warm mat",
@@ -16,12 +21,16 @@ DOCS = [
 TINY = {"n_vocab": 12, "seq_len": 16, "d_model": 8, "n_iterations": 4, "eval_every": 2}
 
 
+def variant(name: str, **settings) -> BirthConfig:
+    return dataclasses.replace(options(BirthConfig, VARIANT, {**TINY, **settings}), name=name)
+
+
 @pytest.fixture(scope="module")
 def runs():
     lang = make_language(DOCS, 12)
     return {
-        "simplified": train_on_language(lang, {**TINY, "name": "simplified"}),
-        "one_layer": train_on_language(lang, {**TINY, "arch": "full", "n_layers": 1}),
+        "simplified": train_on_language(lang, variant(name="simplified")),
+        "one_layer": train_on_language(lang, variant(name="one_layer", arch="full", n_layers=1)),
     }
 
 

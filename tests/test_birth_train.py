@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from repgeom.birth.config import parse_config
+from repgeom.birth.config import BirthConfig
 from repgeom.birth.data import docstring_documents, make_language
 from repgeom.birth.models import FreezeSchedule, SimplifiedTransformer, build_model
+from repgeom.birth.plan import VARIANT
 from repgeom.birth.train import (
     METRICS,
     drop_iteration,
@@ -19,6 +22,7 @@ from repgeom.birth.train import (
 )
 from repgeom.io import read_dataset, write_dataset
 from repgeom.runtime import resolve_device
+from repgeom.workflow.config import options
 
 #: A CPU-second configuration: short sequences, small width, a few hundred iterations.
 SMALL = {
@@ -36,6 +40,11 @@ SMALL = {
 MARGIN = 0.2
 
 
+def variant(name: str = "test", **settings) -> BirthConfig:
+    """A variant with these settings, the others the schema's defaults."""
+    return dataclasses.replace(options(BirthConfig, VARIANT, settings), name=name)
+
+
 @pytest.fixture(scope="module")
 def lang():
     return make_language(docstring_documents(), 40)
@@ -47,8 +56,8 @@ def runs(lang):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        two = train_on_language(lang, {**SMALL, "name": "two"})
-        one = train_on_language(lang, {**SMALL, "name": "one", "arch": "full", "n_layers": 1})
+        two = train_on_language(lang, variant(**SMALL, name="two"))
+        one = train_on_language(lang, variant(**SMALL, name="one", arch="full", n_layers=1))
     finally:
         torch.set_num_threads(threads)
     return two, one
@@ -105,7 +114,7 @@ def test_datasets_write_to_netcdf(runs, tmp_path):
 
 
 def test_training_is_deterministic(lang):
-    cfg = {**SMALL, "n_iterations": 6, "eval_every": 3, "seq_len": 16, "d_model": 8}
+    cfg = variant(**{**SMALL, "n_iterations": 6, "eval_every": 3, "seq_len": 16, "d_model": 8})
     a, _ = train_on_language(lang, cfg)
     b, _ = train_on_language(lang, cfg)
     np.testing.assert_array_equal(a["loss"].values, b["loss"].values)
@@ -114,14 +123,14 @@ def test_training_is_deterministic(lang):
 
 def test_train_variant_from_documents():
     docs = ["the cat sat on the mat", "a dog ate the hat"]
-    cfg = {"n_vocab": 10, "seq_len": 16, "d_model": 8, "n_iterations": 3, "n_triggers": 2}
+    cfg = variant(n_vocab=10, seq_len=16, d_model=8, n_iterations=3, n_triggers=2)
     m, a = train_variant(docs, cfg, device="auto")
     assert m.sizes["iteration"] == 2 and len(m.attrs["documents_sha256"]) == 64
     assert a.attrs["text"] and len(a.attrs["vocabulary"]) == 10
 
 
 def test_simplified_model_structure_and_frozen_weights(lang):
-    cfg = parse_config({**SMALL, "seq_len": 16, "d_model": 8})
+    cfg = variant(**{**SMALL, "seq_len": 16, "d_model": 8})
     model = build_model(cfg)
     assert isinstance(model, SimplifiedTransformer)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -133,7 +142,7 @@ def test_simplified_model_structure_and_frozen_weights(lang):
         "ffn.weight",
         "unembed.weight",
     }
-    frozen_model = build_model(parse_config({**SMALL, "freeze_embeddings": True, "seq_len": 16}))
+    frozen_model = build_model(variant(**{**SMALL, "freeze_embeddings": True, "seq_len": 16}))
     assert not frozen_model.embed.weight.requires_grad
     # forward equals the residual sum computed by hand (W_Q = I, causal softmax / √d)
     x = torch.randint(0, 40, (2, 16))
@@ -155,7 +164,7 @@ def test_simplified_model_structure_and_frozen_weights(lang):
 def test_freeze_schedule_and_frozen_value_matrices(lang):
     from repgeom.birth.train import sample_batch
 
-    cfg = parse_config({**SMALL, "seq_len": 16, "d_model": 8, "lr": 0.05})
+    cfg = variant(**{**SMALL, "seq_len": 16, "d_model": 8, "lr": 0.05})
     model = build_model(cfg)
     sched = FreezeSchedule(model, {"layers.1.wk.*": 2, "unembed.weight": 0})
     opt = make_optimizer(list(sched.params.values()), cfg)
@@ -180,7 +189,7 @@ def test_freeze_schedule_and_frozen_value_matrices(lang):
 
 
 def test_full_transformer_shapes():
-    cfg = parse_config({"arch": "full", "n_layers": 2, "n_heads": 2, "d_model": 16, "seq_len": 12})
+    cfg = variant(arch="full", n_layers=2, n_heads=2, d_model=16, seq_len=12)
     model = build_model(cfg)
     logits, attn = model(torch.randint(0, 65, (3, 12)), need_weights=True)
     assert logits.shape == (3, 12, 65)

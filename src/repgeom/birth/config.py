@@ -1,21 +1,26 @@
-"""Configuration of one variant of the "Birth of a Transformer" study, with validated defaults."""
+"""Settings of one variant of the "Birth of a Transformer" study (torch-free)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-ARCHS = ("simplified", "full")
-OPTIMIZERS = ("sgd", "adamw")
-LOSS_ON = ("all", "incontext")
+
+class SettingsError(ValueError):
+    """Settings of a variant that contradict each other; ``key`` is the setting named."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
 
 
 @dataclass(frozen=True)
 class BirthConfig:
-    """One variant: data, model, optimisation and evaluation settings.
+    """One variant: a filled ``birth.$defs.variant`` of the schema (types, ranges and defaults
+    live there; each key is described there), built with ``repgeom.options.build`` or
+    ``repgeom.workflow.config.options``, and its ``name``.
 
     Data: ``n_vocab`` most frequent characters, sequences of ``seq_len`` predictions,
     ``n_triggers`` triggers (``fixed_triggers``: the most frequent characters, else drawn per
@@ -30,158 +35,65 @@ class BirthConfig:
     ``freeze_until`` {parameter-name glob: iteration it becomes trainable}.
     Evaluation every ``eval_every`` updates on fixed batches of ``eval_batch_size`` sequences.
 
-    Defaults are sized for a CPU (a variant in about 20–40 s on 2 cores); the paper's setting
-    is d_model 256, batch_size 512, seq_len 256, SGD with momentum 0.9. AdamW is the default
-    here because it needs fewer iterations at the small batch a CPU affords.
+    Numbers are normalised (int settings to int, float ones to float, which must be finite:
+    a JSON schema cannot say so, and its integer takes 2.0), and what ties settings together
+    is checked here (:class:`SettingsError` naming the key).
     """
 
-    name: str = "simplified_fixed"
-    seed: int = 0
+    name: str = field(default="", kw_only=True)  # its key in birth.variants: not a setting
+    seed: int
     # data
-    n_vocab: int = 65
-    seq_len: int = 256
-    n_triggers: int = 5
-    fixed_triggers: bool = True
-    bigram_outputs: bool = False
-    no_repeat: bool = True
-    ood_fraction: float = 0.25
+    n_vocab: int
+    seq_len: int
+    n_triggers: int
+    fixed_triggers: bool
+    bigram_outputs: bool
+    no_repeat: bool
+    ood_fraction: float
     # model
-    arch: str = "simplified"
-    n_layers: int = 2
-    d_model: int = 64
-    n_heads: int = 1
-    d_ff: int = 256
-    freeze_embeddings: bool = False
-    freeze_output: bool = False
-    final_ffn: bool = True
+    arch: Literal["simplified", "full"]
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_ff: int
+    freeze_embeddings: bool
+    freeze_output: bool
+    final_ffn: bool
     # optimisation
-    optimizer: str = "adamw"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    n_iterations: int = 500
-    loss_on: str = "all"
-    freeze_until: dict[str, int] = field(default_factory=dict)
+    optimizer: Literal["adamw", "sgd"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    n_iterations: int
+    loss_on: Literal["all", "incontext"]
+    freeze_until: dict[str, int]
     # evaluation
-    eval_every: int = 10
-    eval_batch_size: int = 32
+    eval_every: int
+    eval_batch_size: int
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float":
+                if not math.isfinite(value):
+                    raise SettingsError(f.name, f"{value!r} must be finite")
+                object.__setattr__(self, f.name, float(value))
+            elif f.type == "int":  # the schema's integer takes 2.0
+                if value != int(value):
+                    raise SettingsError(f.name, f"{value!r} must be an integer")
+                object.__setattr__(self, f.name, int(value))
+        object.__setattr__(self, "freeze_until", dict(self.freeze_until))
+        if self.n_triggers >= self.n_vocab:
+            raise SettingsError(
+                "n_triggers", f"{self.n_triggers} must be less than n_vocab={self.n_vocab}"
+            )
+        if self.arch == "simplified" and self.n_layers not in (1, 2):
+            raise SettingsError("n_layers", f"{self.n_layers} must be 1 or 2 for arch simplified")
+        if self.arch == "simplified" and self.n_heads != 1:
+            raise SettingsError("n_heads", f"{self.n_heads} must be 1 for arch simplified")
+        if self.d_model % self.n_heads:
+            raise SettingsError("n_heads", f"{self.n_heads} must divide d_model={self.d_model}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_INT_FIELDS = {f.name for f in dataclasses.fields(BirthConfig) if f.type == "int"}
-_FLOAT_FIELDS = {f.name for f in dataclasses.fields(BirthConfig) if f.type == "float"}
-_BOOL_FIELDS = {f.name for f in dataclasses.fields(BirthConfig) if f.type == "bool"}
-
-
-def _check(cond: bool, key: str, value: Any, what: str) -> None:
-    if not cond:
-        raise ValueError(f"birth config: {key}={value!r} {what}")
-
-
-def parse_config(cfg: dict[str, Any] | BirthConfig | None = None, **overrides: Any) -> BirthConfig:
-    """A validated ``BirthConfig`` from a (partial) dict; missing keys take the defaults."""
-    if isinstance(cfg, BirthConfig):
-        cfg = cfg.to_dict()
-    raw = dict(cfg or {})
-    raw.update(overrides)
-    known = {f.name for f in dataclasses.fields(BirthConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"birth config: unknown keys {unknown}; valid keys are {sorted(known)}")
-    for key, value in raw.items():
-        if key in _BOOL_FIELDS:
-            _check(isinstance(value, bool), key, value, "must be true or false")
-        elif key in _INT_FIELDS:
-            _check(
-                isinstance(value, int) and not isinstance(value, bool), key, value, "must be an int"
-            )
-        elif key in _FLOAT_FIELDS:
-            _check(
-                isinstance(value, int | float) and not isinstance(value, bool),
-                key,
-                value,
-                "must be a number",
-            )
-            _check(math.isfinite(value), key, value, "must be finite")
-            raw[key] = float(value)
-    fu = raw.get("freeze_until", {})
-    _check(isinstance(fu, dict), "freeze_until", fu, "must map parameter patterns to iterations")
-    for pat, it in fu.items():
-        _check(
-            isinstance(pat, str) and isinstance(it, int) and not isinstance(it, bool) and it >= 0,
-            f"freeze_until[{pat!r}]",
-            it,
-            "must be a non-negative int iteration keyed by a parameter-name pattern",
-        )
-    c = BirthConfig(**{**raw, "freeze_until": dict(fu)})
-    _check(isinstance(c.name, str) and c.name != "", "name", c.name, "must be a non-empty string")
-    _check(c.seed >= 0, "seed", c.seed, "must be non-negative")
-    _check(c.n_vocab >= 2, "n_vocab", c.n_vocab, "must be at least 2")
-    _check(c.seq_len >= 2, "seq_len", c.seq_len, "must be at least 2")
-    _check(0 < c.n_triggers < c.n_vocab, "n_triggers", c.n_triggers, "must be in [1, n_vocab)")
-    _check(0.0 <= c.ood_fraction < 1.0, "ood_fraction", c.ood_fraction, "must be in [0, 1)")
-    _check(c.arch in ARCHS, "arch", c.arch, f"must be one of {ARCHS}")
-    if c.arch == "simplified":
-        _check(c.n_layers in (1, 2), "n_layers", c.n_layers, "must be 1 or 2 for arch simplified")
-        _check(c.n_heads == 1, "n_heads", c.n_heads, "must be 1 for arch simplified")
-    else:
-        _check(c.n_layers >= 1, "n_layers", c.n_layers, "must be at least 1")
-        _check(c.n_heads >= 1, "n_heads", c.n_heads, "must be at least 1")
-        _check(c.d_model % c.n_heads == 0, "n_heads", c.n_heads, f"must divide d_model={c.d_model}")
-        _check(c.d_ff >= 1, "d_ff", c.d_ff, "must be at least 1")
-    _check(c.d_model >= 1, "d_model", c.d_model, "must be at least 1")
-    _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer, f"must be one of {OPTIMIZERS}")
-    _check(c.lr > 0, "lr", c.lr, "must be positive")
-    _check(0.0 <= c.momentum < 1.0, "momentum", c.momentum, "must be in [0, 1)")
-    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be non-negative")
-    _check(c.batch_size >= 1, "batch_size", c.batch_size, "must be at least 1")
-    _check(c.n_iterations >= 1, "n_iterations", c.n_iterations, "must be at least 1")
-    _check(c.loss_on in LOSS_ON, "loss_on", c.loss_on, f"must be one of {LOSS_ON}")
-    _check(c.eval_every >= 1, "eval_every", c.eval_every, "must be at least 1")
-    _check(c.eval_batch_size >= 1, "eval_batch_size", c.eval_batch_size, "must be at least 1")
-    return c
-
-
-#: The default study: variant name → overrides of the ``BirthConfig`` defaults.
-DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
-    "simplified_fixed": {},
-    "simplified_random": {"fixed_triggers": False},
-    "simplified_frozen": {"freeze_embeddings": True, "freeze_output": True},
-    "one_layer": {"arch": "full", "n_layers": 1},
-    "full": {"arch": "full", "n_layers": 2},
-}
-
-
-def default_study(**common: Any) -> dict[str, BirthConfig]:
-    """The default variants, each with ``common`` overrides applied (e.g. ``seed``)."""
-    return {
-        name: parse_config({**over, **common, "name": name})
-        for name, over in DEFAULT_VARIANTS.items()
-    }
-
-
-def study_variants(
-    section: Mapping[str, Any], corpora: Mapping[str, Any], corpus_named: bool
-) -> dict[str, dict[str, Any]]:
-    """Resolved settings of every variant of the study, or {} when its corpus is not a corpus
-    of the config (an error naming the key when the config named that corpus itself:
-    ``corpus_named``). ``common`` overrides every variant; ConfigError names the variant."""
-    from repgeom.workflow.config import ConfigError
-
-    if section["corpus"] not in corpora:
-        if corpus_named:
-            raise ConfigError(
-                f"config key 'birth.corpus': {section['corpus']!r} is not a corpus of this config"
-            )
-        return {}
-    variants = DEFAULT_VARIANTS if section["variants"] is None else section["variants"]
-    out = {}
-    for name, overrides in variants.items():
-        try:
-            out[name] = parse_config({**overrides, **section["common"], "name": name}).to_dict()
-        except ValueError as err:
-            raise ConfigError(f"config key 'birth.variants.{name}': {err}") from None
-    return out

@@ -12,7 +12,7 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
-from repgeom.birth.config import BirthConfig, parse_config
+from repgeom.birth.config import BirthConfig
 from repgeom.birth.data import Batch, BigramLanguage, Split, batch_rng, generate, make_language
 from repgeom.birth.data import output_pools as _output_pools
 from repgeom.birth.models import FreezeSchedule, SimplifiedTransformer, build_model
@@ -57,7 +57,7 @@ def output_pools(cfg: BirthConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def sample_batch(
     language: BigramLanguage,
-    cfg: BirthConfig | dict[str, Any],
+    cfg: BirthConfig,
     seed: int,
     step: int,
     split: Split = "train",
@@ -69,7 +69,6 @@ def sample_batch(
     held-out pool only. The batch size defaults to ``cfg.batch_size`` for ``train`` and
     ``cfg.eval_batch_size`` otherwise.
     """
-    cfg = cfg if isinstance(cfg, BirthConfig) else parse_config(cfg)
     if language.n_vocab != cfg.n_vocab:
         raise ValueError(
             f"language has {language.n_vocab} tokens but cfg.n_vocab={cfg.n_vocab}; "
@@ -218,12 +217,11 @@ def make_optimizer(params: list[nn.Parameter], cfg: BirthConfig) -> torch.optim.
 
 def train_on_language(
     language: BigramLanguage,
-    variant_cfg: dict[str, Any] | BirthConfig,
+    cfg: BirthConfig,
     device: str = "cpu",
     attrs: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Train one variant on a prepared language; see :func:`train_variant`."""
-    cfg = variant_cfg if isinstance(variant_cfg, BirthConfig) else parse_config(variant_cfg)
     dev = resolve_device(device)
     model = build_model(cfg).to(dev)
     schedule = FreezeSchedule(model, cfg.freeze_until)
@@ -358,29 +356,17 @@ def attention_maps(
 
 
 def train_variant(
-    documents: list[str], variant_cfg: dict[str, Any] | BirthConfig, device: str = "cpu"
+    documents: list[str], cfg: BirthConfig, device: str = "cpu"
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Train one variant on the bigram-trigger language of ``documents``.
 
     Returns (metrics over ``iteration``, attention maps of the final model on one test
     sequence). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
     """
-    cfg = variant_cfg if isinstance(variant_cfg, BirthConfig) else parse_config(variant_cfg)
     language = make_language(documents, cfg.n_vocab)
     return train_on_language(
         language, cfg, device, attrs={"documents_sha256": content_sha256(documents)}
     )
-
-
-def train_study(
-    documents: list[str], variants: dict[str, dict[str, Any] | BirthConfig], device: str = "cpu"
-) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
-    """Train several variants (name → config) on the same documents."""
-    out = {}
-    for name, v in variants.items():
-        cfg = v if isinstance(v, BirthConfig) else parse_config({"name": name, **v})
-        out[name] = train_variant(documents, cfg, device)
-    return out
 
 
 def drop_iteration(ds: xr.Dataset, var: str, fraction: float = 0.5) -> float:
