@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections import Counter
 from dataclasses import MISSING
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +311,27 @@ def test_cross_field_error_from_common_names_common():
         ConfigError, match=r"'birth.common.n_layers': 3 must be 1 or 2.*variant 'one'"
     ):
         study(common={"n_layers": 3}, variants={"one": {}})
+
+
+def test_a_variants_own_setting_wins_over_common():
+    """The paper config sets fixed_triggers in common and false in simplified_random: the
+    variant runs with random triggers (it would silently equal simplified_fixed otherwise)."""
+    variants = study(
+        common={"fixed_triggers": True, "seed": 3},
+        variants={"r": {"fixed_triggers": False}, "f": {}},
+    )
+    assert variants["r"]["fixed_triggers"] is False and variants["r"]["seed"] == 3
+    assert variants["f"]["fixed_triggers"] is True
+
+
+def test_paper_config_variants_differ():
+    from repgeom.workflow.config import load_config, load_config_file
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(
+        load_config_file(root / "config/paper/birth.yaml"), root / "config/schema.yaml"
+    )
+    variants = study_variants(cfg["birth"], cfg["corpora"], True)
+    assert variants["simplified_random"]["fixed_triggers"] is False
+    assert variants["simplified_fixed"]["fixed_triggers"] is True
+    assert len({json.dumps(v, sort_keys=True) for v in variants.values()}) == len(variants)

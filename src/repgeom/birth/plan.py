@@ -20,7 +20,7 @@ def study_variants(
 ) -> dict[str, dict[str, Any]]:
     """Resolved settings of every variant of the study (``section``: the filled ``birth``
     config), or {} when its corpus is not a corpus of the config (an error naming the key when
-    the config named that corpus itself: ``corpus_named``). ``common`` overrides every variant.
+    the config named that corpus itself: ``corpus_named``). ``common`` applies to every variant; a variant's own setting wins over it.
     A ConfigError names the variant's key that is wrong."""
     if section["corpus"] not in corpora:
         if corpus_named:
@@ -31,13 +31,13 @@ def study_variants(
     out = {}
     for name, overrides in section["variants"].items():
         try:
-            cfg = options(BirthConfig, VARIANT, {**overrides, **section["common"]})
+            cfg = options(BirthConfig, VARIANT, {**section["common"], **overrides})
             out[name] = dataclasses.replace(cfg, name=name).to_dict()
         except ConfigError as err:
             raise ConfigError(str(err).replace(VARIANT, f"birth.variants.{name}")) from None
         except SettingsError as err:  # settings that contradict each other
             where, note = f"birth.variants.{name}", ""
-            if err.key in section["common"]:
+            if err.key in section["common"] and err.key not in overrides:
                 where, note = "birth.common", f" (in variant {name!r})"
             raise ConfigError(f"config key '{where}.{err.key}': {err.message}{note}") from None
     return out
