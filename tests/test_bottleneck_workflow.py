@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import shutil
 
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 
 from repgeom.activations.store import ActivationStore
@@ -126,13 +129,137 @@ def test_best_vs_final_table_matches_the_eval_loss(run_dir):
     assert r"\toprule" in tex and f"{float(loss.min()):.4f}" in tex
 
 
-def test_figures_exist(run_dir):
+FIGURES = ["eval_loss", "lm_head_spectrum_decoder", "entropy_cosine_loss"]
+FIGURES += ["heads_perplexity", "ngram_werror"]
+# what the figures are drawn from (one job draws them all)
+FIGURE_INPUTS = [
+    "results/metrics/eval_loss/decoder.nc",
+    "results/metrics/last_layer_cosine/decoder.nc",
+    "results/metrics/lm_head/decoder.nc",
+    "results/heads/decoder/step8.nc",
+    "results/ngram/bpe/docs.nc",
+]
+
+
+def pdf_subject(pdf: bytes) -> str:
+    """The Subject of a PDF's Info dictionary (an ASCII literal string)."""
+    i = pdf.index(b"/Subject (") + len(b"/Subject (")
+    out = bytearray()
+    while pdf[i : i + 1] != b")":
+        if pdf[i : i + 1] == b"\\":  # \\ \( \) and the letter escapes
+            i += 1
+            out += {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(pdf[i : i + 1], pdf[i : i + 1])
+        else:
+            out += pdf[i : i + 1]
+        i += 1
+    return out.decode("ascii")
+
+
+def test_figures_are_drawn_from_the_study_datasets(run_dir):
+    """Each figure is a picture with coloured lines on it (not blank) that names the datasets it
+    is drawn from, byte for byte; its PDF carries the same provenance."""
+    from PIL import Image
+
+    from repgeom.plots.common import PROVENANCE_KEY, figure_provenance
+
     fig = results(run_dir) / "figures" / "bottleneck"
-    stems = ["eval_loss", "lm_head_spectrum_decoder", "entropy_cosine_loss"]
-    stems += ["heads_perplexity", "ngram_werror"]
-    for stem in stems:
-        for suffix in ("png", "pdf"):
-            assert (fig / f"{stem}.{suffix}").stat().st_size > 1000
+    for stem in FIGURES:
+        png = fig / f"{stem}.png"
+        with Image.open(png) as im:
+            assert im.format == "PNG" and min(im.size) >= 400, (stem, im.size)
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
+        grey = rgb.mean(axis=2)
+        assert grey.std() > 10 and (grey < 128).mean() > 0.01, stem  # drawn on, not blank
+        colour = rgb.max(axis=2) - rgb.min(axis=2)
+        assert (colour > 80).mean() > 0.002, stem  # the data lines (the axes are black)
+        meta = figure_provenance(png)
+        assert meta["rule"] == "bottleneck_figures", stem
+        inputs = json.loads(meta["inputs"])
+        assert sorted(inputs) == sorted(FIGURE_INPUTS), stem
+        for path, digest in inputs.items():
+            assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == digest, path
+        pdf = (fig / f"{stem}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-"), stem
+        key, _, text = pdf_subject(pdf).partition(" ")
+        assert key == PROVENANCE_KEY and json.loads(text) == meta, stem
+
+
+def test_figures_plot_the_study_datasets(run_dir):
+    """The plotting functions the figures job calls, on this run's datasets, draw their values:
+    eval loss, singular values, entropy / cosine / loss panels, head perplexity, W-error."""
+    import matplotlib.pyplot as plt
+
+    from repgeom.bottleneck import plots as B
+
+    res = results(run_dir)
+    loss = read_dataset(res / "metrics" / "eval_loss" / "decoder.nc")
+    cos = read_dataset(res / "metrics" / "last_layer_cosine" / "decoder.nc")
+    spectrum = read_dataset(res / "metrics" / "lm_head" / "decoder.nc")
+    heads = read_dataset(res / "heads" / "decoder" / "step8.nc")
+    ngram = read_dataset(res / "ngram" / "bpe" / "docs.nc")
+    steps = [0, 4, 8]  # the x of the step-axis figures: training steps
+
+    def xy(line):
+        return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+
+    eval_loss = loss.eval_loss.sel(corpus="docs", drop=True)
+    f = B.eval_loss_vs_step({"decoder": eval_loss})
+    (line, star, _) = f.axes[0].lines  # the model, its best checkpoint, the legend's star
+    np.testing.assert_array_equal(xy(line)[0], steps)
+    np.testing.assert_array_equal(xy(line)[1], eval_loss.values)
+    best = int(np.argmin(eval_loss.values))
+    np.testing.assert_array_equal(xy(star)[1], [eval_loss.values[best]])
+    assert line.get_label() == "decoder"
+    plt.close(f)
+
+    f = B.singular_spectrum_over_training(spectrum)
+    lines = f.axes[0].lines
+    assert len(lines) == len(STEPS)
+    for step, line in zip(STEPS, lines, strict=True):  # step0, step4, step8
+        sigma = spectrum.sigma.sel(step=step).values.astype(float)
+        x, y = xy(line)
+        np.testing.assert_allclose(x, np.arange(1, 33) / 32)
+        np.testing.assert_allclose(y, sigma / sigma[0], rtol=1e-12)
+    plt.close(f)
+
+    panels = xr.merge(
+        [
+            spectrum[["singular_entropy"]],
+            cos[["mean_cosine"]].sel(corpus="docs", drop=True),
+            loss[["eval_loss"]].sel(corpus="docs", drop=True),
+        ],
+        join="outer",
+        compat="override",
+    )
+    f = B.entropy_cosine_loss_vs_step({"decoder": panels})
+    expected = [
+        spectrum.singular_entropy.values,
+        cos.mean_cosine.sel(corpus="docs").values,
+        eval_loss.values,
+    ]
+    for ax, values in zip(f.axes, expected, strict=True):
+        (line,) = ax.lines
+        np.testing.assert_array_equal(xy(line)[0], steps)
+        np.testing.assert_allclose(xy(line)[1], values, rtol=1e-12)
+    plt.close(f)
+
+    f = B.perplexity_vs_rank({"decoder · step8": heads})
+    line = f.axes[0].lines[0]
+    np.testing.assert_array_equal(xy(line)[0], [1, 2, 4, 8, 16, 32])
+    np.testing.assert_allclose(xy(line)[1], heads.perplexity.values, rtol=1e-12)
+    refs = {ln.get_linestyle(): xy(ln)[1][0] for ln in f.axes[0].lines[1:3]}
+    assert refs["--"] == pytest.approx(float(heads.full_rank_perplexity))
+    assert refs[":"] == pytest.approx(float(heads.model_head_perplexity))
+    plt.close(f)
+
+    f = B.werror_vs_rank({"docs × bpe": ngram})
+    line = f.axes[0].lines[0]
+    np.testing.assert_array_equal(xy(line)[0], ngram["rank"].values)
+    np.testing.assert_allclose(xy(line)[1], ngram.werror.values, rtol=1e-12)
+    assert xy(line)[1][0] == pytest.approx(1.0)  # d = 0: nothing of P is kept
+    thresholds = [xy(ln)[1][0] for ln in f.axes[0].lines[1:]]
+    assert thresholds == [0.5, 0.2, 0.1]
+    plt.close(f)
 
 
 def edited(run_dir, tmp_path, **bottleneck):

@@ -18,6 +18,7 @@ from repgeom.workflow.config import (
     load_yaml,
     matching_files,
     options,
+    schema_defaults,
     text_corpus_missing,
 )
 from tests.workflow import snakemake
@@ -30,9 +31,83 @@ def load(name: str) -> dict:
     return load_yaml(ROOT / "config" / name)
 
 
+def assert_kept(written, loaded, key: str = "") -> None:
+    """Every value a config file writes is in the loaded config, at the same key."""
+    if isinstance(written, dict):
+        assert isinstance(loaded, dict), key
+        for k, v in written.items():
+            sub = f"{key}.{k}" if key else k
+            assert k in loaded, f"{sub} is lost"
+            assert_kept(v, loaded[k], sub)
+    elif isinstance(written, list) and any(isinstance(v, dict) for v in written):
+        assert isinstance(loaded, list) and len(loaded) == len(written), key
+        for i, (w, v) in enumerate(zip(written, loaded, strict=True)):
+            assert_kept(w, v, f"{key}[{i}]")
+    else:
+        assert loaded == written and type(loaded) is type(written), key
+
+
+# (config key the file is silent on, schema section whose default fills it: the key's last part,
+# or the whole section where the key is the section)
+SILENT = {
+    "config.yaml": [
+        ("disk", "disk"),
+        ("extraction.eval_loss", "extraction"),
+        ("metrics.geometry.twonn_discard", "metrics.geometry"),
+        ("metrics.geometry.mle_k", "metrics.geometry"),
+        ("models.decoder.training.weight_decay", "$defs.training"),
+        ("tokenizers.bpe.min_frequency", "$defs.tokenizer"),
+        ("bottleneck.heads.schedule", "bottleneck.heads"),
+        ("bottleneck.ngram.method", "bottleneck.ngram"),
+        ("birth.variants", "birth"),
+    ],
+    "test.yaml": [
+        ("disk", "disk"),
+        ("extraction.corpora", "extraction"),
+        ("extraction.split", "extraction"),
+        ("metrics.geometry.positions", "metrics.geometry"),
+        ("models.decoder.training.mask_prob", "$defs.training"),
+        ("tokenizers.bpe.bos", "$defs.tokenizer"),
+        ("corpora.random.seed", "$defs.corpus"),
+        ("languages.steps", "languages"),
+        ("languages.id_estimator", "languages"),
+        ("logit_lens.models", "logit_lens"),
+        ("bottleneck.heads.weight_decay", "bottleneck.heads"),
+        ("bottleneck.ngram.n", "bottleneck.ngram"),
+    ],
+}
+
+
+def at(config: dict, key: str):
+    """The value at a dotted key, or KeyError."""
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
-def test_shipped_configs_validate(name):
-    check_schema(load(name), SCHEMA)
+def test_shipped_configs_load_with_their_values_and_the_schema_defaults(name):
+    """Loading keeps every value the file writes (read here with plain PyYAML) and fills what it
+    is silent on with the schema's default."""
+    path = ROOT / "config" / name
+    written = yaml.safe_load(path.read_text())
+    loaded = load_config(load_config_file(path), SCHEMA)
+    assert_kept(written, loaded)
+    for key, section in SILENT[name]:
+        with pytest.raises(KeyError):
+            at(written, key)  # the file really is silent on it
+        filled = schema_defaults(section)
+        expected = filled if key == section else filled[key.rpartition(".")[2]]
+        assert at(loaded, key) == expected, key
+    # every top-level section of the schema, written or not
+    assert set(loaded) == set(load_yaml(SCHEMA)["properties"])
+    # a few defaults spelled out, so that a schema_defaults that found nothing cannot pass
+    assert loaded["disk"] == {"temporary_activations": False, "release_hub_revisions": False}
+    assert loaded["models"]["decoder"]["training"]["grad_clip"] == 1.0
+    assert loaded["metrics"]["geometry"]["power_max_iter"] == 1000
+    # keys sorted: the order the file writes them in never changes a job's params
+    assert list(written["corpora"]) != sorted(written["corpora"])
+    assert list(loaded["corpora"]) == sorted(written["corpora"])
 
 
 @pytest.mark.parametrize(

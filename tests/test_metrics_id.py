@@ -136,7 +136,7 @@ def test_remove_duplicates_equals_exact_unique():
 
 @pytest.mark.parametrize(("fit", "method"), [("lsq", "linear"), ("mle", "mle")])
 def test_twonn_equals_scikit_dimension(fit, method):
-    skdim = pytest.importorskip("skdim")  # a benchmark dependency: pip install -e ".[bench]"
+    skdim = pytest.importorskip("skdim", reason="the test extra installs scikit-dimension 0.5")
     x = embedded_cube(6, n=1500, ambient=32, seed=9)
     ref = skdim.id.TwoNN(discard_fraction=0.1, method=method).fit(x).dimension_
     assert twonn(x, discard=0.1, fit=fit).value == pytest.approx(ref, rel=1e-9)
