@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import Counter
 from dataclasses import MISSING
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,16 +320,3 @@ def test_a_variants_own_setting_wins_over_common():
     )
     assert variants["r"]["fixed_triggers"] is False and variants["r"]["seed"] == 3
     assert variants["f"]["fixed_triggers"] is True
-
-
-def test_paper_config_variants_differ():
-    from repgeom.workflow.config import load_config, load_config_file
-
-    root = Path(__file__).resolve().parents[1]
-    cfg = load_config(
-        load_config_file(root / "config/paper/birth.yaml"), root / "config/schema.yaml"
-    )
-    variants = study_variants(cfg["birth"], cfg["corpora"], True)
-    assert variants["simplified_random"]["fixed_triggers"] is False
-    assert variants["simplified_fixed"]["fixed_triggers"] is True
-    assert len({json.dumps(v, sort_keys=True) for v in variants.values()}) == len(variants)

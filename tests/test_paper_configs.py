@@ -9,15 +9,22 @@ from types import SimpleNamespace
 
 import pytest
 
-from repgeom.birth.config import DEFAULT_VARIANTS, study_variants
+from repgeom.birth.plan import study_variants
 from repgeom.bottleneck import plan as bottleneck_plan
 from repgeom.languages import plan as languages_plan
 from repgeom.languages.corpora import expand_corpora
+from repgeom.logit_lens.plan import lens_models
 from repgeom.metrics.intrinsic import ID_ESTIMATORS
-from repgeom.workflow.config import check_references, load_config, load_config_file, load_yaml
+from repgeom.workflow.config import (
+    check_references,
+    load_config,
+    load_config_file,
+    load_yaml,
+    schema_defaults,
+)
+from repgeom.workflow.paths import Paths
 from repgeom.workflow.plan import (
     extraction_corpora,
-    logit_lens_models,
     model_checkpoints,
     model_steps,
 )
@@ -42,9 +49,9 @@ def plan(name: str, results: Path) -> SimpleNamespace:
         config=cfg,
         steps=steps,
         extract=extract,
-        logit_lens=logit_lens_models(cfg, errors),
-        bottleneck=bottleneck_plan.study_plan(cfg, steps, extract, str(results)),
-        languages=languages_plan.study_plan(cfg, steps, str(results)),
+        logit_lens=lens_models(cfg, errors),
+        bottleneck=bottleneck_plan.study_plan(cfg, steps, extract, Paths(str(results))),
+        languages=languages_plan.study_plan(cfg, steps, Paths(str(results))),
         birth=study_variants(cfg["birth"], cfg["corpora"], "corpus" in raw.get("birth", {})),
     )
     assert errors == []
@@ -166,7 +173,7 @@ def test_birth_plans_the_five_variants_at_the_papers_scale(tmp_path):
     p = plan("birth", tmp_path / "results")
     assert p.config["corpora"]["shakespeare"]["kind"] == "text"
     assert p.config["birth"]["corpus"] == "shakespeare" and p.config["models"] == {}
-    assert sorted(p.birth) == sorted(DEFAULT_VARIANTS)
+    assert sorted(p.birth) == sorted(schema_defaults("birth")["variants"])
     paper = {"d_model": 256, "batch_size": 512, "seq_len": 256, "n_triggers": 5}
     paper |= {"optimizer": "sgd", "lr": 0.3, "momentum": 0.9, "n_iterations": 10000}
     for name, settings in p.birth.items():
@@ -177,11 +184,6 @@ def test_birth_plans_the_five_variants_at_the_papers_scale(tmp_path):
     assert frozen["freeze_embeddings"] and frozen["freeze_output"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/paper/birth.yaml sets fixed_triggers: true in birth.common, and common "
-    "overrides every variant: simplified_random trains with fixed triggers",
-)
 def test_birth_random_trigger_variant_draws_its_triggers(tmp_path):
     variants = plan("birth", tmp_path / "results").birth
     assert variants["simplified_fixed"]["fixed_triggers"] is True
