@@ -19,9 +19,13 @@ from repgeom.languages.pipeline import (
     study_dataset,
 )
 from repgeom.languages.plan import figure_names
-from repgeom.languages.study import language_dataset, paired_bootstrap_diff
+from repgeom.languages.study import (
+    ID_ESTIMATORS,
+    id_function,
+    language_dataset,
+    paired_bootstrap_diff,
+)
 from repgeom.metrics.gride import gride_function
-from repgeom.metrics.intrinsic import ID_ESTIMATORS, id_function
 from repgeom.sampling import seeded_subsample
 
 

@@ -8,9 +8,14 @@ import pytest
 from repgeom.activations.source import ArraySource
 from repgeom.metrics.anisotropy import anisotropy
 from repgeom.metrics.family import mean_cosine
-from repgeom.metrics.geometry import geometry_datasets
+from repgeom.metrics.geometry import GeometryOptions, geometry_datasets
 from repgeom.metrics.intrinsic import twonn
 from repgeom.metrics.linearity import linearity
+from repgeom.workflow.config import options
+
+
+def geometry_options(**section) -> GeometryOptions:
+    return options(GeometryOptions, "metrics.geometry", section)
 
 
 @pytest.fixture
@@ -23,7 +28,7 @@ def source():
 
 
 def test_geometry_datasets(source):
-    out = geometry_datasets(source, {"id_sample": 500, "id_repeats": 2, "top_k": 4})
+    out = geometry_datasets(source, geometry_options(id_sample=500, id_repeats=2, top_k=4))
     anis, ids, lin = out["anisotropy"], out["intrinsic_dimension"], out["linearity"]
     assert anis.anisotropy.dims == ("positions", "layer")
     assert list(anis.positions.values) == ["all", "no_first"]
@@ -59,8 +64,8 @@ def test_geometry_datasets(source):
             assert {"long_name", "units"} <= set(ds[var].attrs)
 
 
-def test_unknown_options_are_refused(source):
-    with pytest.raises(ValueError, match="unknown geometry option"):
-        geometry_datasets(source, {"id_smaple": 10})
+def test_unknown_options_are_refused():
+    with pytest.raises(ValueError, match=r"unknown option.*id_smaple.*metrics.geometry"):
+        geometry_options(id_smaple=10)
     with pytest.raises(ValueError, match="positions"):
-        geometry_datasets(source, {"positions": ["middle"]})
+        geometry_options(positions=["middle"])
