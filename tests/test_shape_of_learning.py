@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -63,3 +66,13 @@ def test_tables_and_bands_use_the_one_spread(repeats):
         assert row["twonn_std"] == pytest.approx(values.std(ddof=1), rel=1e-15)
         np.testing.assert_allclose(band.values, ds["twonn"].std("repeat", ddof=1).values)
     assert band.dims == mean.dims == ("step", "corpus", "positions", "layer")
+
+
+def test_the_plan_loads_without_torch_or_scipy():
+    """The workflow imports the plan (and so the estimator registry) whenever it plans."""
+    code = (
+        "import sys, repgeom.shape_of_learning.plan; "
+        "print(sorted({'torch', 'scipy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
