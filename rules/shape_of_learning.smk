@@ -1,29 +1,8 @@
-SOL_FIGURES = {
-    "anisotropy_by_layer": ("anisotropy", "anisotropy"),
-    "intrinsic_dimension_by_layer": ("intrinsic_dimension", "twonn"),
-    "intrinsic_dimension_by_step": ("intrinsic_dimension", "twonn"),
-    "mle_by_layer": ("intrinsic_dimension", "mle"),
-    "mean_cosine_by_layer": ("anisotropy", "mean_cosine"),
-    "effective_rank_by_layer": ("anisotropy", "effective_rank"),
-    "linearity_by_layer": ("linearity", "linearity"),
-}
+from repgeom.shape_of_learning import plan as sol_plan
+
+SOL_FIGURES = sol_plan.FIGURES
 GRIDE = config["metrics"]["geometry"]["gride_scales"] > 0
-SOL_TABLES = {
-    "anisotropy": ["anisotropy", "anisotropy_power", "effective_rank", "mean_cosine"],
-    "intrinsic_dimension": [
-        "twonn",
-        "twonn_error",
-        "twonn_microscope",
-        "mle",
-        "n_duplicates",
-    ]
-    + (
-        ["gride_at_scale", "gride_at_scale_error", "twonn_gride_disagree"]
-        if GRIDE
-        else []
-    ),
-    "linearity": ["linearity"],
-}
+SOL_TABLES = sol_plan.tables(GRIDE)
 SOL_SCALE_FIGURES = (
     expand(
         PATHS.results(

@@ -6,8 +6,7 @@ from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
 from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
 from repgeom.languages.plan import dataset_groups
-from repgeom.metrics.gride import gride_function
-from repgeom.metrics.intrinsic import id_function
+from repgeom.languages.study import id_function, id_gride_function
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 
@@ -33,9 +32,11 @@ attrs = provenance(
     synthetic_groups=[g["name"] for g in groups if g["synthetic"]],
     sentence_level="mean of each sentence's non-padding tokens (BOS included when prepended)",
 )
-id_fn = id_function(o["id_estimator"], o["id_sample"], o["id_repeats"], o["seed"])
-gride_fn = gride_function(o["gride_scales"], o["id_sample"], o["seed"])
-ds = study_dataset(stores, groups, id_fn, o["knn_k"], o["token_knn_kl"], o["seed"], attrs, gride_fn)
+estimator = (o["id_estimator"], o["id_sample"], o["id_repeats"], o["seed"])
+# the ID and GRIDE of each subsample from one neighbour search; the bootstrap needs the ID only
+id_and_gride = id_gride_function(*estimator, gride_scales=o["gride_scales"])
+id_fn = id_function(*estimator)
+ds = study_dataset(stores, groups, id_and_gride, o["knn_k"], o["token_knn_kl"], o["seed"], attrs)
 write_dataset(ds, snakemake.output.languages)
 if p.pairs:
     boot = grammaticality_dataset(stores, p.pairs, id_fn, o["n_boot"], o["seed"], o["alpha"], attrs)

@@ -263,15 +263,17 @@ def test_geometry_gride_shares_the_twonn_neighbours():
     """The geometry job's GRIDE equals gride() on the same subsample; scales beyond the
     distinct points are NaN; the flag compares TwoNN with GRIDE at the reported scale."""
     from repgeom.activations.source import ArraySource
-    from repgeom.metrics.geometry import geometry_datasets, id_of_sample
+    from repgeom.metrics.geometry import GeometryOptions, geometry_datasets, id_of_sample
     from repgeom.metrics.gride import gride
-    from repgeom.workflow.config import schema_defaults
+    from repgeom.workflow.config import options as section_options
+
+    def options(**section) -> GeometryOptions:
+        return section_options(GeometryOptions, "metrics.geometry", section)
 
     rng = np.random.default_rng(5)
     q = np.linalg.qr(rng.normal(size=(64, 64)))[0][:4]
     x = (rng.uniform(size=(300, 4)) @ q).astype(np.float32)
-    options = {**schema_defaults("metrics.geometry"), "gride_scales": 9, "twonn_bootstrap": 30}
-    out = id_of_sample(x, options)
+    out = id_of_sample(x, options(gride_scales=9, twonn_bootstrap=30))
     ref = gride(x, n_scales=8)
     np.testing.assert_allclose(out["gride"][:8], ref.id, rtol=1e-12)
     np.testing.assert_allclose(out["gride_error"][:8], ref.id_error, rtol=1e-12)
@@ -280,7 +282,7 @@ def test_geometry_gride_shares_the_twonn_neighbours():
     assert out["twonn_error"] > 0
     source = ArraySource(np.stack([x, x * 3]), position=np.arange(300) % 10)
     ds = geometry_datasets(
-        source, {"positions": ["all"], "id_sample": 300, "id_repeats": 1, "gride_scale": 4}
+        source, options(positions=["all"], id_sample=300, id_repeats=1, gride_scale=4)
     )["intrinsic_dimension"]
     assert ds.gride.dims == ("positions", "layer", "repeat", "scale")
     assert ds.scale.values.tolist() == [1, 2, 4, 8, 16, 32, 64, 128]
@@ -293,7 +295,7 @@ def test_geometry_gride_shares_the_twonn_neighbours():
     )
     assert ds.twonn_gride_disagree.sel(positions="all", layer=0).item() == int(gap > 2 * err)
     with pytest.raises(ValueError, match="gride_scale 3 is not among"):
-        geometry_datasets(source, {"gride_scale": 3})
+        options(gride_scale=3)
 
 
 def test_gride_function_is_gride_on_the_first_id_subsample_nan_beyond_its_points():

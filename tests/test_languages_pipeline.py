@@ -19,9 +19,15 @@ from repgeom.languages.pipeline import (
     study_dataset,
 )
 from repgeom.languages.plan import figure_names
-from repgeom.languages.study import language_dataset, paired_bootstrap_diff
+from repgeom.languages.study import (
+    ID_ESTIMATORS,
+    id_function,
+    id_gride_function,
+    language_dataset,
+    paired_bootstrap_diff,
+)
+from repgeom.metrics import neighbors
 from repgeom.metrics.gride import gride_function
-from repgeom.metrics.intrinsic import ID_ESTIMATORS, id_function
 from repgeom.sampling import seeded_subsample
 
 
@@ -241,3 +247,33 @@ def test_checkpoint_figures_are_the_planned_ones(stores):
     want = ds["gride"].sel(language="s-Grek", level="sentence", scale=2).values
     np.testing.assert_array_equal(dashed[2].get_ydata(), want)
     plt.close(fig)
+
+
+def test_one_neighbour_search_per_subsample_gives_the_id_and_gride(stores, monkeypatch):
+    """id_gride_function: the ID on every subsample and GRIDE on the first from one search per
+    subsample, equal to the ID and GRIDE functions run apart (two searches on the first)."""
+    calls: list[int] = []
+    search = neighbors.knn
+
+    def counted(query, *args, **kwargs):
+        calls.append(len(query))
+        return search(query, *args, **kwargs)
+
+    both = id_gride_function("skdim_twonn", sample=25, repeats=2, seed=4, gride_scales=3)
+    monkeypatch.setattr(neighbors, "knn", counted)
+    ds = study_dataset(stores, GROUPS, both, seed=4)
+    # 5 corpora × 3 layers × 2 levels (30 sentences, 40–60 tokens: all subsampled) × 2 repeats
+    assert len(calls) == 5 * N_LAYER * 2 * 2 and set(calls) == {25}
+    monkeypatch.setattr(neighbors, "knn", search)
+    apart = study_dataset(
+        stores,
+        GROUPS,
+        id_function("skdim_twonn", 25, 2, 4),
+        seed=4,
+        gride_fn=gride_function(3, 25, 4),
+    )
+    for var in ("id", "id_std", "gride", "gride_error"):
+        np.testing.assert_array_equal(ds[var].values, apart[var].values)
+    assert ds["gride"].dims == ("language", "layer", "level", "scale")
+    with pytest.raises(ValueError, match="GRIDE given twice"):
+        study_dataset(stores, GROUPS, both, gride_fn=gride_function(3, 25))

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 
 from repgeom.activations.source import ArraySource
+from repgeom.metrics import geometry, neighbors
 from repgeom.metrics.anisotropy import anisotropy
+from repgeom.metrics.estimators import REGISTRY, Estimator, Variable
 from repgeom.metrics.family import mean_cosine
-from repgeom.metrics.geometry import geometry_datasets
+from repgeom.metrics.geometry import GeometryOptions, geometry_datasets
 from repgeom.metrics.intrinsic import twonn
 from repgeom.metrics.linearity import linearity
+from repgeom.sampling import seeded_subsample
+from repgeom.shape_of_learning.plan import tables
+from repgeom.workflow.config import options, schema_defaults
+
+
+def geometry_options(**section) -> GeometryOptions:
+    return options(GeometryOptions, "metrics.geometry", section)
 
 
 @pytest.fixture
@@ -23,7 +35,7 @@ def source():
 
 
 def test_geometry_datasets(source):
-    out = geometry_datasets(source, {"id_sample": 500, "id_repeats": 2, "top_k": 4})
+    out = geometry_datasets(source, geometry_options(id_sample=500, id_repeats=2, top_k=4))
     anis, ids, lin = out["anisotropy"], out["intrinsic_dimension"], out["linearity"]
     assert anis.anisotropy.dims == ("positions", "layer")
     assert list(anis.positions.values) == ["all", "no_first"]
@@ -59,8 +71,73 @@ def test_geometry_datasets(source):
             assert {"long_name", "units"} <= set(ds[var].attrs)
 
 
-def test_unknown_options_are_refused(source):
-    with pytest.raises(ValueError, match="unknown geometry option"):
-        geometry_datasets(source, {"id_smaple": 10})
+def test_unknown_options_are_refused():
+    with pytest.raises(ValueError, match=r"unknown option.*id_smaple.*metrics.geometry"):
+        geometry_options(id_smaple=10)
     with pytest.raises(ValueError, match="positions"):
-        geometry_datasets(source, {"positions": ["middle"]})
+        geometry_options(positions=["middle"])
+
+
+def count_searches(monkeypatch) -> list[int]:
+    """Record the number of points of every exact neighbour search (neighbors.knn)."""
+    calls: list[int] = []
+    search = neighbors.knn
+
+    def counted(query, *args, **kwargs):
+        calls.append(len(query))
+        return search(query, *args, **kwargs)
+
+    monkeypatch.setattr(neighbors, "knn", counted)
+    return calls
+
+
+def test_one_neighbour_search_per_subsample_feeds_every_estimator(source, monkeypatch):
+    calls = count_searches(monkeypatch)
+    o = geometry_options(id_sample=300, id_repeats=2, top_k=4, mle_k=6, twonn_bootstrap=10)
+    ids = geometry_datasets(source, o)["intrinsic_dimension"]
+    # 2 token sets × 3 layers × 2 repeats; each search's distances feed every estimator
+    assert len(calls) == 2 * 3 * 2 and set(calls) == {300}
+    estimators = {v.name for e in REGISTRY.values() for v in e.variables}
+    assert estimators <= set(ids.data_vars)
+    assert np.isfinite(ids[["twonn", "twonn_error", "twonn_microscope", "mle"]].to_array()).all()
+    assert np.isfinite(ids.gride.sel(scale=[1, 2, 4, 8, 16, 32, 64])).all()
+
+
+TOY = Estimator(
+    variables=(Variable("toy", "mean distance to the third neighbour", "1"),),
+    dims=("repeat",),
+    ranks=lambda o, n: (3,),
+    estimate=lambda nb, o: (float(nb.at(3).mean()),),
+)
+
+
+def test_a_registered_estimator_appears_in_the_datasets_and_tables(source, monkeypatch):
+    """What README's "Adding an intrinsic-dimension estimator" promises: one registry entry and
+    the geometry job computes it from the same search, with its attrs, and the
+    Shape-of-Learning table lists it."""
+    registry = {**REGISTRY, "toy": TOY}
+    monkeypatch.setattr(geometry, "REGISTRY", registry)
+    calls = count_searches(monkeypatch)
+    o = geometry_options(positions=["all"], id_sample=200, id_repeats=2, top_k=4)
+    ids = geometry_datasets(source, o)["intrinsic_dimension"]
+    assert len(calls) == 3 * 2  # still one search per subsample
+    assert ids.toy.dims == ("positions", "layer", "repeat")
+    assert ids.toy.attrs == {"long_name": "mean distance to the third neighbour", "units": "1"}
+    sample = seeded_subsample(source.n_tokens, 200, o.seed, 1)
+    x = source.read(2, sample).astype(np.float64)
+    third = np.sort(cdist(x, x), axis=1)[:, 3]  # column 0 is the point itself
+    assert float(ids.toy.sel(positions="all", layer=2, repeat=1)) == pytest.approx(
+        third.mean(), rel=1e-12
+    )
+    assert "toy" in tables(gride=True, registry=registry)["intrinsic_dimension"]
+    assert "toy" not in tables(gride=True)["intrinsic_dimension"]
+
+
+def test_geometry_options_are_the_schema_section():
+    """Every key of metrics.geometry is a field without a default (defaults live in the schema)."""
+    fields = dataclasses.fields(GeometryOptions)
+    assert [f.name for f in fields] == list(schema_defaults("metrics.geometry"))
+    assert all(f.default is dataclasses.MISSING for f in fields)
+    o = geometry_options(positions=["all"], layers=[0, -1])
+    assert o.positions == ("all",) and o.layers == (0, -1)
+    assert o.attrs()["positions"] == ["all"] and "layers" not in o.attrs()

@@ -7,16 +7,16 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
+from repgeom.metrics.estimators import id_estimates
 from repgeom.metrics.intrinsic import (
-    id_estimates,
     mle,
     mle_from_distances,
-    remove_duplicates,
     twonn,
     twonn_from_ratios,
     twonn_microscope,
 )
 from repgeom.metrics.linearity import linearity
+from repgeom.metrics.neighbors import remove_duplicates
 
 
 def embedded_cube(d: int, n: int = 4096, ambient: int = 256, seed: int = 0) -> np.ndarray:

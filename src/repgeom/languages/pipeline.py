@@ -114,7 +114,9 @@ def study_dataset(
     gride_fn: GrideFn | None = None,
 ) -> xr.Dataset:
     """Every group's :func:`group_dataset`, concatenated along ``language`` (dims language,
-    layer, level, and scale with ``gride_fn``)."""
+    layer, level, and scale with GRIDE: from ``id_fn``'s
+    :class:`~repgeom.languages.study.IDValues`, one neighbour search per subsample, or from
+    ``gride_fn``)."""
     if not groups:
         raise ValueError("no language group given")
     parts = [

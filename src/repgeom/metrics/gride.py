@@ -10,9 +10,9 @@ that is, μ⁻ᵈ ~ Beta(n₁, n₂ − n₁) (n₁ = 1, n₂ = 2 is TwoNN's Par
 ``return_id_scaling_gride``, matched value for value:
 
 - scales: n₁ = 1, 2, 4, …, 2^(S−1) with n₂ = 2n₁ (DADApy's ``range_max`` = 2^S), from one
-  exact neighbour search (:func:`repgeom.metrics.intrinsic.neighbour_distances`, the search
-  TwoNN uses, asked for the float64 distances at ranks 1, 2, 4, …, 2^S) on the distinct rows
-  (exact duplicates removed first and counted; DADApy keeps them at distance ε instead);
+  exact neighbour search (:func:`repgeom.metrics.neighbors.neighbours`, the search TwoNN uses,
+  asked for the float64 distances at ranks 1, 2, 4, …, 2^S) on the distinct rows (exact
+  duplicates removed first and counted; DADApy keeps them at distance ε instead);
 - estimate: ratios equal to 1 are moved to 1 + 10·ε₆₄; those with μ ≥ q₅₀ + 20(q₉₅ − q₅₀)
   (linear-interpolation percentiles of that scale's ratios) are left out as near-overlapping
   points; d̂ is the root of ∂/∂d [ℓ(d) − log d] over the M kept ratios — the likelihood with
@@ -33,9 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
-from repgeom.metrics.intrinsic import neighbour_distances, remove_duplicates
+from repgeom.metrics.neighbors import Neighbours, TooFewPoints, neighbours
 from repgeom.sampling import seeded_subsample
 
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -69,6 +68,8 @@ def gride_from_ratios(
     mu: np.ndarray, n1: int, n2: int | None = None, d_min: float = 1e-3, d_max: float = 1e3
 ) -> tuple[float, float]:
     """GRIDE estimate and its error (d̂, 1/√I(d̂)) from the ratios μ = r_{n₂}/r_{n₁} of N points."""
+    from scipy.optimize import brentq  # with the first estimate, not when the registry is read
+
     n2 = 2 * n1 if n2 is None else n2
     if not 1 <= n1 < n2:
         raise ValueError(f"gride needs neighbour ranks 1 ≤ n1 < n2, got n1={n1}, n2={n2}")
@@ -144,19 +145,18 @@ def gride(
 ) -> GrideScaling:
     """GRIDE of the rows of x at n₁ = 1, 2, …, 2^(n_scales−1), from one exact kNN search."""
     n1, n2 = gride_scales(n_scales)
-    xu, n_dup = remove_duplicates(x)
-    n = xu.shape[0]
-    if n < n2[-1] + 1:
-        fits = fitting_scales(n, n_scales)
+    try:
+        nb = neighbours(x, lambda n: np.r_[n1, n2[-1]], backend)  # 1, 2, 4, …, 2^n_scales
+    except TooFewPoints as e:
+        fits = fitting_scales(e.n_points, n_scales)
         lower = f"lower n_scales to {fits} or " if fits else ""
         raise ValueError(
             f"gride at {n_scales} scales needs {n2[-1]} neighbours, so at least {n2[-1] + 1} "
-            f"distinct points; got {n} ({n_dup} duplicates removed): {lower}use more points"
-        )
-    ranks = np.r_[n1, n2[-1]]  # 1, 2, 4, …, 2^n_scales
-    dist = neighbour_distances(xu, int(n2[-1]), backend=backend, ranks=ranks)
-    ids, errors, scales = gride_from_distances(dist, d_min, d_max)
-    return GrideScaling(n1, n2, ids, errors, scales, n, n_dup)
+            f"distinct points; got {e.n_points} ({e.n_duplicates} duplicates removed): "
+            f"{lower}use more points"
+        ) from None
+    ids, errors, scales = gride_from_distances(nb.distances, d_min, d_max)
+    return GrideScaling(n1, n2, ids, errors, scales, nb.n_points, nb.n_duplicates)
 
 
 def gride_columns(dist: np.ndarray, n_scales: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,25 +171,38 @@ def gride_columns(dist: np.ndarray, n_scales: int) -> tuple[np.ndarray, np.ndarr
     return ids, errors, scales
 
 
+def gride_ranks(n_points: int, n_scales: int) -> tuple[int, ...]:
+    """The neighbour ranks 1, 2, 4, …, 2^F that GRIDE at ``n_scales`` scales uses on
+    ``n_points`` distinct points (F = :func:`fitting_scales`; none when F = 0)."""
+    if n_scales:
+        gride_scales(n_scales)  # validates n_scales
+    fit = fitting_scales(n_points, n_scales)
+    return tuple(2**s for s in range(fit + 1)) if fit else ()
+
+
+def gride_of(nb: Neighbours, n_scales: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GRIDE ids, errors and scales at n₁ = 1 … 2^(n_scales−1) from the neighbours of
+    :func:`gride_ranks` (:func:`gride_columns`: NaN where they do not reach)."""
+    ranks = gride_ranks(nb.n_points, n_scales)
+    if not ranks:
+        return tuple(np.full(n_scales, np.nan) for _ in range(3))
+    return gride_columns(nb.at(*ranks), n_scales)
+
+
 def gride_function(
     n_scales: int, sample: int, seed: int = 0
 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``fn(x)`` → (ids, errors) of GRIDE at n₁ = 1 … 2^(n_scales−1) on the seeded subsample of
     ``sample`` rows that an ID estimate's first repeat uses
-    (:func:`repgeom.metrics.layerwise.seeded_subsample`); NaN at the scales whose n₂ exceeds
-    the distinct points − 1, and where the likelihood has no root."""
+    (:func:`repgeom.sampling.seeded_subsample`); NaN at the scales whose n₂ exceeds the distinct
+    points − 1, and where the likelihood has no root."""
     gride_scales(n_scales)  # validates n_scales
 
     def fn(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
-        xu, _ = remove_duplicates(x[seeded_subsample(x.shape[0], sample, seed)])
-        fit = fitting_scales(xu.shape[0], n_scales)
-        if fit == 0:
-            return np.full(n_scales, np.nan), np.full(n_scales, np.nan)
-        ranks = 2 ** np.arange(fit + 1)
-        ids, errors, _ = gride_columns(
-            neighbour_distances(xu, int(ranks[-1]), ranks=ranks), n_scales
-        )
+        rows = seeded_subsample(x.shape[0], sample, seed)
+        nb = neighbours(x[rows], lambda n: gride_ranks(n, n_scales))
+        ids, errors, _ = gride_of(nb, n_scales)
         return ids, errors
 
     return fn

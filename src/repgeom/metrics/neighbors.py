@@ -1,9 +1,20 @@
-"""Exact k-nearest neighbours: float32 blocked search, float64 distances for the kept ones."""
+"""Exact k-nearest neighbours: float32 blocked search, float64 distances for the kept ones; the
+distinct points of a sample and their distances at chosen neighbour ranks.
+
+torch is imported by the functions that search, not with the module: the estimator registry
+(:mod:`repgeom.metrics.estimators`), which the workflow reads when it plans, imports this one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 BACKENDS = ("auto", "torch", "faiss")
 # Above this k the self-search compares each row block with all rows (twice the matmul): merging
@@ -26,6 +37,8 @@ def _keep_best(
     best_d: torch.Tensor, best_i: torch.Tensor, cand_d: torch.Tensor, cand_i: torch.Tensor
 ) -> None:
     """Merge candidates (rows × c) into each row's running k smallest, in place."""
+    import torch
+
     all_d, all_i = torch.cat([best_d, cand_d], dim=1), torch.cat([best_i, cand_i], dim=1)
     top = torch.topk(all_d, best_d.shape[1], dim=1, largest=False)
     best_d.copy_(top.values)
@@ -37,6 +50,8 @@ def _rows_search_torch(
 ) -> np.ndarray:
     """Each query row's k nearest rows of r (nearest first), one block of queries against all of
     r; in a self-search (q is r) a row is not its own neighbour."""
+    import torch
+
     idx = np.empty((q.shape[0], k), dtype=np.int64)
     r_sq = (r * r).sum(dim=1)
     for start in range(0, q.shape[0], block):
@@ -51,6 +66,8 @@ def _rows_search_torch(
 def _self_search_torch(x: torch.Tensor, k: int, block: int) -> np.ndarray:
     """Each row's k nearest other rows, computing each pair's distance once: a row block
     against all later rows gives candidates to both sides (half the matmul flops)."""
+    import torch
+
     n = x.shape[0]
     sq = (x * x).sum(dim=1)
     best_d = torch.full((n, k), float("inf"))
@@ -70,6 +87,8 @@ def _self_search_torch(x: torch.Tensor, k: int, block: int) -> np.ndarray:
 def _exact_distances(q64: np.ndarray, r64: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Float64 distances from each query row to its rows ``idx`` of ref, a few queries at a time
     (at most 128 and 32 MB of gathered neighbours, in one reused buffer: no page faults)."""
+    import torch
+
     q, r = (torch.from_numpy(np.require(a, requirements="CW")) for a in (q64, r64))
     i = torch.from_numpy(np.ascontiguousarray(idx))
     k, width = idx.shape[1], r.shape[1]
@@ -131,6 +150,8 @@ def knn(
     only for the candidates within RANK_WINDOW float32 positions of a rank (GRIDE at 8 scales
     needs 9 ranks: 56 of 260 candidates).
     """
+    import torch
+
     if backend not in BACKENDS:
         raise ValueError(f"unknown neighbour backend {backend!r}; choose from {BACKENDS}")
     q64 = np.asarray(query, dtype=np.float64)
@@ -172,3 +193,105 @@ def knn(
     dist = _exact_distances(q64, r64, idx)
     order = np.argsort(dist, axis=1, kind="stable")
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+# --- the distinct points of a sample and their neighbours ------------------------------------
+
+_MARGIN = RANK_WINDOW  # extra float32 candidates, so float32 ties cannot change the exact k
+_QUERY_BLOCK = 512
+
+
+def remove_duplicates(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Float64 copy of x keeping the first copy of each distinct row, and the number removed.
+
+    Rows are hashed (a wrapping uint64 dot product of their bits); only rows whose hashes
+    collide are compared exactly, so the result equals an exact row-wise ``np.unique``.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"expected a non-empty (n, d) matrix of row vectors, got shape {x.shape}")
+    x64 = x.astype(np.float64)
+    x64 += 0.0  # turns −0.0 into 0.0, so equal rows compare equal
+    if not np.isfinite(x64).all():
+        raise ValueError("the data hold NaN or infinite values; check the activations")
+    weights = np.random.default_rng(0).integers(1, 2**63, size=x64.shape[1], dtype=np.uint64)
+    keys = x64.view(np.uint64) @ (weights | np.uint64(1))
+    order = np.argsort(keys, kind="stable")
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if same.size == 0:
+        return x64, 0
+    candidates = np.unique(np.concatenate([order[same], order[same + 1]]))
+    _, first = np.unique(x64[candidates], axis=0, return_index=True)
+    drop = np.setdiff1d(candidates, candidates[first])
+    return np.delete(x64, drop, axis=0), len(drop)
+
+
+def neighbour_distances(
+    x: np.ndarray, k: int, backend: str = "auto", ranks: np.ndarray | None = None
+) -> np.ndarray:
+    """Float64 distances (n, k), ascending, from each row of x to its k nearest other rows;
+    with ``ranks`` (1-based, ≤ k) only those columns, (n, len(ranks)).
+
+    The float32 search (:func:`knn`, torch or faiss) returns a margin of extra candidates,
+    re-ranked by float64 distance, so float32 ties cannot change the k kept.
+    """
+    n = np.asarray(x).shape[0]
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k={k} neighbours asked for among {n} points; need 1 ≤ k ≤ n − 1")
+    if ranks is not None and not 1 <= np.min(ranks) <= np.max(ranks) <= k:
+        raise ValueError(f"neighbour ranks must lie in 1 … k={k}, got {ranks}")
+    kk = min(k + _MARGIN, n - 1)
+    dist, _ = knn(x, None, k=kk, block=_QUERY_BLOCK, backend=backend, ranks=ranks)
+    return dist if ranks is not None else dist[:, :k]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The distinct points of one sample: each one's float64 distances to its neighbours of the
+    (1-based, ascending) ``ranks``, from one exact search."""
+
+    ranks: tuple[int, ...]
+    distances: np.ndarray  # (n_points, len(ranks))
+    n_points: int  # distinct points
+    n_duplicates: int  # exact duplicate rows removed before the search
+
+    def at(self, *ranks: int) -> np.ndarray:
+        """The distance columns of ``ranks``, (n_points, len(ranks)), in the order asked."""
+        missing = sorted(set(ranks) - set(self.ranks))
+        if missing:
+            raise ValueError(f"neighbour rank(s) {missing} were not searched (ranks {self.ranks})")
+        return self.distances[:, [self.ranks.index(r) for r in ranks]]
+
+    def ratios(self, near: int, far: int) -> np.ndarray:
+        """Each point's ratio r_far / r_near of its neighbour distances at two ranks."""
+        return self.at(far)[:, 0] / self.at(near)[:, 0]
+
+
+class TooFewPoints(ValueError):
+    """Not more distinct points than the largest neighbour rank asked for."""
+
+    def __init__(
+        self, n_points: int, n_duplicates: int, needed: int, advice: str = "use more points"
+    ) -> None:
+        self.n_points, self.n_duplicates, self.needed = n_points, n_duplicates, needed
+        super().__init__(
+            f"{n_points} distinct point(s) ({n_duplicates} duplicates removed) but {needed} "
+            f"neighbours are needed; {advice}"
+        )
+
+
+def neighbours(
+    x: np.ndarray, ranks: Callable[[int], Iterable[int]], backend: str = "auto"
+) -> Neighbours:
+    """The rows of x without duplicates (:func:`remove_duplicates`), and one exact search of them
+    (:func:`neighbour_distances`) up to the largest of ``ranks(n)``, the neighbour ranks needed
+    for n distinct points (:class:`TooFewPoints` when n is not larger). No rank, no search."""
+    xu, n_dup = remove_duplicates(x)
+    n = xu.shape[0]
+    wanted = tuple(sorted({int(r) for r in ranks(n)}))
+    if wanted and wanted[-1] > n - 1:
+        raise TooFewPoints(n, n_dup, wanted[-1])
+    if not wanted:
+        return Neighbours((), np.empty((n, 0)), n, n_dup)
+    dist = neighbour_distances(xu, wanted[-1], backend=backend, ranks=np.asarray(wanted))
+    return Neighbours(wanted, dist, n, n_dup)

@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
+from repgeom.metrics.estimators import repeat_spread
 from repgeom.plots.common import format_step_axis, step_axis, step_colors, step_positions
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
@@ -17,8 +18,9 @@ def _panels(datasets: dict[str, xr.Dataset]) -> list[tuple[str, str]]:
 
 
 def _mean_spread(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """Mean and spread (:func:`repeat_spread`) over the ``repeat`` dim; no spread without it."""
     if "repeat" in da.dims:
-        return da.mean("repeat"), da.std("repeat")
+        return da.mean("repeat"), da.reduce(repeat_spread, dim="repeat")
     return da, None
 
 
@@ -121,8 +123,8 @@ def by_step(datasets: dict[str, xr.Dataset], var: str, positions: str = "all") -
 
 
 def metric_table(datasets: dict[str, xr.Dataset], variables: list[str]) -> list[dict]:
-    """Rows model × step × corpus × positions × layer with each variable (mean and std over
-    repeats where there are repeats)."""
+    """Rows model × step × corpus × positions × layer with each variable (mean and, as
+    ``<variable>_std``, the spread :func:`repeat_spread` over repeats where there are repeats)."""
     rows = []
     for model, ds in datasets.items():
         for step in ds["step"].values:
@@ -140,7 +142,7 @@ def metric_table(datasets: dict[str, xr.Dataset], variables: list[str]) -> list[
                             da = ds[var].sel(step=step, corpus=corpus, positions=pos, layer=layer)
                             if "repeat" in da.dims:
                                 row[var] = float(da.mean())
-                                row[f"{var}_std"] = float(da.std())
+                                row[f"{var}_std"] = float(repeat_spread(da.values))
                             else:
                                 row[var] = float(da)
                         rows.append(row)

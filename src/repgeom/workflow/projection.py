@@ -249,14 +249,15 @@ def measure_geometry(hidden: int, tokens: int, options: Mapping[str, Any]) -> fl
     import numpy as np
 
     from repgeom.activations.source import ArraySource
-    from repgeom.metrics.geometry import geometry_datasets
+    from repgeom.metrics.geometry import GeometryOptions, geometry_datasets
+    from repgeom.options import build
 
     rng = np.random.default_rng(0)
     n_layers = 2
     x = rng.standard_normal((n_layers, tokens, hidden), dtype=np.float32)
     source = ArraySource(x, position=np.arange(tokens) % 512, sequence=np.arange(tokens) // 512)
     t = time.perf_counter()
-    geometry_datasets(source, dict(options))
+    geometry_datasets(source, build(GeometryOptions, options, "metrics.geometry"))
     return (time.perf_counter() - t) / n_layers
 
 
