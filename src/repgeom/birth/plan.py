@@ -20,8 +20,8 @@ def study_variants(
 ) -> dict[str, dict[str, Any]]:
     """Resolved settings of every variant of the study (``section``: the filled ``birth``
     config), or {} when its corpus is not a corpus of the config (an error naming the key when
-    the config named that corpus itself: ``corpus_named``). ``common`` applies to every variant; a variant's own setting wins over it.
-    A ConfigError names the variant's key that is wrong."""
+    the config named that corpus itself: ``corpus_named``). ``common`` applies to every
+    variant; a variant's own setting wins over it. A ConfigError names the wrong key."""
     if section["corpus"] not in corpora:
         if corpus_named:
             raise ConfigError(
