@@ -72,7 +72,7 @@ def test_geometry_datasets(source):
 
 
 def test_unknown_options_are_refused():
-    with pytest.raises(ValueError, match=r"unknown option.*id_smaple.*metrics.geometry"):
+    with pytest.raises(ValueError, match=r"'metrics.geometry': unknown key.*id_smaple"):
         geometry_options(id_smaple=10)
     with pytest.raises(ValueError, match="positions"):
         geometry_options(positions=["middle"])
@@ -141,3 +141,44 @@ def test_geometry_options_are_the_schema_section():
     o = geometry_options(positions=["all"], layers=[0, -1])
     assert o.positions == ("all",) and o.layers == (0, -1)
     assert o.attrs()["positions"] == ["all"] and "layers" not in o.attrs()
+
+
+def spectrum64(x: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the centred scatter matrix, float64 numpy, descending."""
+    xc = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    return np.linalg.svd(xc, compute_uv=False) ** 2
+
+
+@pytest.mark.parametrize(("first", "last"), [(1, None), (2, 10)])
+def test_rankme_and_alpha_req_are_those_of_the_spectrum(source, first, last):
+    """RankMe and α-ReQ from the spectrum the anisotropy pass computes, against float64 SVDs of
+    the centred tokens (singular values σ = √λ; the fit over ranks first…last, capped at the
+    ranks the tokens span)."""
+    o = geometry_options(
+        positions=["all"], id_sample=100, id_repeats=1, alpha_req_first=first, alpha_req_last=last
+    )
+    anis = geometry_datasets(source, o)["anisotropy"].sel(positions="all")
+    for layer in source.layers:
+        lam = spectrum64(source.read(layer))
+        sigma = np.sqrt(lam) / np.sqrt(lam).sum()
+        rankme = np.exp(-(sigma * np.log(sigma)).sum())
+        assert float(anis.rankme.sel(layer=layer)) == pytest.approx(rankme, rel=1e-9)
+        stop = len(lam) if last is None else last
+        ranks = np.arange(first, stop + 1)
+        slope = np.polyfit(np.log(ranks), np.log(lam[first - 1 : stop]), 1)[0]
+        assert float(anis.alpha_req.sel(layer=layer)) == pytest.approx(-slope, rel=1e-8)
+    assert anis.rankme.attrs["long_name"].startswith("RankMe")
+
+
+def test_alpha_req_stops_at_the_ranks_the_tokens_span():
+    """With fewer tokens than dims, only tokens − 1 eigenvalues are nonzero: the fit stops there
+    (rounding-level eigenvalues would bend it)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 12, 40)) * (np.arange(1, 41) ** -1.0)
+    src = ArraySource(x.astype(np.float32))
+    anis = geometry_datasets(src, geometry_options(positions=["all"], id_sample=6, mle_k=3))
+    lam = spectrum64(src.read(0))[:11]
+    slope = np.polyfit(np.log(np.arange(1, 12)), np.log(lam), 1)[0]
+    assert float(anis["anisotropy"].alpha_req.sel(positions="all", layer=0)) == pytest.approx(
+        -slope, rel=1e-6
+    )

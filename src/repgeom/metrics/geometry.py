@@ -21,10 +21,12 @@ from repgeom.metrics.estimators import (
 )
 from repgeom.metrics.family import (
     FamilyAccumulator,
+    alpha_req,
     anisotropy_power,
     effective_rank,
     explained_variance,
     mean_cosine_from_sum,
+    rankme,
 )
 from repgeom.metrics.gride import gride_scales
 from repgeom.metrics.layerwise import layers_to_use, select_rows
@@ -38,6 +40,8 @@ FAMILY = {
     "anisotropy": ("anisotropy σ₁²/‖X_c‖_F² (exact, float64)", "1"),
     "explained_variance": ("share of centred variance per principal direction", "1"),
     "effective_rank": ("effective rank exp(H(λ/Σλ)) (Roy & Vetterli)", "1"),
+    "rankme": ("RankMe exp(H(σ/Σσ)), σ = √λ (Garrido et al. 2023)", "1"),
+    "alpha_req": ("α-ReQ: exponent α of λ_i ∝ i^−α over ranks alpha_req_first…last", "1"),
     "anisotropy_power": ("anisotropy by power iteration", "1"),
     "power_iterations": ("power iterations used", "1"),
     "power_residual": ("relative residual ‖Sv−λv‖/λ of the power iteration", "1"),
@@ -73,6 +77,8 @@ class GeometryOptions:
     gride_scales: int
     gride_scale: int
     id_disagreement: float
+    alpha_req_first: int
+    alpha_req_last: int | None
     power_tol: float
     power_max_iter: int
     seed: int
@@ -131,6 +137,10 @@ def _variant(
         fam["anisotropy"].append(anisotropy_from_eigvals(w))
         fam["explained_variance"].append(explained_variance(w, o.top_k))
         fam["effective_rank"].append(effective_rank(w))
+        fam["rankme"].append(rankme(w))
+        span = min(len(w), acc.moments.n - 1)  # ranks the centred tokens can fill
+        last = span if o.alpha_req_last is None else min(o.alpha_req_last, span)
+        fam["alpha_req"].append(alpha_req(w, o.alpha_req_first, last))
         fam["anisotropy_power"].append(power.value)
         fam["power_iterations"].append(power.iterations)
         fam["power_residual"].append(power.residual)
