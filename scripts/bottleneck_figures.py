@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from repgeom.bottleneck import plots as B
-from repgeom.bottleneck.ngram import werror_thresholds
+from repgeom.bottleneck.ngram_werror import werror_thresholds
 from repgeom.io import read_dataset, write_text
 from repgeom.plots.common import save_figure
 from repgeom.provenance import job_provenance

@@ -1,6 +1,6 @@
 """Snakemake adapter: W-error of the n-gram next-token matrix of a corpus's train split."""
 
-from repgeom.bottleneck.ngram import wrank_estimate
+from repgeom.bottleneck.ngram_werror import wrank_estimate
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import write_dataset
 from repgeom.provenance import provenance

@@ -12,17 +12,10 @@ import scipy.linalg
 import scipy.sparse
 import xarray as xr
 
-from repgeom.bottleneck.ngram import (
-    COUNT_BYTES_PER_GRAM,
-    encode_rows,
-    matrix_werror,
-    memory_estimate,
-    ngram_counts,
-    propack_bytes,
-    top_singular_values,
-    werror_thresholds,
-    wrank_estimate,
-)
+from repgeom.bottleneck.memory import COUNT_BYTES_PER_GRAM, memory_estimate, propack_bytes
+from repgeom.bottleneck.ngram_counts import encode_rows, ngram_counts
+from repgeom.bottleneck.ngram_svd import top_singular_values
+from repgeom.bottleneck.ngram_werror import matrix_werror, werror_thresholds, wrank_estimate
 
 
 def brute_force(windows, lengths, n=5):
@@ -218,7 +211,7 @@ def test_memory_estimate_formula():
 def test_propack_on_a_matrix_of_lower_rank_than_k_falls_back_to_exact():
     import scipy.sparse
 
-    from repgeom.bottleneck.ngram import matrix_werror
+    from repgeom.bottleneck.ngram_werror import matrix_werror
 
     rng = np.random.default_rng(0)
     dense = rng.random((120, 3)) @ rng.random((3, 90))

@@ -16,7 +16,7 @@ from repgeom.bottleneck.datasets import (
     last_layer_cosine,
     stack_steps,
 )
-from repgeom.bottleneck.ngram import COUNT_BYTES_PER_GRAM
+from repgeom.bottleneck.memory import COUNT_BYTES_PER_GRAM
 from repgeom.bottleneck.plan import study_plan
 from repgeom.bottleneck.plots import best_vs_final_rows, werror_threshold_table
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults

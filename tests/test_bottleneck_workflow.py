@@ -13,7 +13,8 @@ import xarray as xr
 import yaml
 
 from repgeom.activations.store import ActivationStore
-from repgeom.bottleneck.ngram import memory_estimate, werror_thresholds
+from repgeom.bottleneck.memory import memory_estimate
+from repgeom.bottleneck.ngram_werror import werror_thresholds
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import read_dataset
 from tests.workflow import snakemake, table_rows

@@ -6,5 +6,8 @@ for the paper; every definition used here is stated in the docstring of the func
 
 - :mod:`repgeom.bottleneck.spectrum`: singular values of the output embedding and singular entropy.
 - :mod:`repgeom.bottleneck.heads`: rank-restricted LM heads trained on frozen final representations.
-- :mod:`repgeom.bottleneck.ngram`: 5-gram next-token matrices and their W-error (rank estimates).
+- :mod:`repgeom.bottleneck.ngram_werror`: 5-gram rank estimates (W-error datasets), from
+  :mod:`~repgeom.bottleneck.ngram_counts` (the next-token matrix) and
+  :mod:`~repgeom.bottleneck.ngram_svd` (its singular values and W-error curve).
+- :mod:`repgeom.bottleneck.memory`: peak-memory estimates of the heads and the 5-gram estimate.
 """

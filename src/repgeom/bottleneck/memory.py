@@ -1,13 +1,17 @@
-"""Peak-memory estimate of the rank-restricted heads, checked before anything is allocated.
+"""Peak-memory estimates of the bottleneck study's jobs, checked before anything is allocated:
+the rank-restricted heads, and the n-gram rank estimate stage by stage (with the SVD route and
+the PROPACK Lanczos basis sizes they depend on).
 
-Torch-free, so the workflow can check a config when it is parsed. The n-gram study's estimate
-lives with its code (:func:`repgeom.bottleneck.ngram.memory_estimate`).
+Torch- and scipy-free, so the workflow can check a config when it is parsed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
 
 from repgeom.runtime import available_memory, format_bytes
 
@@ -107,3 +111,133 @@ def check_heads_memory(
         + (f", model {format_bytes(extra)}" if extra else "")
         + f") but only {format_bytes(budget)} are allowed; {hints[largest]}"
     )
+
+
+# --- the n-gram rank estimate: SVD route, Lanczos basis sizes, memory per stage --------------
+
+# Peak bytes per counted n-gram of ngram_counts (int64 context keys, their sort permutation and
+# sorted copy, run starts and counts, pair keys and their np.unique, the csr P and the kept
+# contexts), measured with tracemalloc on Zipf-distributed tokens: 65 bytes at min_count=1 with
+# every context distinct (the worst case), 36–58 with min_count=2 or padded windows. 72 leaves
+# a 10% margin.
+COUNT_BYTES_PER_GRAM = 72
+DENSE_MAX_ELEMENTS = 1_000_000
+# Lanczos basis sizes tried in turn (multiples of k) when kmax is not given; scipy's default
+# is the last one. Smaller bases are faster and lighter and converge for most n-gram matrices.
+KMAX_FACTORS = (3, 6, 10)
+
+
+def svd_route(
+    k: int, n_contexts: int, vocab_size: int, dense_max_elements: int = DENSE_MAX_ELEMENTS
+) -> Literal["dense", "propack"]:
+    """'dense' when k ≥ min(C, V) − 1 or C·V ≤ dense_max_elements, else 'propack'."""
+    small = min(n_contexts, vocab_size)
+    if k >= small - 1 or n_contexts * vocab_size <= dense_max_elements:
+        return "dense"
+    return "propack"
+
+
+def propack_kmax(k: int, n_contexts: int, vocab_size: int, kmax: int | None = None) -> int:
+    """Lanczos basis size PROPACK uses: kmax (default 3·k, the first try) capped at min(C, V)+1."""
+    return min(n_contexts + 1, vocab_size + 1, KMAX_FACTORS[0] * k if kmax is None else kmax)
+
+
+def kmax_ladder(k: int, n_contexts: int, vocab_size: int, kmax: int | None = None) -> list[int]:
+    """Basis sizes tried in turn: [kmax] when given, else 3k, 6k, 10k (capped, deduplicated)."""
+    sizes = [kmax] if kmax is not None else [f * k for f in KMAX_FACTORS]
+    return sorted({propack_kmax(k, n_contexts, vocab_size, x) for x in sizes})
+
+
+def propack_bytes(k: int, n_contexts: int, vocab_size: int, kmax: int | None = None) -> int:
+    """Bytes scipy's PROPACK wrapper allocates for singular values only (float64, m=C, n=V).
+
+    From ``scipy/sparse/linalg/_svdp.py``: the Lanczos bases u (m, kmax+1) and v (n, kmax) are
+    allocated even when no singular vectors are asked for, plus the work array of
+    lwork = m + n + 9·kmax + 2·kmax² + 4 + max(m + n, 4·kmax + 4) doubles, 2·kmax + 2 int32 and
+    two length-m/n matvec vectors. Total ≈ 8·[(C + V)·kmax + 2·kmax² + 3(C + V)] bytes.
+    """
+    m, n = n_contexts, vocab_size
+    kx = propack_kmax(k, m, n, kmax)
+    lwork = m + n + 9 * kx + 2 * kx**2 + 4 + max(m + n, 4 * kx + 4)
+    return 8 * (m * (kx + 1) + n * kx + lwork + m + n) + 4 * (2 * kx + 2)
+
+
+def matrix_bytes(n_contexts: int, vocab_size: int, nnz: int) -> int:
+    """Bytes of the csr P: float64 data, int32 (int64 when large) indices and row pointers."""
+    idx = 4 if max(nnz, vocab_size) < np.iinfo(np.int32).max else 8
+    return nnz * (8 + idx) + (n_contexts + 1) * idx
+
+
+def memory_estimate(
+    n_windows: int,
+    window_length: int,
+    vocab_size: int,
+    k: int,
+    min_count: int = 1,
+    n: int = 5,
+    n_contexts: int | None = None,
+    nnz: int | None = None,
+    kmax: int | None = None,
+    method: Literal["auto", "dense", "propack"] = "auto",
+    dense_max_elements: int = DENSE_MAX_ELEMENTS,
+) -> dict[str, int]:
+    """Peak-memory estimate (bytes) of :func:`repgeom.bottleneck.ngram_werror.wrank_estimate`,
+    stage by stage.
+
+    - counting: COUNT_BYTES_PER_GRAM · N, N = n_windows · (window_length − n + 1) n-grams (the
+      windows array itself, owned by the caller, is not counted);
+    - matrix: the csr P, :func:`matrix_bytes`; without measured C and nnz, the upper bounds
+      C ≤ min(N / min_count, V^(n−1)) and nnz ≤ min(N, C·V) are used;
+    - svd: :func:`propack_bytes` on the sparse route for the first Lanczos basis size (3·k, or
+      ``kmax``; a retry with a larger basis is checked again before it allocates), 2 · 8·C·V
+      (dense copy + LAPACK's) on the dense route (see :func:`svd_route`);
+    - peak = max(counting, matrix + svd): the counting temporaries are freed before the SVD.
+    """
+    n_grams = int(n_windows) * max(0, int(window_length) - n + 1)
+    c = n_contexts
+    if c is None:
+        c = min(n_grams // max(1, min_count), vocab_size ** (n - 1))
+    z = nnz if nnz is not None else min(n_grams, c * vocab_size)
+    kk = min(k, c, vocab_size)
+    if kk < 1:
+        svd = 0
+    elif (
+        method if method != "auto" else svd_route(kk, c, vocab_size, dense_max_elements)
+    ) == "dense":
+        svd = 2 * 8 * c * vocab_size
+    else:
+        svd = propack_bytes(kk, c, vocab_size, kmax)
+    counting = COUNT_BYTES_PER_GRAM * n_grams
+    matrix = matrix_bytes(c, vocab_size, z)
+    return {
+        "n_grams": n_grams,
+        "n_contexts": c,
+        "nnz": z,
+        "counting": counting,
+        "matrix": matrix,
+        "svd": svd,
+        "peak": max(counting, matrix + svd),
+    }
+
+
+def check_memory(estimate: dict[str, int], budget: int | None = None, stage: str = "all") -> None:
+    """Raise MemoryError, naming what to lower, when a stage's estimate exceeds the budget.
+
+    ``stage`` is "counting", "svd" (matrix + svd) or "all". Budget defaults to available RAM.
+    """
+    budget = available_memory() if budget is None else int(budget)
+    if stage in ("counting", "all") and estimate["counting"] > budget:
+        raise MemoryError(
+            f"counting {estimate['n_grams']:,} n-grams needs ~{format_bytes(estimate['counting'])}"
+            f" but only {format_bytes(budget)} are allowed; lower max_tokens (the token "
+            "budget: fewer windows)"
+        )
+    need = estimate["matrix"] + estimate["svd"]
+    if stage in ("svd", "all") and need > budget:
+        raise MemoryError(
+            f"the SVD stage (P: {estimate['n_contexts']:,} contexts × V, nnz "
+            f"{estimate['nnz']:,}: {format_bytes(estimate['matrix'])}; singular values: "
+            f"{format_bytes(estimate['svd'])}) needs ~{format_bytes(need)} but only "
+            f"{format_bytes(budget)} are allowed; lower k (or kmax, the Lanczos basis size), "
+            "raise min_count (fewer contexts) or lower max_tokens (the token budget)"
+        )

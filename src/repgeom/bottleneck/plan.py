@@ -177,7 +177,7 @@ def _ngram(
     errors: list[str],
 ) -> list[tuple[str, str]]:
     """(tokenizer, corpus) pairs of the 5-gram estimates; checks counting memory when known."""
-    from repgeom.bottleneck.ngram import check_memory, memory_estimate
+    from repgeom.bottleneck.memory import check_memory, memory_estimate
 
     corpora, tokenizers = config["corpora"], config["tokenizers"]
     names = ngram["corpora"]

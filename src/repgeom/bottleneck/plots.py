@@ -329,7 +329,8 @@ def werror_threshold_table(
     """(CSV, LaTeX) of the smallest d with W-error < t, one row per key and a column per t.
 
     ``thresholds`` maps a key tuple (e.g. (tokenizer, corpus)) to the output of
-    :func:`repgeom.bottleneck.ngram.werror_thresholds` (an int d, or "> k" when W-error(k) ≥ t).
+    :func:`repgeom.bottleneck.ngram_werror.werror_thresholds` (an int d, or "> k" when
+    W-error(k) ≥ t).
     """
     if not thresholds:
         raise ValueError("no W-error threshold row to tabulate")
