@@ -8,7 +8,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repgeom.languages.corpora import expand_corpora
+from repgeom.languages.expand import expand_corpora
 from repgeom.workflow.config import (
     ConfigError,
     check_references,

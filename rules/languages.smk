@@ -1,7 +1,7 @@
 # Languages study (the per-language LLM-Microscope study): what it builds comes from
 # repgeom.languages.plan.study_plan.
 from repgeom.languages import plan as languages_plan
-from repgeom.languages.corpora import derived_inputs
+from repgeom.languages.expand import derived_inputs
 
 try:
     LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS)

@@ -8,13 +8,10 @@ import string
 import numpy as np
 import pytest
 
-from repgeom.languages.corpora import (
-    flores_candidates,
-    make_minimal_pairs,
-    read_flores,
-    read_minimal_pairs,
+from repgeom.languages.pairs import make_minimal_pairs, swap_adjacent_words
+from repgeom.languages.readers import flores_candidates, read_flores, read_minimal_pairs
+from repgeom.languages.transliteration import (
     script_group,
-    swap_adjacent_words,
     synthetic_code,
     transliterate,
     untransliterate,

@@ -6,7 +6,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from repgeom.languages.corpora import script_group, synthetic_code
 from repgeom.languages.plots import (
     divergence_by_layer,
     grammaticality_by_layer,
@@ -18,6 +17,7 @@ from repgeom.languages.study import (
     mean_by_language,
     paired_bootstrap_diff,
 )
+from repgeom.languages.transliteration import script_group, synthetic_code
 
 
 def trace_ratio(x: np.ndarray) -> float:

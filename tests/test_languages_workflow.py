@@ -12,15 +12,10 @@ import yaml
 
 from repgeom.data.corpus import read_documents
 from repgeom.languages import plan as LP
-from repgeom.languages.corpora import (
-    derived_inputs,
-    docstring_sentences,
-    expand_corpora,
-    first_sentence,
-    member_sentences,
-    untransliterate,
-    write_aligned_corpus,
-)
+from repgeom.languages.corpora import member_sentences, write_aligned_corpus
+from repgeom.languages.expand import derived_inputs, expand_corpora
+from repgeom.languages.pairs import docstring_sentences, first_sentence
+from repgeom.languages.transliteration import untransliterate
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults
 from repgeom.workflow.paths import Paths
 from tests.workflow import ROOT, planned_jobs, snakemake, table_rows

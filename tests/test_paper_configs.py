@@ -12,7 +12,7 @@ import pytest
 from repgeom.birth.plan import study_variants
 from repgeom.bottleneck import plan as bottleneck_plan
 from repgeom.languages import plan as languages_plan
-from repgeom.languages.corpora import expand_corpora
+from repgeom.languages.expand import expand_corpora
 from repgeom.languages.study import ID_ESTIMATORS
 from repgeom.logit_lens.plan import lens_models
 from repgeom.workflow.config import (

@@ -47,7 +47,7 @@ def test_outputs_open_with_expected_dims(run_dir):
 
 def test_languages_study_outputs(run_dir):
     from repgeom.data.corpus import read_documents
-    from repgeom.languages.corpora import untransliterate
+    from repgeom.languages.transliteration import untransliterate
 
     res = run_dir / "results"
     corpora = {

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repgeom.languages.corpora import derived_name, script_group
+from repgeom.languages.corpora import derived_name
+from repgeom.languages.transliteration import script_group
 from repgeom.workflow.paths import PATHS, Paths
 
 STUDY = "languages"
@@ -34,7 +35,7 @@ def study_groups(
 ) -> tuple[list[GroupSpec], list[GroupSpec]]:
     """(language groups, minimal-pair sets) of the ``languages`` config section.
 
-    ``corpora`` are the expanded corpora (:func:`repgeom.languages.corpora.expand_corpora`).
+    ``corpora`` are the expanded corpora (:func:`repgeom.languages.expand.expand_corpora`).
     Each spec is a JSON-serialisable dict: ``name``, ``base`` (the study corpus), ``corpora``
     (expanded names, member order), ``members``, ``reference`` (a corpus name), ``origin``,
     ``synthetic`` and ``script_panels`` (corpus → panel for the script figure; empty when no

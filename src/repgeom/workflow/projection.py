@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import os
 
     from repgeom.bottleneck.plan import study_plan
-    from repgeom.languages.corpora import expand_corpora
+    from repgeom.languages.expand import expand_corpora
     from repgeom.logit_lens.plan import lens_models
     from repgeom.workflow.config import load_config, load_config_file
     from repgeom.workflow.plan import (
