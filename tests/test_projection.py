@@ -10,15 +10,13 @@ import pytest
 import yaml
 
 from repgeom.activations.size import ModelSize
+from repgeom.workflow.calibration import Calibration, forward_flops, shape_key
 from repgeom.workflow.footprint import store_bytes
 from repgeom.workflow.projection import (
-    Calibration,
     PlannedJob,
     StageCost,
-    forward_flops,
     parse_dry_run,
     project,
-    shape_key,
     stage_of,
     wall,
 )

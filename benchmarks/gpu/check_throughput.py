@@ -22,7 +22,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from repgeom.activations.extraction import extract
 from repgeom.data.tokens import Windows
-from repgeom.workflow.projection import forward_flops, model_size
+from repgeom.workflow.calibration import forward_flops, model_size
 from repgeom.workflow.published import PUBLISHED
 
 SMALL = os.environ.get("SMALL") == "1"

@@ -2,12 +2,9 @@
 Snakemake's own plan and a short calibration on this machine.
 
 - The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config.
-- Each model's shape comes from its checkpoint on disk, or from its published dimensions
-  (:mod:`repgeom.workflow.published`), or from the config of a model the workflow trains.
-- Calibration measures, on this machine, the start-up of a Python job, the extraction of each
-  model shape (the real :func:`repgeom.activations.extraction.extract`, at two token counts, so
-  that its slope is the cost per token) and its bare forward, and the geometry job of each
-  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`).
+- Each model's shape and this machine's speeds come from :mod:`repgeom.workflow.calibration`
+  (its checkpoint, published dims or trained config; start-up, extraction per token with and
+  without the eval loss and logit lens, geometry per layer).
 - Wall time assumes stages one after the other: each stage takes its total job-seconds over
   the cores, or its longest job if that is longer. Jobs of rules without a cost model here
   (training, Birth, heads, n-grams, languages metrics) are counted at their start-up and named.
@@ -21,8 +18,6 @@ import dataclasses
 import re
 import subprocess
 import sys
-import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +25,16 @@ from typing import Any
 
 from repgeom.activations.size import ModelSize
 from repgeom.runtime import format_bytes
+from repgeom.workflow.calibration import (
+    Calibration,
+    forward_flops,
+    measure_extraction,
+    measure_geometry,
+    measure_startup,
+    model_size,
+    shape_key,
+    transformers_config,
+)
 from repgeom.workflow.footprint import (
     extraction_bytes,
     store_bytes,
@@ -117,148 +122,6 @@ def plan_jobs(
     if res.returncode != 0:
         raise RuntimeError(f"snakemake -n failed for {configfile}:\n{res.stderr[-3000:]}")
     return [j for j in parse_dry_run(res.stdout + res.stderr) if j.rule not in TARGETS]
-
-
-def transformers_config(model: Mapping[str, Any], tokenizers: Mapping[str, Any]) -> Any:
-    """The transformers config of a model: its checkpoint's, its published one, or (trained)
-    the config section's; None when none is known."""
-    import transformers
-
-    from repgeom.activations.checkpoint import ARCHITECTURES, checkpoint_config, planning_step
-    from repgeom.workflow.published import PUBLISHED
-
-    if model["source"] == "train":
-        cfg_class, model_class, _ = ARCHITECTURES[model["architecture"]]
-        vocab = tokenizers[model["tokenizer"]]["vocab_size"]
-        cfg = getattr(transformers, cfg_class)(**{"vocab_size": vocab, **model["config"]})
-        cfg.architectures = [model_class]
-        return cfg
-    step = planning_step(model)
-    found = None if step is None else checkpoint_config(model, step)
-    if found is not None and "model_type" in found:
-        return transformers.AutoConfig.for_model(**found)
-    if model["source"] == "hub" and model["id"] in PUBLISHED:
-        cfg_class, model_class, dims, dtype = PUBLISHED[model["id"]]
-        return getattr(transformers, cfg_class)(
-            **dims, architectures=[model_class], torch_dtype=dtype
-        )
-    return None
-
-
-def model_size(cfg: Any) -> ModelSize:
-    """The :class:`ModelSize` of a transformers config (parameters counted on the meta device)."""
-    import torch
-    import transformers
-
-    arch = (getattr(cfg, "architectures", None) or [None])[0]
-    cls = getattr(transformers, arch) if arch else None
-    if cls is None:
-        cls = (
-            transformers.AutoModelForMaskedLM
-            if cfg.model_type in ("bert", "roberta")
-            else transformers.AutoModelForCausalLM
-        )
-    with torch.device("meta"):
-        model = cls(cfg) if not hasattr(cls, "from_config") else cls.from_config(cfg)
-    n = sum(p.numel() for p in model.parameters())
-    dtype = str(getattr(cfg, "torch_dtype", None) or getattr(cfg, "dtype", None) or "float32")
-    dtype = dtype.removeprefix("torch.")
-    return ModelSize.from_config({**cfg.to_dict(), "torch_dtype": dtype}, n)
-
-
-def forward_flops(size: ModelSize, window: int) -> float:
-    """FLOPs of one token's forward: 2 × non-embedding parameters, plus attention."""
-    body = size.n_params - 2 * size.vocab_size * size.hidden_size
-    return 2.0 * max(body, 0) + 2.0 * size.n_layers * window * size.hidden_size
-
-
-@dataclasses.dataclass
-class Calibration:
-    """What this machine measured: start-up, and per shape the seconds per token."""
-
-    startup_s: float
-    extract_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
-    forward_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
-    load_s: dict[str, float] = dataclasses.field(default_factory=dict)
-    lens_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
-    geometry_s_per_layer: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
-
-
-def measure_startup() -> float:
-    """Seconds a Python job takes to import what every repgeom script imports."""
-    t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", "import torch, transformers, xarray, zarr, repgeom.io"], check=True
-    )
-    return time.perf_counter() - t
-
-
-def measure_extraction(
-    cfg: Any,
-    window: int,
-    eval_loss: bool,
-    logit_lens: bool = False,
-    n: tuple[int, int] = (1, 3),
-    min_seconds: float = 1.0,
-) -> tuple[float, float, float]:
-    """(s/token of extraction, s/token of a bare forward, s to build the model) of one shape,
-    one thread: the slope between ``n`` windows (batch of one, random tokens), more windows
-    while the two differ by less than ``min_seconds``; ``logit_lens``: on every position."""
-    import numpy as np
-    import torch
-    import transformers
-
-    from repgeom.activations.extraction import extract
-    from repgeom.activations.lens import LensSample
-    from repgeom.data.tokens import Windows
-
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    arch = (getattr(cfg, "architectures", None) or [None])[0]
-    cls = getattr(transformers, arch) if arch else transformers.AutoModel
-    model = (cls.from_config(cfg) if hasattr(cls, "from_config") else cls(cfg)).eval()
-    load = time.perf_counter() - t0
-    rng = np.random.default_rng(0)
-
-    def timed(count: int) -> tuple[float, float]:
-        ids = rng.integers(0, cfg.vocab_size, size=(count, window))
-        windows = Windows(ids.astype(np.int32), np.full(count, window, dtype=np.int64))
-        with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            lens = LensSample(tokens=2**62, seed=0) if logit_lens else None
-            extract(model, windows, Path(tmp) / "s.zarr", 1, {}, eval_loss, lens)
-            t_extract = time.perf_counter() - t
-        t = time.perf_counter()
-        with torch.inference_mode():
-            for row in ids:
-                model.base_model(torch.as_tensor(row[None]), output_hidden_states=True)
-        return t_extract, time.perf_counter() - t
-
-    lo, hi = n
-    while True:  # more windows until the difference is long enough to measure
-        (e0, f0), (e1, f1) = timed(lo), timed(hi)
-        if e1 - e0 > min_seconds or hi >= 4096:
-            break
-        lo, hi = 4 * lo, 4 * hi
-    tokens = (hi - lo) * window
-    return max(e1 - e0, 1e-9) / tokens, max(f1 - f0, 1e-9) / tokens, load
-
-
-def measure_geometry(hidden: int, tokens: int, options: Mapping[str, Any]) -> float:
-    """Seconds per layer of the geometry job on a store of ``tokens`` × ``hidden``."""
-    import numpy as np
-
-    from repgeom.activations.source import ArraySource
-    from repgeom.metrics.geometry import GeometryOptions, geometry_datasets
-    from repgeom.options import build
-
-    rng = np.random.default_rng(0)
-    n_layers = 2
-    x = rng.standard_normal((n_layers, tokens, hidden), dtype=np.float32)
-    source = ArraySource(x, position=np.arange(tokens) % 512, sequence=np.arange(tokens) // 512)
-    t = time.perf_counter()
-    geometry_datasets(source, build(GeometryOptions, options, "metrics.geometry"))
-    return (time.perf_counter() - t) / n_layers
 
 
 @dataclasses.dataclass
@@ -353,11 +216,6 @@ def project(
     rank = {name: i for i, name in enumerate(ORDER)}
     last = {"figures and tables": len(ORDER) + 1, "other": len(ORDER) + 2}
     return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
-
-
-def shape_key(size: ModelSize, eval_loss: bool) -> str:
-    """A name for one calibrated extraction: the shape, and the eval loss when asked."""
-    return f"d{size.hidden_size}×L{size.n_layers}×V{size.vocab_size}{'+loss' if eval_loss else ''}"
 
 
 def hours(seconds: float) -> str:
