@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the passes each store pays for, planned as rules/extract.smk plans them
     corpora = extraction_corpora(config)
     steps = {m: model_steps(v) for m, v in config["models"].items()}
-    bottleneck = study_plan(config, steps, corpora, "results")
+    bottleneck = study_plan(config, steps, corpora)  # results/, as the rules plan it
     loss, _ = eval_loss_models(
         config, {m: bottleneck["eval_corpora"] for m in bottleneck["models"]}
     )
