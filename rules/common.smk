@@ -8,7 +8,6 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repgeom.languages.expand import expand_corpora
 from repgeom.workflow.config import (
     ConfigError,
     check_references,
@@ -62,9 +61,10 @@ try:
     for _configfile in workflow.configfiles:
         load_config_file(_configfile)
     _config = load_config(config, SCHEMA)
-    # corpus kinds of the languages study (flores, minimal pairs, synthetic) expand into
-    # aligned corpora, one per language or side; from here on they are ordinary corpora
-    _config["corpora"] = expand_corpora(_config["corpora"], _missing)
+    # a study's own corpus kinds (the languages study's flores, minimal pairs, synthetic) expand
+    # into aligned corpora, one per language or side; from here on they are ordinary corpora
+    for _expand in plan.study_hooks("expand_corpora"):
+        _config["corpora"] = _expand(_config["corpora"], _missing)
     check_references(_config)
 except ConfigError as err:
     stop(str(err))
@@ -206,14 +206,7 @@ def activation_output(path):
 
 
 # Final artifacts: the inputs of every study's target rule.
-STUDIES = [
-    "spine",
-    "shape_of_learning",
-    "languages",
-    "bottleneck",
-    "birth",
-    "logit_lens",
-]
+STUDIES = ["spine", *plan.STUDIES]
 
 
 def _studies():

@@ -1,7 +1,7 @@
 # Languages study (the per-language LLM-Microscope study): what it builds comes from
 # repgeom.languages.plan.study_plan.
 from repgeom.languages import plan as languages_plan
-from repgeom.languages.expand import derived_inputs
+from repgeom.languages.plan import derived_inputs
 
 try:
     LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS)
@@ -9,6 +9,8 @@ except ConfigError as err:
     stop(str(err))
 LANGUAGE_GROUPS = LANGUAGES["groups"]
 LANGUAGE_PAIRS = LANGUAGES["pairs"]
+# the groups of the per-language dataset: the language groups, then the other pair sets
+LANGUAGE_DATASET_GROUPS = LANGUAGES["dataset_groups"]
 LANGUAGE_CHECKPOINTS = LANGUAGES["checkpoints"]
 LANGUAGE_CORPORA = LANGUAGES["corpora"]
 for _name, _step in LANGUAGE_CHECKPOINTS:
@@ -77,7 +79,7 @@ rule languages_metrics:
     params:
         code=code("languages_metrics.py"),
         options=LANGUAGES["options"],
-        groups=LANGUAGE_GROUPS,
+        groups=LANGUAGE_DATASET_GROUPS,
         pairs=LANGUAGE_PAIRS,
         corpora=LANGUAGE_CORPORA,
         model=lambda w: w.model,
@@ -140,7 +142,7 @@ rule languages_figures:
         mem_mb=2000,
     params:
         code=code("languages_figures.py"),
-        groups=LANGUAGE_GROUPS,
+        groups=LANGUAGE_DATASET_GROUPS,
         pairs=LANGUAGE_PAIRS,
         title=lambda w: f"{w.model} · {w.step}",
     script:

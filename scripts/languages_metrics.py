@@ -4,9 +4,8 @@ import json
 
 from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
-from repgeom.languages.pipeline import grammaticality_dataset, study_dataset
-from repgeom.languages.plan import dataset_groups
-from repgeom.languages.study import id_function, id_gride_function
+from repgeom.languages.datasets import grammaticality_dataset, study_dataset
+from repgeom.languages.estimates import id_function, id_gride_function
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 
@@ -15,7 +14,7 @@ set_threads(snakemake.threads)
 p = snakemake.params
 o = p.options
 stores = {c: ActivationStore(path) for c, path in zip(p.corpora, snakemake.input, strict=True)}
-groups = dataset_groups(p.groups, p.pairs)
+groups = p.groups  # the language groups, then the pair sets not among them
 first = stores[p.corpora[0]]
 attrs = provenance(
     {"languages": o, "groups": groups},

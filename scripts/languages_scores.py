@@ -4,9 +4,9 @@ import csv
 import io
 
 from repgeom.io import read_dataset, write_text
-from repgeom.languages.pipeline import correlation_row, latex_table, scored_mean_id
-from repgeom.languages.plan import read_scores
+from repgeom.languages.datasets import correlation_row, latex_table, scored_mean_id
 from repgeom.languages.plots import score_correlation_scatter
+from repgeom.languages.readers import read_scores
 from repgeom.plots.common import save_figure
 from repgeom.provenance import job_provenance
 from repgeom.runtime import log_to

@@ -6,16 +6,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from repgeom.languages.compute import language_dataset, mean_by_language, paired_bootstrap_diff
 from repgeom.languages.plots import (
     divergence_by_layer,
     grammaticality_by_layer,
     score_correlation_scatter,
     script_groups_by_layer,
-)
-from repgeom.languages.study import (
-    language_dataset,
-    mean_by_language,
-    paired_bootstrap_diff,
 )
 from repgeom.languages.transliteration import script_group, synthetic_code
 

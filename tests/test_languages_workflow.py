@@ -13,8 +13,9 @@ import yaml
 from repgeom.data.corpus import read_documents
 from repgeom.languages import plan as LP
 from repgeom.languages.corpora import member_sentences, write_aligned_corpus
-from repgeom.languages.expand import derived_inputs, expand_corpora
 from repgeom.languages.pairs import docstring_sentences, first_sentence
+from repgeom.languages.plan import derived_inputs, expand_corpora
+from repgeom.languages.readers import read_scores
 from repgeom.languages.transliteration import untransliterate
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults
 from repgeom.workflow.paths import Paths
@@ -237,13 +238,13 @@ def test_schema_defaults_and_study_plan(tmp_path):
 def test_read_scores(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("language,score\neng_Latn,0.9\nfra_Latn,0.7\n")
-    assert LP.read_scores(path) == {"eng_Latn": 0.9, "fra_Latn": 0.7}
+    assert read_scores(path) == {"eng_Latn": 0.9, "fra_Latn": 0.7}
     path.write_text("lang,score\neng_Latn,0.9\n")
     with pytest.raises(ValueError, match="columns 'language' and 'score'"):
-        LP.read_scores(path)
+        read_scores(path)
     path.write_text("language,score\neng_Latn,high\n")
     with pytest.raises(ValueError, match="line 2"):
-        LP.read_scores(path)
+        read_scores(path)
 
 
 # --------------------------------------------------------------------- through Snakemake

@@ -2,7 +2,7 @@
 aligned corpus a member is written as.
 
 A study corpus (``flores``, ``minimal_pairs``, ``synthetic_scripts``, ``synthetic_pairs``) is
-expanded into member corpora while the workflow plans (:mod:`repgeom.languages.expand`); each
+expanded into member corpora while the workflow plans (:mod:`repgeom.languages.plan`); each
 member's job reads its files (:mod:`repgeom.languages.readers`) or makes synthetic text
 (:mod:`repgeom.languages.transliteration`, :mod:`repgeom.languages.pairs`).
 """

@@ -1,4 +1,4 @@
-"""Figures of the per-language study, from the datasets of :mod:`repgeom.languages.study`."""
+"""Figures of the per-language study, from the datasets of :mod:`repgeom.languages.compute`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
 import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
-from repgeom.languages.study import score_correlation
+from repgeom.languages.compute import score_correlation
 
 MAX_LEGEND = 30
 
@@ -262,20 +262,20 @@ def checkpoint_figures(
 ) -> dict[str, Callable[[], plt.Figure]]:
     """Every figure of one checkpoint of the languages study, by file stem, built on demand.
 
-    ``ds`` is a study dataset (:func:`repgeom.languages.pipeline.study_dataset`), ``boot`` the
-    grammaticality dataset (or None without pair sets); ``groups`` and ``pairs`` the specs of
-    :func:`repgeom.languages.plan.study_groups`. The stems are those of
+    ``ds`` is a study dataset (:func:`repgeom.languages.datasets.study_dataset`), ``boot`` the
+    grammaticality dataset (or None without pair sets); ``groups`` the dataset's groups (the plan's
+    ``dataset_groups``: the language groups, then the pair sets not among them) and ``pairs``
+    the minimal-pair sets. The stems are those of
     :func:`repgeom.languages.plan.figure_names`.
     """
-    from repgeom.languages.pipeline import group_view, pairs_view
-    from repgeom.languages.plan import dataset_groups
+    from repgeom.languages.datasets import group_view, pairs_view
 
     def label(spec: Mapping) -> str:
         synthetic = " · SYNTHETIC data" if spec["synthetic"] else ""
         return f"{title} · {spec['name']}{synthetic}"
 
     out: dict[str, Callable[[], plt.Figure]] = {}
-    for spec in dataset_groups(list(groups), list(pairs)):
+    for spec in groups:
         name = spec["name"]
         text = label(spec)
 

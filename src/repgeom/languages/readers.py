@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -190,3 +191,33 @@ def _delimiter(path: Path, text: str) -> str:
         return csv.Sniffer().sniff(text[:65536], delimiters=",\t;|").delimiter
     except csv.Error as err:
         raise ValueError(f"could not tell the delimiter of {path}; name it .csv or .tsv") from err
+
+
+def read_scores(path: str | Path) -> dict[str, float]:
+    """Per-language scores from a CSV/TSV with columns ``language`` and ``score``."""
+    import csv
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    found = list(reader.fieldnames or [])
+    if "language" not in found or "score" not in found:
+        raise ValueError(f"{path}: needs columns 'language' and 'score'; columns found: {found}")
+    scores: dict[str, float] = {}
+    for i, row in enumerate(reader, start=2):
+        lang = (row["language"] or "").strip()
+        if not lang:
+            raise ValueError(f"{path}: line {i} has no language")
+        if lang in scores:
+            raise ValueError(f"{path}: language {lang!r} is listed twice (line {i})")
+        try:
+            value = float(row["score"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: line {i}: score {row['score']!r} is not a number") from err
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: line {i}: score {value} is not finite")
+        scores[lang] = value
+    if not scores:
+        raise ValueError(f"{path} holds no scores")
+    return scores

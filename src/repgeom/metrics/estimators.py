@@ -6,7 +6,7 @@ variables are (name, long_name, units) and over which dims (one value per subsam
 subsample and GRIDE scale). :func:`estimate_sample` removes a sample's duplicate rows, runs one
 exact neighbour search up to the largest rank any chosen estimator needs and hands the table to
 each of them; the geometry job (:mod:`repgeom.metrics.geometry`) and the languages study
-(:mod:`repgeom.languages.study`) call it once per subsample. Dataset variables, their attrs and
+(:mod:`repgeom.languages.estimates`) call it once per subsample. Dataset variables, their attrs and
 the Shape-of-Learning table columns are read from :data:`REGISTRY`.
 
 This module loads without torch or scipy (the workflow reads the registry when it plans).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,16 @@ from repgeom.activations.checkpoint import (
 from repgeom.steps import Checkpoint, checkpoint_steps, order_checkpoints
 from repgeom.workflow.locate import check_hub_revision, hub_weights_cached
 from repgeom.workflow.paths import PATHS, Paths
+
+# the studies' packages, in the order their targets are listed (the spine is the core's own)
+STUDIES = ("shape_of_learning", "languages", "bottleneck", "birth", "logit_lens")
+
+
+def study_hooks(name: str) -> list[Callable[..., Any]]:
+    """Every study plan's function called ``name``: how the core asks the studies (e.g.
+    ``expand_corpora``, a study's own corpus kinds) without naming one."""
+    plans = [importlib.import_module(f"repgeom.{study}.plan") for study in STUDIES]
+    return [getattr(p, name) for p in plans if hasattr(p, name)]
 
 
 def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str]]:

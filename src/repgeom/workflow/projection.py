@@ -258,13 +258,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     import os
 
     from repgeom.bottleneck.plan import study_plan
-    from repgeom.languages.expand import expand_corpora
     from repgeom.logit_lens.plan import lens_models
     from repgeom.workflow.config import load_config, load_config_file
     from repgeom.workflow.plan import (
         eval_loss_models,
         extraction_corpora,
         model_steps,
+        study_hooks,
     )
 
     root = Path(__file__).resolve().parents[3]
@@ -281,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     config = load_config(load_config_file(args.config), root / "config" / "schema.yaml")
-    config["corpora"] = expand_corpora(config["corpora"], [])  # as the workflow plans them
+    for expand in study_hooks("expand_corpora"):  # as the workflow plans them
+        config["corpora"] = expand(config["corpora"], [])
     jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
     # the passes each store pays for, planned as rules/extract.smk plans them
     corpora = extraction_corpora(config)

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from repgeom.languages.pipeline import (
+from repgeom.languages.compute import language_dataset, paired_bootstrap_diff
+from repgeom.languages.datasets import (
     check_aligned,
     correlation_row,
     grammaticality_dataset,
@@ -18,14 +19,8 @@ from repgeom.languages.pipeline import (
     scored_mean_id,
     study_dataset,
 )
+from repgeom.languages.estimates import ID_ESTIMATORS, id_function, id_gride_function
 from repgeom.languages.plan import figure_names
-from repgeom.languages.study import (
-    ID_ESTIMATORS,
-    id_function,
-    id_gride_function,
-    language_dataset,
-    paired_bootstrap_diff,
-)
 from repgeom.metrics import neighbors
 from repgeom.metrics.gride import gride_function
 from repgeom.sampling import seeded_subsample
@@ -212,6 +207,7 @@ def test_scores_are_matched_by_member_or_corpus_name(stores):
 
 
 def test_checkpoint_figures_are_the_planned_ones(stores):
+    from repgeom.languages.plan import dataset_groups
     from repgeom.languages.plots import checkpoint_figures
 
     groups, pairs = GROUPS[:1], GROUPS[1:]
@@ -219,7 +215,7 @@ def test_checkpoint_figures_are_the_planned_ones(stores):
     ds = study_dataset(stores, GROUPS, participation_ratio, gride_fn=fn)  # pairs are a group too
     ds.attrs["gride_scale"] = 2
     boot = grammaticality_dataset(stores, pairs, participation_ratio, n_boot=5)
-    figures = checkpoint_figures(ds, boot, groups, pairs, "m · step1")
+    figures = checkpoint_figures(ds, boot, dataset_groups(groups, pairs), pairs, "m · step1")
     planned = figure_names(groups, pairs)
     assert set(figures) == {s for stems in planned.values() for s in stems}
     assert planned["scripts"] == ["s_scripts"] and planned["grammaticality"] == ["p_grammaticality"]

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from repgeom.languages.divergence import knn_kl
-from repgeom.languages.study import (
+from repgeom.languages.compute import (
     language_dataset,
     mean_by_language,
     paired_bootstrap_diff,
     score_correlation,
 )
+from repgeom.languages.divergence import knn_kl
 from repgeom.metrics.gride import gride, gride_function
 from repgeom.sampling import seeded_subsample
 

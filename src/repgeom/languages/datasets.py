@@ -15,14 +15,13 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
-from repgeom.languages.study import (
-    GrideFn,
-    IdFn,
+from repgeom.languages.compute import (
     language_dataset,
     mean_by_language,
     paired_bootstrap_diff,
     score_correlation,
 )
+from repgeom.languages.estimates import GrideFn, IdFn
 from repgeom.metrics.anisotropy import anisotropy
 
 
@@ -115,7 +114,7 @@ def study_dataset(
 ) -> xr.Dataset:
     """Every group's :func:`group_dataset`, concatenated along ``language`` (dims language,
     layer, level, and scale with GRIDE: from ``id_fn``'s
-    :class:`~repgeom.languages.study.IDValues`, one neighbour search per subsample, or from
+    :class:`~repgeom.languages.estimates.IDValues`, one neighbour search per subsample, or from
     ``gride_fn``)."""
     if not groups:
         raise ValueError("no language group given")
