@@ -58,6 +58,13 @@ def edit(path: Path) -> None:
 
 def test_code_edits_rerun_only_their_rules(run_dir, source_copy):
     assert plan_with(source_copy, run_dir) == {}
+    # planning code (the planner, the paths, the config checks, each study's plan) is in no
+    # job's code hash: editing it reruns nothing
+    for planner in ("workflow/plan.py", "workflow/paths.py", "workflow/config.py"):
+        edit(source_copy / "src" / "repgeom" / planner)
+    for study in ("bottleneck", "languages", "logit_lens", "birth", "shape_of_learning"):
+        edit(source_copy / "src" / "repgeom" / study / "plan.py")
+    assert plan_with(source_copy, run_dir) == {}
     edit(source_copy / "src" / "repgeom" / "plots" / "anisotropy.py")
     assert plan_with(source_copy, run_dir) == {"figure_anisotropy": 2, "manifest": 1, "all": 1}
     edit(source_copy / "src" / "repgeom" / "shape_of_learning" / "plots.py")
