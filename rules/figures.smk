@@ -26,8 +26,65 @@ rule figure_anisotropy:
         "../scripts/figure_anisotropy.py"
 
 
+rule similarity_layers_figure:
+    """CKA between layers (heatmaps) at a few checkpoints and the last, one model and corpus."""
+    input:
+        PATHS.metric("similarity", "{model}"),
+    output:
+        png=report(
+            PATHS.figure("similarity", "cka_layers/{model}/{corpus}", "png"),
+            caption="../report/similarity/cka_layers.rst",
+            category="Similarity",
+            subcategory="{model}",
+        ),
+        pdf=PATHS.figure("similarity", "cka_layers/{model}/{corpus}", "pdf"),
+    log:
+        PATHS.logs("figures/similarity/cka_layers/{model}/{corpus}.log"),
+    benchmark:
+        PATHS.benchmarks("figures/similarity/cka_layers/{model}/{corpus}.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("similarity_layers_figure.py"),
+        model=lambda w: w.model,
+        corpus=lambda w: w.corpus,
+    script:
+        "../scripts/similarity_layers_figure.py"
+
+
+rule similarity_to_final_figure:
+    """CKA of each layer with the final checkpoint over training, one model."""
+    input:
+        PATHS.metric("similarity", "{model}"),
+    output:
+        png=report(
+            PATHS.figure("similarity", "cka_to_final/{model}", "png"),
+            caption="../report/similarity/cka_to_final.rst",
+            category="Similarity",
+            subcategory="{model}",
+        ),
+        pdf=PATHS.figure("similarity", "cka_to_final/{model}", "pdf"),
+    log:
+        PATHS.logs("figures/similarity/cka_to_final/{model}.log"),
+    benchmark:
+        PATHS.benchmarks("figures/similarity/cka_to_final/{model}.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("similarity_to_final_figure.py"),
+        model=lambda w: w.model,
+    script:
+        "../scripts/similarity_to_final_figure.py"
+
+
 rule spine:
-    """Corpus -> tokens -> checkpoints -> activations -> anisotropy -> figures."""
+    """Corpus -> tokens -> checkpoints -> activations -> anisotropy, similarity -> figures."""
     input:
         expand(
             PATHS.results("figures/anisotropy/{model}.{ext}"),
@@ -35,6 +92,18 @@ rule spine:
             ext=["png", "pdf"],
         ),
         expand(PATHS.metric("anisotropy", "{model}"), model=GEOMETRY_MODELS),
+        expand(PATHS.metric("similarity", "{model}"), model=GEOMETRY_MODELS),
+        expand(
+            PATHS.figure("similarity", "cka_layers/{model}/{corpus}", "{ext}"),
+            model=GEOMETRY_MODELS,
+            corpus=EXTRACT_CORPORA,
+            ext=["png", "pdf"],
+        ),
+        expand(
+            PATHS.figure("similarity", "cka_to_final/{model}", "{ext}"),
+            model=GEOMETRY_MODELS,
+            ext=["png", "pdf"],
+        ),
 
 
 rule manifest:

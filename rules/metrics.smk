@@ -24,6 +24,34 @@ rule geometry:
         "../scripts/geometry.py"
 
 
+rule similarity:
+    """Linear CKA (standard and debiased) between the layers of one activation store, and of
+    each layer with the same layer of the model's last checkpoint on the same corpus."""
+    input:
+        store=PATHS.activations("{model}", "{step}", "{corpus}"),
+        final=lambda w: PATHS.activations(w.model, STEPS[w.model][-1], w.corpus),
+    output:
+        PATHS.metric("similarity", "{model}", "{step}", "{corpus}"),
+    log:
+        PATHS.logs("metrics/similarity/{model}/{step}/{corpus}.log"),
+    benchmark:
+        PATHS.benchmarks("metrics/similarity/{model}/{step}/{corpus}.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        code=code("similarity.py"),
+        options=config["metrics"]["similarity"],
+        model=lambda w: w.model,
+        step=lambda w: w.step,
+        corpus=lambda w: w.corpus,
+        final_step=lambda w: STEPS[w.model][-1],
+    script:
+        "../scripts/similarity.py"
+
+
 rule gather_metric:
     """One metric of one model gathered over steps and corpora."""
     input:
@@ -39,7 +67,7 @@ rule gather_metric:
     benchmark:
         PATHS.benchmarks("metrics/{metric}/{model}.tsv")
     wildcard_constraints:
-        metric="|".join(rules.geometry.output.keys()),
+        metric="|".join([*rules.geometry.output.keys(), "similarity"]),
     conda:
         "../envs/core.yaml"
     threads: 1

@@ -32,6 +32,8 @@ import numpy as np
 import xarray as xr
 
 from repgeom.activations.source import LayerSource
+from repgeom.metrics.layerwise import layers_to_use
+from repgeom.sampling import seeded_subsample
 
 ROUTES = ("auto", "feature", "gram")
 GRAM_BLOCK_BYTES = 256 * 2**20  # Gram rows (all layers of a group) held at once by the gram route
@@ -383,4 +385,64 @@ def cka_to_final_dataset(
         coords={"layer": use},
     )
     ds["n_tokens"] = _var((), n, "n_tokens")
+    return ds
+
+
+@dataclass(frozen=True)
+class SimilarityOptions:
+    """The config's ``metrics.similarity`` (its defaults filled from the schema by the workflow):
+    ``sample`` tokens of the seeded subsample (seed ``seed``), ``layers`` None = all (negative
+    counts from the end)."""
+
+    sample: int
+    seed: int
+    layers: tuple[int, ...] | None
+
+    def __post_init__(self) -> None:
+        if self.sample < 4:
+            raise ValueError(
+                f"metrics.similarity.sample must be at least 4 (the debiased CKA needs 4 tokens), "
+                f"got {self.sample}"
+            )
+
+
+def similarity_rows(source: LayerSource, options: SimilarityOptions) -> np.ndarray:
+    """The token rows every checkpoint of a model uses: the seeded subsample of ``sample`` rows
+    of the store (all rows when it holds no more), as the intrinsic dimension draws them."""
+    return seeded_subsample(source.n_tokens, options.sample, options.seed)
+
+
+def similarity_dataset(
+    source: LayerSource,
+    final: LayerSource,
+    options: SimilarityOptions,
+    where: str = "",
+    route: str = "auto",
+) -> xr.Dataset:
+    """CKA between the layers of one store and of each layer with the same layer of the final
+    checkpoint's store, on the same seeded rows of both.
+
+    Variables ``cka_layers``, ``cka_layers_debiased`` (layer, layer_other), ``cka_to_final``,
+    ``cka_to_final_debiased`` (layer) and scalar ``n_tokens``; attrs ``sample`` and ``seed``.
+    Stores holding other tokens (token_id, sequence or position anywhere) are refused with a
+    ValueError starting with ``where`` (e.g. the model, step and corpus).
+    """
+    try:
+        check_same_tokens(source, final)
+        layers = layers_to_use(source, None if options.layers is None else list(options.layers))
+        rows = similarity_rows(source, options)
+        if len(rows) < 4:
+            raise ValueError(f"{len(rows)} token(s) in the store; CKA needs at least 4")
+        use = None if len(rows) == source.n_tokens else rows  # every row: read whole layers
+        ds = xr.merge(
+            [
+                cka_layers_dataset(source, use, layers, route),
+                cka_to_final_dataset(source, final, use, layers, route),
+            ],
+            compat="equals",  # n_tokens of both
+            join="exact",
+        )
+    except (ValueError, FloatingPointError) as err:
+        raise type(err)(f"{where}: {err}" if where else str(err)) from err
+    ds.attrs = {"sample": options.sample, "seed": options.seed}
     return ds
