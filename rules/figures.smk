@@ -83,6 +83,34 @@ rule similarity_to_final_figure:
         "../scripts/similarity_to_final_figure.py"
 
 
+rule alpha_req_figure:
+    """α-ReQ of each layer over training, one model, from its anisotropy dataset."""
+    input:
+        PATHS.metric("anisotropy", "{model}"),
+    output:
+        png=report(
+            PATHS.figure("similarity", "alpha_req/{model}", "png"),
+            caption="../report/similarity/alpha_req.rst",
+            category="Similarity",
+            subcategory="{model}",
+        ),
+        pdf=PATHS.figure("similarity", "alpha_req/{model}", "pdf"),
+    log:
+        PATHS.logs("figures/similarity/alpha_req/{model}.log"),
+    benchmark:
+        PATHS.benchmarks("figures/similarity/alpha_req/{model}.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("alpha_req_figure.py"),
+        model=lambda w: w.model,
+    script:
+        "../scripts/alpha_req_figure.py"
+
+
 rule spine:
     """Corpus -> tokens -> checkpoints -> activations -> anisotropy, similarity -> figures."""
     input:
@@ -101,6 +129,11 @@ rule spine:
         ),
         expand(
             PATHS.figure("similarity", "cka_to_final/{model}", "{ext}"),
+            model=GEOMETRY_MODELS,
+            ext=["png", "pdf"],
+        ),
+        expand(
+            PATHS.figure("similarity", "alpha_req/{model}", "{ext}"),
             model=GEOMETRY_MODELS,
             ext=["png", "pdf"],
         ),

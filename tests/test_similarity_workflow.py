@@ -9,6 +9,8 @@ import yaml
 
 from repgeom.activations.store import ActivationStore
 from repgeom.io import read_dataset
+from repgeom.metrics.family import alpha_req, rankme
+from repgeom.plots.similarity import alpha_req_by_step, cka_to_final_by_step
 from repgeom.sampling import seeded_subsample
 
 pytestmark = pytest.mark.slow
@@ -70,12 +72,15 @@ def test_similarity_datasets(run_dir):
         for var in ("cka_to_final", "cka_to_final_debiased"):
             np.testing.assert_allclose(ds[var].sel(step=steps[-1]), 1.0, rtol=1e-12)
         assert (ds.cka_to_final.sel(step=steps[0]) < 1 - 1e-6).all()
+        figures = res / "figures" / "similarity"
         for kind in ("png", "pdf"):
-            line = res / "figures" / "similarity" / "cka_to_final" / f"{model}.{kind}"
-            assert line.stat().st_size > 1000
+            assert (figures / "cka_to_final" / f"{model}.{kind}").is_file()
             for corpus in CORPORA:
-                heat = res / "figures" / "similarity" / "cka_layers" / model / f"{corpus}.{kind}"
-                assert heat.stat().st_size > 1000
+                assert (figures / "cka_layers" / model / f"{corpus}.{kind}").is_file()
+        fig = cka_to_final_by_step(ds)  # what the figure job drew, from this run's dataset
+        line = fig.axes[0].get_lines()[0]  # first corpus, standard estimator, layer 0
+        layer0 = ds.cka_to_final.sel(corpus=CORPORA[0], layer=int(ds.layer[0]))
+        np.testing.assert_allclose(line.get_ydata(), layer0.values)
 
 
 def test_one_value_recomputed_from_the_stores(run_dir):
@@ -96,3 +101,30 @@ def test_one_value_recomputed_from_the_stores(run_dir):
     assert float(ds.cka_layers.sel(layer=1, layer_other=2)) == pytest.approx(
         kernel_cka(x1, x2), rel=1e-9
     )
+
+
+def test_spectral_decay_of_every_layer(run_dir):
+    """RankMe and α-ReQ for every layer of every store, equal to those of the stored
+    explained-variance spectrum where it is complete, and the α-ReQ figure draws them."""
+    res = run_dir / "results"
+    for model in ("decoder", "encoder"):
+        ds = read_dataset(res / "metrics" / "anisotropy" / f"{model}.nc")
+        for var in ("rankme", "alpha_req"):
+            assert ds[var].dims[-1] == "layer" and np.isfinite(ds[var]).all(), var
+        step, corpus = str(ds.step[-1].values), str(ds.corpus[0].values)
+        store = ActivationStore(res / "activations" / model / step / f"{corpus}.zarr")
+        got = ds.sel(positions="all", step=step, corpus=corpus)
+        for layer in ds.layer.values:  # float64 SVD of the stored tokens, every token
+            x = store.read(int(layer)).astype(np.float64)
+            w = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+            last = min(len(w), len(x) - 1)
+            assert float(got.rankme.sel(layer=layer)) == pytest.approx(rankme(w), rel=1e-6)
+            assert float(got.alpha_req.sel(layer=layer)) == pytest.approx(
+                alpha_req(w, 1, last), rel=1e-6
+            )
+        fig = alpha_req_by_step(ds)
+        drawn = fig.axes[0].get_lines()[0].get_ydata()
+        want = ds.alpha_req.sel(positions="all", corpus=str(ds.corpus[0].values)).isel(layer=0)
+        np.testing.assert_allclose(drawn, want.values)
+        for kind in ("png", "pdf"):
+            assert (res / "figures" / "similarity" / "alpha_req" / f"{model}.{kind}").is_file()
