@@ -24,10 +24,9 @@ def test_module_closure_follows_imports():
     assert not any(m.startswith("repgeom.plots") for m in extract)
     figure = module_closure((ROOT / "scripts" / "figure_anisotropy.py").resolve())
     assert "repgeom.plots.anisotropy" in figure and "repgeom.metrics.anisotropy" not in figure
-    # footprint's command (`python -m repgeom.workflow.footprint`) plans and calibrates: its
-    # imports run only as __main__, so extraction, which imports footprint, does not depend on it
-    assert "repgeom.workflow.footprint" in extract
-    assert "repgeom.workflow.projection" not in extract and "repgeom.metrics.moments" not in extract
+    # extraction depends on no planning code (the footprint, the projection, the planner)
+    assert not [m for m in extract if m.startswith("repgeom.workflow")]
+    assert "repgeom.activations.size" in extract and "repgeom.metrics.moments" not in extract
 
 
 @pytest.fixture
