@@ -84,17 +84,19 @@ def test_stage_costs_and_wall_time():
         load_s={key: 2.0},
         lens_s_per_token={key: 0.05},
         geometry_s_per_layer={(8, 1000): 0.5, (8, 32): 0.1},
+        similarity_s={(8, 4, 1000): 1.5},
     )
     jobs = [
         PlannedJob("extract", {"model": "m", "step": "s", "corpus": "docs"}),
         PlannedJob("extract", {"model": "m", "step": "s", "corpus": "random"}),
         PlannedJob("geometry", {"model": "m", "step": "s", "corpus": "docs"}),
+        PlannedJob("similarity", {"model": "m", "step": "s", "corpus": "docs"}),
         PlannedJob("gather_metric", {"model": "m", "metric": "anisotropy"}),
         PlannedJob("train_m", {}, threads=2),
     ]
     flags = {("m", "docs"): (True, 100), ("m", "random"): (True, None)}
     stages = project(config, jobs, cal, {"m": size}, flags, gpu_flops=1e6)
-    assert list(stages) == ["training", "extraction", "geometry", "gathering"]
+    assert list(stages) == ["training", "extraction", "geometry", "similarity", "gathering"]
     ext = stages["extraction"]
     # start-up + building the model + tokens × seconds per token (+ the lens on its budget of
     # 100 positions, on docs); random: 2 windows of 16, no lens
@@ -106,6 +108,9 @@ def test_stage_costs_and_wall_time():
     gpu = 3 + 2 + 1000 * (0.01 - 0.004) + 1000 * forward_flops(size, 16) / 1e6 + 100 * 0.05
     assert ext.gpu_longest == pytest.approx(gpu)
     assert stages["geometry"].job_seconds == pytest.approx(3 + 4 * 0.5)  # 3 layers + embeddings
+    # similarity: start-up + its measured job on (hidden 8, 4 layers, 1000 tokens)
+    assert stages["similarity"].job_seconds == pytest.approx(3 + 1.5)
+    assert not stages["similarity"].unmodelled
     assert stages["training"].job_seconds == 6.0 and stages["training"].unmodelled == {"train_m"}
     # stages one after the other: each its job-seconds over the cores, or its longest job
     expected = sum(max(s.job_seconds / 2, s.longest) for s in stages.values())
@@ -133,5 +138,10 @@ def test_footprint_command_projects_a_config(tmp_path):
     out = json.loads((tmp_path / "p.json").read_text())
     assert out["stages"]["extraction"]["jobs"] == 3  # steps 0, 4, 8 of the decoder on docs
     assert out["stages"]["geometry"]["jobs"] == 3
+    assert out["stages"]["similarity"]["jobs"] == 3
+    assert (
+        out["stages"]["similarity"]["job_seconds"] > 0
+        and not out["stages"]["similarity"]["unmodelled"]
+    )
     assert out["wall_s"] > 0 and "projected wall time on this machine" in res.stdout
     assert not (tmp_path / "results").exists()  # a projection runs no job

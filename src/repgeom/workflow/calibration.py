@@ -6,7 +6,8 @@ the speed of its jobs measured on this machine.
 - Calibration measures, on this machine, the start-up of a Python job, the extraction of each
   model shape (the real :func:`repgeom.activations.extraction.extract`, at two token counts, so
   that its slope is the cost per token) and its bare forward, and the geometry job of each
-  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`).
+  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`), and the
+  similarity job of each shape (the real :func:`repgeom.metrics.similarity.similarity_dataset`).
 
 :mod:`repgeom.workflow.projection` costs the plan's jobs with them.
 """
@@ -93,6 +94,8 @@ class Calibration:
     load_s: dict[str, float] = dataclasses.field(default_factory=dict)
     lens_s_per_token: dict[str, float] = dataclasses.field(default_factory=dict)
     geometry_s_per_layer: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+    # (hidden, layers, tokens) -> seconds of one similarity job
+    similarity_s: dict[tuple[int, int, int], float] = dataclasses.field(default_factory=dict)
 
 
 def measure_startup() -> float:
@@ -170,3 +173,24 @@ def measure_geometry(hidden: int, tokens: int, options: Mapping[str, Any]) -> fl
     t = time.perf_counter()
     geometry_datasets(source, build(GeometryOptions, options, "metrics.geometry"))
     return (time.perf_counter() - t) / n_layers
+
+
+def measure_similarity(hidden: int, layers: int, tokens: int, options: Mapping[str, Any]) -> float:
+    """Seconds of the similarity job's computation on a store of ``layers`` × ``tokens`` ×
+    ``hidden`` (random data; the real :func:`repgeom.metrics.similarity.similarity_dataset`,
+    its seeded sample of ``metrics.similarity.sample`` tokens, against a second store)."""
+    import numpy as np
+
+    from repgeom.activations.source import ArraySource
+    from repgeom.metrics.similarity import SimilarityOptions, similarity_dataset
+    from repgeom.options import build
+
+    o = build(SimilarityOptions, options, "metrics.similarity")
+    rows = min(tokens, o.sample)  # only the sample is read: a store of that many tokens
+    rng = np.random.default_rng(0)
+    stores = [
+        ArraySource(rng.standard_normal((layers, rows, hidden), dtype=np.float32)) for _ in range(2)
+    ]
+    t = time.perf_counter()
+    similarity_dataset(stores[0], stores[1], o)
+    return time.perf_counter() - t

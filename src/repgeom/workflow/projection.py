@@ -30,6 +30,7 @@ from repgeom.workflow.calibration import (
     forward_flops,
     measure_extraction,
     measure_geometry,
+    measure_similarity,
     measure_startup,
     model_size,
     shape_key,
@@ -52,10 +53,11 @@ STAGES = {
     "tokens": "tokens",
     "extract": "extraction",
     "geometry": "geometry",
+    "similarity": "similarity",
     "release_hub_revision": "other",
     "manifest": "other",
 }
-ORDER = ["corpora", "tokens", "training", "extraction", "geometry", "gathering"]
+ORDER = ["corpora", "tokens", "training", "extraction", "geometry", "similarity", "gathering"]
 TARGETS = {"all", "spine", "shape_of_learning", "bottleneck", "languages", "birth", "logit_lens"}
 
 
@@ -210,6 +212,12 @@ def project(
             n = store_tokens(config, w["corpus"], window)
             per_layer = calibration.geometry_s_per_layer[(size.hidden_size, n)]
             seconds = gpu_seconds = start + (size.n_layers + 1) * per_layer
+        elif job.rule == "similarity" and w["model"] in sizes:
+            size = sizes[w["model"]]
+            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            n = store_tokens(config, w["corpus"], window)
+            key = (size.hidden_size, size.n_layers + 1, n)
+            seconds = gpu_seconds = start + calibration.similarity_s[key]
         elif job.rule not in STAGES and not stage_of(job.rule).startswith(("gathering", "figures")):
             stage.unmodelled.add(job.rule)
         stage.add(seconds, gpu_seconds, job.threads, mem, disk)
@@ -339,6 +347,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     t = measure_geometry(size.hidden_size, n, config["metrics"]["geometry"])
                     calibration.geometry_s_per_layer[(size.hidden_size, n)] = t
                     print(f"  geometry d={size.hidden_size}, {n} tokens: {t:.1f} s per layer")
+            if job.rule == "similarity" and job.wildcards.get("model") == name:
+                n = store_tokens(config, job.wildcards["corpus"], window)
+                key = (size.hidden_size, size.n_layers + 1, n)
+                if key not in calibration.similarity_s:
+                    options = config["metrics"]["similarity"]
+                    t = measure_similarity(*key, options)
+                    calibration.similarity_s[key] = t
+                    print(f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s")
     gpu = args.gpu_flops or GPU_FLOPS
     note = (
         f"measured {gpu / 1e12:.0f} TFLOP/s"
