@@ -130,6 +130,7 @@ def test_param_edit_reruns_only_dependent_jobs(run_dir, tmp_path):
         "geometry": 10,
         "gather_metric": 6,
         "figure_anisotropy": 2,
+        "alpha_req_figure": 2,
         "shape_of_learning_figure": 7,
         "shape_of_learning_scale_figure": 4,
         "shape_of_learning_table": 3,
