@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from repgeom.activations.source import LayerSource
@@ -22,7 +24,7 @@ def select_rows(
     return None if len(rows) == source.n_tokens else rows
 
 
-def layers_to_use(source: LayerSource, layers: list[int] | None) -> list[int]:
+def layers_to_use(source: LayerSource, layers: Sequence[int] | None) -> list[int]:
     """The configured layers (negative = from the end), checked against the source."""
     if layers is None:
         return list(source.layers)

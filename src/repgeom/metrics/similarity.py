@@ -16,16 +16,13 @@ aᵢ = ‖x̃ᵢ‖² and bᵢ = ‖ỹᵢ‖². Both forms thus come from the s
 layers: P = ‖X̃ᵀỸ‖²_F = tr(K_cL_c) (the centred kernels' inner product) and a·b. All sums are
 float64, whatever the input dtype.
 
-Two exact routes give P for every pair of a group of layers (see :func:`choose_route`):
-"feature" forms X̃ᵢᵀX̃ⱼ for each pair (n·dᵢ·dⱼ multiply-adds); "gram" forms each layer's centred
-n × n Gram X̃X̃ᵀ once, block by block of rows, and sums the blocks' elementwise products for all
-pairs at once (n²·d/2 per layer plus about n²·g²/4 for the g × g pair sums), never holding more
-than ``GRAM_BLOCK_BYTES`` of Gram rows.
+Two exact routes give P for every pair of a group of layers, "feature" (X̃ᵢᵀX̃ⱼ per pair) and
+"gram" (each layer's centred Gram once, by row blocks): :func:`choose_route` picks the cheaper.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,8 +249,18 @@ def cka_matrix(
     return _Products.of(group, route).cka(debiased)
 
 
-def _pair_products(x: np.ndarray, y: np.ndarray, route: str, names: tuple[str, str]) -> _Products:
-    return _Products.of(_layers([x, y], names), route)
+def _reference_cka(
+    pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], route: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(standard, debiased CKA, rows) of each (name, layer, its reference) pair, both forms from
+    one set of products per pair."""
+    standard, debiased, n = [], [], 0
+    for name, x, r in pairs:
+        prod = _Products.of(_layers([x, r], (name, f"reference {name}")), route)
+        standard.append(prod.cka(False)[0, 1])
+        debiased.append(prod.cka(True)[0, 1])
+        n = prod.n
+    return np.array(standard), np.array(debiased), n
 
 
 def cka_to_reference(
@@ -268,25 +275,13 @@ def cka_to_reference(
             f"{len(layers)} layers against {len(reference_layers)} reference layers: "
             "each layer needs its reference"
         )
-    return np.array(
-        [
-            _pair_products(x, r, route, (f"layer {i}", f"reference layer {i}")).cka(debiased)[0, 1]
-            for i, (x, r) in enumerate(zip(layers, reference_layers, strict=True))
-        ]
-    )
+    pairs = zip([f"layer {i}" for i in range(len(layers))], layers, reference_layers, strict=True)
+    return _reference_cka(pairs, route)[1 if debiased else 0]
 
 
 def _var(dims: tuple[str, ...], values: np.ndarray | int, name: str) -> tuple:
     long_name, units = ATTRS[name]
     return (dims, np.asarray(values), {"long_name": long_name, "units": units})
-
-
-def _store_layers(source: LayerSource, layers: Sequence[int] | None) -> list[int]:
-    out = list(source.layers) if layers is None else [int(v) for v in layers]
-    missing = sorted(set(out) - set(source.layers))
-    if missing:
-        raise ValueError(f"layers {missing} are not in the store (it has {list(source.layers)})")
-    return out
 
 
 def cka_layers_dataset(
@@ -295,15 +290,19 @@ def cka_layers_dataset(
     layers: Sequence[int] | None = None,
     route: str = "auto",
 ) -> xr.Dataset:
-    """CKA between every pair of layers of one store on the given rows (None: all tokens).
+    """CKA between every pair of layers of one store on the given rows (None: all tokens);
+    ``layers`` as the config gives them (None: all; negative counts from the end).
 
     Variables ``cka_layers`` and ``cka_layers_debiased`` (layer, layer_other), scalar
     ``n_tokens``. Each layer is read once (float32) and held until the products are formed.
     """
-    use = _store_layers(source, layers)
-    arrays = [source.read(layer, rows) for layer in use]
-    group = _layers(arrays, [f"layer {v}" for v in use])
-    prod = _Products.of(group, route)
+    use = layers_to_use(source, layers)
+    return _layers_dataset([source.read(layer, rows) for layer in use], use, route)
+
+
+def _layers_dataset(arrays: Sequence[np.ndarray], use: Sequence[int], route: str) -> xr.Dataset:
+    """:func:`cka_layers_dataset` of layers already read."""
+    prod = _Products.of(_layers(arrays, [f"layer {v}" for v in use]), route)
     dims = ("layer", "layer_other")
     ds = xr.Dataset(
         {
@@ -361,26 +360,28 @@ def cka_to_final_dataset(
     layer of each store is read at a time.
     """
     check_same_tokens(source, final, rows)
-    use = _store_layers(source, layers)
+    use = layers_to_use(source, layers)
+    return _to_final_dataset((source.read(layer, rows) for layer in use), final, use, rows, route)
+
+
+def _to_final_dataset(
+    arrays: Iterable[np.ndarray],
+    final: LayerSource,
+    use: Sequence[int],
+    rows: np.ndarray | None,
+    route: str,
+) -> xr.Dataset:
+    """:func:`cka_to_final_dataset` of a store's layers ``use`` given as ``arrays`` (read as
+    iterated), against the final store's same layers and rows."""
     missing = sorted(set(use) - set(final.layers))
     if missing:
         raise ValueError(f"layers {missing} are not in the {_describe(final, 'final store')}")
-    standard, debiased = [], []
-    n = 0
-    for layer in use:
-        prod = _pair_products(
-            source.read(layer, rows),
-            final.read(layer, rows),
-            route,
-            (f"layer {layer}", f"final layer {layer}"),
-        )
-        standard.append(prod.cka(False)[0, 1])
-        debiased.append(prod.cka(True)[0, 1])
-        n = prod.n
+    pairs = ((f"layer {v}", x, final.read(v, rows)) for v, x in zip(use, arrays, strict=True))
+    standard, debiased, n = _reference_cka(pairs, route)
     ds = xr.Dataset(
         {
-            "cka_to_final": _var(("layer",), np.array(standard), "cka_to_final"),
-            "cka_to_final_debiased": _var(("layer",), np.array(debiased), "cka_to_final_debiased"),
+            "cka_to_final": _var(("layer",), standard, "cka_to_final"),
+            "cka_to_final_debiased": _var(("layer",), debiased, "cka_to_final_debiased"),
         },
         coords={"layer": use},
     )
@@ -429,15 +430,16 @@ def similarity_dataset(
     """
     try:
         check_same_tokens(source, final)
-        layers = layers_to_use(source, None if options.layers is None else list(options.layers))
+        layers = layers_to_use(source, options.layers)
         rows = similarity_rows(source, options)
         if len(rows) < 4:
             raise ValueError(f"{len(rows)} token(s) in the store; CKA needs at least 4")
         use = None if len(rows) == source.n_tokens else rows  # every row: read whole layers
+        arrays = [source.read(layer, use) for layer in layers]  # each layer read once
         ds = xr.merge(
             [
-                cka_layers_dataset(source, use, layers, route),
-                cka_to_final_dataset(source, final, use, layers, route),
+                _layers_dataset(arrays, layers, route),
+                _to_final_dataset(arrays, final, layers, use, route),
             ],
             compat="equals",  # n_tokens of both
             join="exact",
