@@ -12,7 +12,7 @@ import scipy.linalg
 import scipy.sparse
 import xarray as xr
 
-from repgeom.bottleneck.memory import COUNT_BYTES_PER_GRAM, memory_estimate, propack_bytes
+from repgeom.bottleneck.memory import COUNT_BYTES_PER_GRAM, ngram_memory_estimate, propack_bytes
 from repgeom.bottleneck.ngram_counts import encode_rows, ngram_counts
 from repgeom.bottleneck.ngram_svd import top_singular_values
 from repgeom.bottleneck.ngram_werror import matrix_werror, werror_thresholds, wrank_estimate
@@ -194,7 +194,7 @@ def test_memory_refusal_before_allocating():
 
 
 def test_memory_estimate_formula():
-    est = memory_estimate(1000, 128, 50_000, 100, n_contexts=5000, nnz=20_000)
+    est = ngram_memory_estimate(1000, 128, 50_000, 100, n_contexts=5000, nnz=20_000)
     assert est["n_grams"] == 1000 * 124
     assert est["counting"] == COUNT_BYTES_PER_GRAM * 124_000
     assert est["matrix"] == 20_000 * 12 + 5001 * 4

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import shutil
 
@@ -13,11 +11,11 @@ import xarray as xr
 import yaml
 
 from repgeom.activations.store import ActivationStore
-from repgeom.bottleneck.memory import memory_estimate
+from repgeom.bottleneck.memory import ngram_memory_estimate
 from repgeom.bottleneck.ngram_werror import werror_thresholds
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import read_dataset
-from tests.workflow import snakemake, table_rows
+from tests.workflow import check_figure, snakemake, table_rows
 
 pytestmark = pytest.mark.slow
 STEPS = ["step0", "step4", "step8"]
@@ -142,47 +140,12 @@ FIGURE_INPUTS = [
 ]
 
 
-def pdf_subject(pdf: bytes) -> str:
-    """The Subject of a PDF's Info dictionary (an ASCII literal string)."""
-    i = pdf.index(b"/Subject (") + len(b"/Subject (")
-    out = bytearray()
-    while pdf[i : i + 1] != b")":
-        if pdf[i : i + 1] == b"\\":  # \\ \( \) and the letter escapes
-            i += 1
-            out += {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(pdf[i : i + 1], pdf[i : i + 1])
-        else:
-            out += pdf[i : i + 1]
-        i += 1
-    return out.decode("ascii")
-
-
 def test_figures_are_drawn_from_the_study_datasets(run_dir):
     """Each figure is a picture with coloured lines on it (not blank) that names the datasets it
     is drawn from, byte for byte; its PDF carries the same provenance."""
-    from PIL import Image
-
-    from repgeom.plots.common import PROVENANCE_KEY, figure_provenance
-
     fig = results(run_dir) / "figures" / "bottleneck"
     for stem in FIGURES:
-        png = fig / f"{stem}.png"
-        with Image.open(png) as im:
-            assert im.format == "PNG" and min(im.size) >= 400, (stem, im.size)
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
-        grey = rgb.mean(axis=2)
-        assert grey.std() > 10 and (grey < 128).mean() > 0.01, stem  # drawn on, not blank
-        colour = rgb.max(axis=2) - rgb.min(axis=2)
-        assert (colour > 80).mean() > 0.002, stem  # the data lines (the axes are black)
-        meta = figure_provenance(png)
-        assert meta["rule"] == "bottleneck_figures", stem
-        inputs = json.loads(meta["inputs"])
-        assert sorted(inputs) == sorted(FIGURE_INPUTS), stem
-        for path, digest in inputs.items():
-            assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == digest, path
-        pdf = (fig / f"{stem}.pdf").read_bytes()
-        assert pdf.startswith(b"%PDF-"), stem
-        key, _, text = pdf_subject(pdf).partition(" ")
-        assert key == PROVENANCE_KEY and json.loads(text) == meta, stem
+        check_figure(run_dir, fig / f"{stem}.png", "bottleneck_figures", FIGURE_INPUTS)
 
 
 def test_figures_plot_the_study_datasets(run_dir):
@@ -292,7 +255,7 @@ def test_ngram_svd_beyond_memory_stops_the_job_with_its_message(run_dir, tmp_pat
     for part in ("corpora", "tokenizers", "tokens"):
         shutil.copytree(run_dir / "results" / part, work / "results" / part)
     tokens = read_tokens(work / "results" / "tokens" / "bpe" / "docs.zarr", "train")
-    est = memory_estimate(len(tokens.lengths), tokens.ids.shape[1], 512, 32)
+    est = ngram_memory_estimate(len(tokens.lengths), tokens.ids.shape[1], 512, 32)
     budget_mb = math.ceil(est["counting"] / 2**20) + 1
     config = edited(run_dir, tmp_path, ngram={"memory_mb": budget_mb})
     res = snakemake(

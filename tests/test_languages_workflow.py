@@ -19,7 +19,7 @@ from repgeom.languages.readers import read_scores
 from repgeom.languages.transliteration import untransliterate
 from repgeom.workflow.config import ConfigError, load_schema, with_defaults
 from repgeom.workflow.paths import Paths
-from tests.workflow import ROOT, planned_jobs, snakemake, table_rows
+from tests.workflow import ROOT, check_figure, planned_jobs, snakemake, table_rows
 
 CODES = ["eng_Latn", "fra_Latn", "zho_Hans", "zho_Hant"]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -331,4 +331,5 @@ def test_scores_give_a_table_and_scatters(run_dir, tmp_path):
     assert all(-1 <= float(r["pearson_r"]) <= 1 and 0 <= float(r["spearman_p"]) <= 1 for r in rows)
     assert r"\toprule" in (work / "results/tables/languages/score_correlation.tex").read_text()
     png = work / "results/figures/languages/decoder/step8/score_correlation.png"
-    assert png.stat().st_size > 1000
+    inputs = ["scores.csv", "results/metrics/languages/decoder/step8.nc"]
+    check_figure(work, png, "languages_scores", inputs)

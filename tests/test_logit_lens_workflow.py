@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from tests.workflow import planned_jobs, snakemake, table_rows
+from tests.workflow import check_figure, planned_jobs, snakemake, table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,8 @@ def test_logit_lens_of_the_causal_model(run_dir):
     assert (lens.logit_lens_agreement.sel(layer=int(lens.layer[-1])) == 1).all()
     assert (lens.logit_lens_loss_se.sel(layer=0) > 0).all()
     for name in ("loss_by_layer", "agreement_by_layer"):
-        assert (res / "figures" / "logit_lens" / f"{name}.png").stat().st_size > 1000
+        png = res / "figures" / "logit_lens" / f"{name}.png"
+        check_figure(run_dir, png, "logit_lens_figures", ["results/metrics/logit_lens/decoder.nc"])
     rows = table_rows(res / "tables" / "logit_lens" / "logit_lens.csv")
     assert len(rows) == 3 * 2 * 3 * 2  # step × corpus × layer × decoding
     assert {"model", "step", "corpus", "decoding", "layer", "logit_lens_loss"} <= set(rows[0])
@@ -75,4 +76,5 @@ def test_gride_in_the_geometry_datasets(run_dir):
         rows[0]
     )
     figure = res / "figures" / "shape_of_learning" / "intrinsic_dimension_by_scale"
-    assert (figure / "decoder" / "docs.png").stat().st_size > 1000
+    ids = "results/metrics/intrinsic_dimension/decoder.nc"
+    check_figure(run_dir, figure / "decoder" / "docs.png", "shape_of_learning_scale_figure", [ids])

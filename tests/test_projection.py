@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from repgeom.activations.size import ModelSize
-from repgeom.workflow.calibration import Calibration, forward_flops, shape_key
+from repgeom.workflow.calibration import (
+    Calibration,
+    forward_flops,
+    heads_flops,
+    measure_heads,
+    shape_key,
+)
 from repgeom.workflow.footprint import store_bytes
 from repgeom.workflow.projection import (
     PlannedJob,
@@ -119,14 +125,77 @@ def test_stage_costs_and_wall_time():
     assert wall({"x": StageCost(jobs=1, job_seconds=40.0, longest=40.0)}, cores=8) == 40.0
 
 
+def test_heads_job_is_its_feature_pass_training_and_evaluation():
+    size = ModelSize(
+        n_params=10_000, n_layers=3, hidden_size=8, n_heads=2, intermediate_size=32, vocab_size=50
+    )
+    config = {
+        "corpora": {"docs": {"kind": "text"}},
+        "tokenizers": {"t": {"window": 16}},
+        "models": {"m": {"tokenizer": "t"}},
+        "extraction": {"max_tokens": 300, "max_sentences": 10, "dtype": "float32"},
+        "bottleneck": {"heads": {"token_budget": 1000, "batch_size": 64, "ranks": [2, 4]}},
+    }
+    key = shape_key(size, True)
+    cal = Calibration(
+        startup_s=3.0,
+        forward_s_per_token={key: 0.004},
+        load_s={key: 2.0},
+        heads_s={(50, 8): (0.002, 0.5)},
+    )
+    jobs = [PlannedJob("bottleneck_heads", {"model": "m", "step": "s"}, threads=1)]
+    stages = project(config, jobs, cal, {"m": size}, {}, gpu_flops=1e6, heads_corpus="docs")
+    heads = stages["rank-restricted heads"]
+    # start-up, the model, the forward of 1000 tokens, training (1000 tokens, 16 updates of 64),
+    # evaluation on the 300-token eval store at a third of a training token
+    assert heads.job_seconds == pytest.approx(
+        3 + 2 + 1000 * 0.004 + 1000 * 0.002 + 16 * 0.5 + 300 * 0.002 / 3
+    )
+    assert not heads.unmodelled
+    # the temporary store of the features: one layer of 1000 tokens in 62 windows of 16
+    assert heads.disk_bytes == store_bytes(size, 1000, 1000 // 16, layers=1)
+    assert store_bytes(size, 1000, 62, layers=1) == 8 * (2 * 1000 + 4 * 62) + 24 * 1000
+    flops = 1000 * forward_flops(size, 16) + (1000 + 100) * heads_flops(50, 8, [2, 4])
+    assert heads.gpu_longest == pytest.approx(3 + 2 + flops / 1e6)
+    # forward and backward of each head's multiply-adds: rank r is d·r + r·V, the full one d·V
+    assert heads_flops(50, 8, [2, 4]) == 6 * (2 * 58 + 4 * 58 + 8 * 50)
+
+
+def test_heads_calibration_trains_the_configured_grid(monkeypatch):
+    """The calibration times the real training of the config's ranks and the full head, with
+    batches of the two sizes it fits (the larger capped by the config's batch size)."""
+    from repgeom.bottleneck import heads as H
+
+    seen = []
+    real = H.train_heads
+
+    def spy(heads, full, batches, cfg, device):
+        seen.append((sorted(heads), tuple(full.factors[0].shape), cfg.batch_size, cfg.token_budget))
+        return real(heads, full, batches, cfg, device)
+
+    monkeypatch.setattr(H, "train_heads", spy)
+    from repgeom.workflow.config import load_config, load_config_file
+
+    test = load_config(load_config_file(ROOT / "config" / "test.yaml"), ROOT / "config/schema.yaml")
+    options = {**test["bottleneck"]["heads"], "ranks": [1, 2], "batch_size": 32}
+    per_token, per_update = measure_heads(40, 4, options)
+    assert per_token > 0 and per_update >= 0
+    assert seen == [
+        ([1, 2], (40, 4), 8, 8),
+        ([1, 2], (40, 4), 8, 24),
+        ([1, 2], (40, 4), 32, 32),
+        ([1, 2], (40, 4), 32, 96),
+    ]
+
+
 @pytest.mark.slow
 def test_footprint_command_projects_a_config(tmp_path):
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     cfg["models"] = {"decoder": cfg["models"]["decoder"]}
     cfg["corpora"] = {"docs": cfg["corpora"]["docs"]}
-    for key in ("languages", "birth", "bottleneck"):
+    for key in ("languages", "birth"):
         cfg.pop(key)
-    cfg["bottleneck"] = {"models": []}
+    cfg["bottleneck"] = {"heads": cfg["bottleneck"]["heads"], "ngram": {"corpora": []}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     res = subprocess.run(
@@ -143,5 +212,8 @@ def test_footprint_command_projects_a_config(tmp_path):
         out["stages"]["similarity"]["job_seconds"] > 0
         and not out["stages"]["similarity"]["unmodelled"]
     )
+    heads = out["stages"]["rank-restricted heads"]  # the decoder's last checkpoint
+    assert heads["jobs"] == 1 and heads["job_seconds"] > 0 and not heads["unmodelled"]
+    assert heads["disk_bytes"] > 0 and "heads V=" in res.stdout
     assert out["wall_s"] > 0 and "projected wall time on this machine" in res.stdout
     assert not (tmp_path / "results").exists()  # a projection runs no job

@@ -10,7 +10,7 @@ import yaml
 
 from repgeom.activations.store import ActivationStore
 from repgeom.io import read_dataset
-from tests.workflow import planned_jobs, snakemake
+from tests.workflow import check_figure, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +38,8 @@ def test_outputs_open_with_expected_dims(run_dir):
             and (ds.anisotropy <= 1).all()
         )
         assert "config_hash" in ds.attrs and "package_versions" in ds.attrs
-        for suffix in ("png", "pdf"):
-            assert (res / "figures" / "anisotropy" / f"{model}.{suffix}").stat().st_size > 1000
+        png = res / "figures" / "anisotropy" / f"{model}.png"
+        check_figure(run_dir, png, "figure_anisotropy", [f"results/metrics/anisotropy/{model}.nc"])
     stats = yaml.safe_load((res / "corpora" / "docs" / "stats.json").read_text())
     assert stats["n_documents"] == 300 and len(stats["sha256"]) == 64
     assert "python_version" in stats
@@ -102,6 +102,7 @@ def test_languages_study_outputs(run_dir):
         assert boot["id_diff"].dims == ("pairs", "layer") and boot.sizes["boot"] == 20
         assert (boot["id_diff_low"] <= boot["id_diff_high"]).all()
         figures = res / "figures" / "languages" / model / "step8"
+        inputs = [f"results/metrics/{m}/{model}/step8.nc" for m in ("languages", "grammaticality")]
         for stem in (
             "scripts_id_anisotropy",
             "scripts_id_by_scale",
@@ -111,8 +112,7 @@ def test_languages_study_outputs(run_dir):
             "pairs_id_anisotropy",
             "pairs_grammaticality",
         ):
-            for suffix in ("png", "pdf"):
-                assert (figures / f"{stem}.{suffix}").stat().st_size > 1000
+            check_figure(run_dir, figures / f"{stem}.png", "languages_figures", inputs)
 
 
 def test_second_run_has_nothing_to_do(run_dir):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -92,3 +94,45 @@ def table_rows(path: Path) -> list[dict[str, str]]:
     """Rows of a results CSV table, below its provenance comment lines."""
     with open(path, encoding="utf-8") as f:
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def pdf_subject(pdf: bytes) -> str:
+    """The Subject of a PDF's Info dictionary (an ASCII literal string)."""
+    i = pdf.index(b"/Subject (") + len(b"/Subject (")
+    out = bytearray()
+    while pdf[i : i + 1] != b")":
+        if pdf[i : i + 1] == b"\\":  # \\ \( \) and the letter escapes
+            i += 1
+            out += {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(pdf[i : i + 1], pdf[i : i + 1])
+        else:
+            out += pdf[i : i + 1]
+        i += 1
+    return out.decode("ascii")
+
+
+def check_figure(run_dir: Path, png: Path, rule: str, inputs: list[str]) -> None:
+    """A figure as the workflow saves it: a PNG drawn on (not blank, with coloured data marks
+    beside the black axes) whose provenance names ``rule`` and exactly ``inputs`` (paths relative
+    to ``run_dir``), each by the sha256 the file has now; its PDF sibling carries the same."""
+    import numpy as np
+    from PIL import Image
+
+    from repgeom.plots.common import PROVENANCE_KEY, figure_provenance
+
+    with Image.open(png) as im:
+        assert im.format == "PNG" and min(im.size) >= 300, (png, im.size)
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
+    grey = rgb.mean(axis=2)
+    assert grey.std() > 10 and (grey < 128).mean() > 0.005, png  # drawn on, not blank
+    colour = rgb.max(axis=2) - rgb.min(axis=2)
+    assert (colour > 80).mean() > 0.002, png  # the data (the axes and labels are black)
+    meta = figure_provenance(png)
+    assert meta["rule"] == rule, (png, meta["rule"])
+    recorded = json.loads(meta["inputs"])
+    assert sorted(recorded) == sorted(inputs), (png, sorted(recorded))
+    for path, digest in recorded.items():
+        assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == digest, (png, path)
+    pdf = png.with_suffix(".pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-"), png
+    key, _, text = pdf_subject(pdf).partition(" ")
+    assert key == PROVENANCE_KEY and json.loads(text) == meta, png

@@ -168,7 +168,7 @@ def matrix_bytes(n_contexts: int, vocab_size: int, nnz: int) -> int:
     return nnz * (8 + idx) + (n_contexts + 1) * idx
 
 
-def memory_estimate(
+def ngram_memory_estimate(
     n_windows: int,
     window_length: int,
     vocab_size: int,
@@ -220,7 +220,9 @@ def memory_estimate(
     }
 
 
-def check_memory(estimate: dict[str, int], budget: int | None = None, stage: str = "all") -> None:
+def check_ngram_memory(
+    estimate: dict[str, int], budget: int | None = None, stage: str = "all"
+) -> None:
     """Raise MemoryError, naming what to lower, when a stage's estimate exceeds the budget.
 
     ``stage`` is "counting", "svd" (matrix + svd) or "all". Budget defaults to available RAM.

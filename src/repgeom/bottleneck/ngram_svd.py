@@ -36,7 +36,7 @@ import scipy.sparse.linalg
 
 from repgeom.bottleneck.memory import (
     DENSE_MAX_ELEMENTS,
-    check_memory,
+    check_ngram_memory,
     kmax_ladder,
     matrix_bytes,
     propack_bytes,
@@ -94,7 +94,7 @@ def top_singular_values(
             "matrix": matrix_bytes(c, v, int(p.nnz)),
             "svd": propack_bytes(k, c, v, size),
         }
-        check_memory(est, memory_budget, stage="svd")
+        check_ngram_memory(est, memory_budget, stage="svd")
         try:
             s = scipy.sparse.linalg.svds(
                 op,

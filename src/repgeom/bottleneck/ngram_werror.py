@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse
 import xarray as xr
 
-from repgeom.bottleneck.memory import check_memory, memory_estimate
+from repgeom.bottleneck.memory import check_ngram_memory, ngram_memory_estimate
 from repgeom.bottleneck.ngram_counts import ngram_counts
 from repgeom.bottleneck.ngram_svd import (
     frobenius_norm,
@@ -69,18 +69,18 @@ def wrank_estimate(
     if k < 1:
         raise ValueError(f"k must be ≥ 1, got {k}")
     shape = (w.shape[0], w.shape[1], vocab_size, k, min_count, n)
-    est = memory_estimate(*shape, kmax=kmax, method=method)
-    check_memory(est, memory_budget, stage="counting")
+    est = ngram_memory_estimate(*shape, kmax=kmax, method=method)
+    check_ngram_memory(est, memory_budget, stage="counting")
     counts = ngram_counts(w, vocab_size, n, min_count, lengths)
     p = counts.matrix
     n_grams, n_seen = counts.n_grams, counts.n_contexts_seen
     del counts  # only P stays alive during the SVD
     c, v = p.shape
-    est = memory_estimate(*shape, n_contexts=c, nnz=p.nnz, kmax=kmax, method=method)
-    check_memory(est, memory_budget, stage="svd")
+    est = ngram_memory_estimate(*shape, n_contexts=c, nnz=p.nnz, kmax=kmax, method=method)
+    check_ngram_memory(est, memory_budget, stage="svd")
     ds = matrix_werror(p, k, d_grid, method, kmax, memory_budget, seed)
     if ds.attrs["lanczos_kmax"]:  # the estimate for the basis size that converged
-        est = memory_estimate(
+        est = ngram_memory_estimate(
             *shape, n_contexts=c, nnz=p.nnz, kmax=ds.attrs["lanczos_kmax"], method=method
         )
     ds.attrs.update(

@@ -177,7 +177,7 @@ def _ngram(
     errors: list[str],
 ) -> list[tuple[str, str]]:
     """(tokenizer, corpus) pairs of the 5-gram estimates; checks counting memory when known."""
-    from repgeom.bottleneck.memory import check_memory, memory_estimate
+    from repgeom.bottleneck.memory import check_ngram_memory, ngram_memory_estimate
 
     corpora, tokenizers = config["corpora"], config["tokenizers"]
     names = ngram["corpora"]
@@ -218,9 +218,11 @@ def _ngram(
         else:
             continue  # sizes unknown before the tokens exist: the job checks
         vocab = tokenizers[tok].get("vocab_size", 1)
-        est = memory_estimate(n_windows, window, vocab, ngram["k"], ngram["min_count"], ngram["n"])
+        est = ngram_memory_estimate(
+            n_windows, window, vocab, ngram["k"], ngram["min_count"], ngram["n"]
+        )
         try:
-            check_memory(est, budget, stage="counting")
+            check_ngram_memory(est, budget, stage="counting")
         except MemoryError as err:
             errors.append(
                 f"config key 'bottleneck.ngram' (tokenizer {tok!r}, corpus {corpus!r}): {err} "

@@ -6,8 +6,10 @@ the speed of its jobs measured on this machine.
 - Calibration measures, on this machine, the start-up of a Python job, the extraction of each
   model shape (the real :func:`repgeom.activations.extraction.extract`, at two token counts, so
   that its slope is the cost per token) and its bare forward, and the geometry job of each
-  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`), and the
-  similarity job of each shape (the real :func:`repgeom.metrics.similarity.similarity_dataset`).
+  hidden size per layer (the real :func:`repgeom.metrics.geometry.geometry_datasets`), the
+  similarity job of each shape (the real :func:`repgeom.metrics.similarity.similarity_dataset`),
+  and the training of the rank-restricted heads of each (vocabulary, hidden size) per token and
+  per update (the real :func:`repgeom.bottleneck.heads.train_heads`).
 
 :mod:`repgeom.workflow.projection` costs the plan's jobs with them.
 """
@@ -79,6 +81,12 @@ def forward_flops(size: ModelSize, window: int) -> float:
     return 2.0 * max(body, 0) + 2.0 * size.n_layers * window * size.hidden_size
 
 
+def heads_flops(vocab: int, hidden: int, ranks: list[int]) -> float:
+    """FLOPs of one training token of the heads: forward and backward (3 × 2 per multiply-add)
+    of a rank-r head (d·r + r·V) for every rank, and of the full-rank head (d·V)."""
+    return 6.0 * (sum(r * (hidden + vocab) for r in ranks) + hidden * vocab)
+
+
 def shape_key(size: ModelSize, eval_loss: bool) -> str:
     """A name for one calibrated extraction: the shape, and the eval loss when asked."""
     return f"d{size.hidden_size}×L{size.n_layers}×V{size.vocab_size}{'+loss' if eval_loss else ''}"
@@ -96,6 +104,8 @@ class Calibration:
     geometry_s_per_layer: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
     # (hidden, layers, tokens) -> seconds of one similarity job
     similarity_s: dict[tuple[int, int, int], float] = dataclasses.field(default_factory=dict)
+    # (vocab, hidden) -> (seconds per training token, seconds per update) of the heads' training
+    heads_s: dict[tuple[int, int], tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 def measure_startup() -> float:
@@ -194,3 +204,42 @@ def measure_similarity(hidden: int, layers: int, tokens: int, options: Mapping[s
     t = time.perf_counter()
     similarity_dataset(stores[0], stores[1], o)
     return time.perf_counter() - t
+
+
+def measure_heads(
+    vocab: int, hidden: int, options: Mapping[str, Any], batches: tuple[int, int] = (256, 1024)
+) -> tuple[float, float]:
+    """(seconds per training token, seconds per update) of training the rank-restricted heads
+    of ``bottleneck.heads`` (its ranks, or the default grid) at (``vocab``, ``hidden``), one
+    thread, random features: an update's cost is fitted as a + b·rows from the slope between 1
+    and 3 updates at two batch sizes (the config's batch size caps the larger)."""
+    import numpy as np
+    import torch
+
+    from repgeom.bottleneck.heads import HeadTraining, build_heads, train_heads
+    from repgeom.bottleneck.memory import check_ranks
+    from repgeom.options import build
+
+    torch.set_num_threads(1)
+    big = min(batches[1], options["batch_size"])
+    sizes = (max(1, min(batches[0], big // 4)), big)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3 * big, hidden), dtype=np.float32)
+    y = rng.integers(0, vocab, size=3 * big)
+    base = build(HeadTraining, options, "bottleneck.heads", extra=True)
+    heads, full = build_heads(vocab, hidden, check_ranks(options["ranks"], vocab, hidden), base)
+
+    def update_s(rows: int) -> float:
+        times = []
+        for n in (1, 3):
+            cfg = dataclasses.replace(base, batch_size=rows, token_budget=n * rows)
+            t = time.perf_counter()
+            train_heads(
+                heads, full, lambda n=n: [(x[: n * rows], y[: n * rows])], cfg, torch.device("cpu")
+            )
+            times.append(time.perf_counter() - t)
+        return max(times[1] - times[0], 1e-9) / 2
+
+    small, large = (update_s(rows) for rows in sizes)
+    per_token = max(large - small, 1e-9) / (sizes[1] - sizes[0])
+    return per_token, max(small - sizes[0] * per_token, 0.0)

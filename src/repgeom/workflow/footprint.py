@@ -24,10 +24,11 @@ def weights_bytes(size: ModelSize, dtype: str | None = None) -> int:
     return size.n_params * DTYPE_BYTES[dtype or size.saved_dtype]
 
 
-def store_bytes(size: ModelSize, n_tokens: int, n_sequences: int) -> int:
-    """Bytes of one activation store: float16 tokens and float32 sentence means of every layer,
-    and the int64 token id, sequence and position of every token (before compression)."""
-    layers = size.n_layers + 1
+def store_bytes(size: ModelSize, n_tokens: int, n_sequences: int, layers: int = 0) -> int:
+    """Bytes of one activation store: float16 tokens and float32 sentence means of every layer
+    (or of ``layers`` of them), and the int64 token id, sequence and position of every token
+    (before compression)."""
+    layers = layers or size.n_layers + 1
     return layers * size.hidden_size * (2 * n_tokens + 4 * n_sequences) + 3 * 8 * n_tokens
 
 

@@ -4,10 +4,16 @@ Snakemake's own plan and a short calibration on this machine.
 - The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config.
 - Each model's shape and this machine's speeds come from :mod:`repgeom.workflow.calibration`
   (its checkpoint, published dims or trained config; start-up, extraction per token with and
-  without the eval loss and logit lens, geometry per layer).
+  without the eval loss and logit lens, geometry per layer, similarity per store, the heads'
+  training per token and per update).
+- A rank-restricted heads job is its feature pass (the bare forward of ``token_budget`` tokens)
+  plus the heads' training, plus their evaluation on the eval store (counted as a third of
+  training per token: a forward without the backward); its disk is the temporary store of the
+  features (deleted when the job ends).
 - Wall time assumes stages one after the other: each stage takes its total job-seconds over
   the cores, or its longest job if that is longer. Jobs of rules without a cost model here
-  (training, Birth, heads, n-grams, languages metrics) are counted at their start-up and named.
+  (training, Birth, n-grams, the LM-head spectrum, languages metrics) are counted at their
+  start-up and named.
 - On a GPU, the forward runs at an assumed rate (:data:`GPU_FLOPS`) unless a measured one is
   given; writing the store stays what it costs here.
 """
@@ -28,8 +34,10 @@ from repgeom.runtime import format_bytes
 from repgeom.workflow.calibration import (
     Calibration,
     forward_flops,
+    heads_flops,
     measure_extraction,
     measure_geometry,
+    measure_heads,
     measure_similarity,
     measure_startup,
     model_size,
@@ -54,6 +62,7 @@ STAGES = {
     "extract": "extraction",
     "geometry": "geometry",
     "similarity": "similarity",
+    "bottleneck_heads": "rank-restricted heads",
     "release_hub_revision": "other",
     "manifest": "other",
 }
@@ -177,9 +186,10 @@ def project(
     sizes: Mapping[str, ModelSize],
     flags: Mapping[tuple[str, str], tuple[bool, int | None]],
     gpu_flops: float = GPU_FLOPS,
+    heads_corpus: str | None = None,
 ) -> dict[str, StageCost]:
     """Cost of each stage of a plan (``flags``: (model, corpus) -> (eval loss, the lens's
-    token budget or None))."""
+    token budget or None); ``heads_corpus``: the corpus the rank-restricted heads read)."""
     stages: dict[str, StageCost] = defaultdict(StageCost)
     start = calibration.startup_s
     ex = config["extraction"]
@@ -218,12 +228,58 @@ def project(
             n = store_tokens(config, w["corpus"], window)
             key = (size.hidden_size, size.n_layers + 1, n)
             seconds = gpu_seconds = start + calibration.similarity_s[key]
+        elif job.rule == "bottleneck_heads" and w["model"] in sizes:
+            size = sizes[w["model"]]
+            cost = heads_cost(config, w["model"], size, heads_corpus, calibration, gpu_flops)
+            seconds, gpu_seconds, disk = cost
         elif job.rule not in STAGES and not stage_of(job.rule).startswith(("gathering", "figures")):
             stage.unmodelled.add(job.rule)
         stage.add(seconds, gpu_seconds, job.threads, mem, disk)
     rank = {name: i for i, name in enumerate(ORDER)}
     last = {"figures and tables": len(ORDER) + 1, "other": len(ORDER) + 2}
     return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
+
+
+def bare_forward_s(calibration: Calibration, size: ModelSize) -> float:
+    """Seconds per token of a shape's bare forward (measured with or without the eval loss)."""
+    for loss in (False, True):
+        if shape_key(size, loss) in calibration.forward_s_per_token:
+            return calibration.forward_s_per_token[shape_key(size, loss)]
+    raise KeyError(f"no extraction of shape {shape_key(size, False)} was calibrated")
+
+
+def heads_cost(
+    config: Mapping[str, Any],
+    model: str,
+    size: ModelSize,
+    corpus: str | None,
+    calibration: Calibration,
+    gpu_flops: float,
+) -> tuple[float, float, int]:
+    """(seconds here, seconds on one GPU, temporary disk) of one rank-restricted heads job on
+    ``corpus`` (its eval store's size: ``extraction.max_tokens`` where it is not known)."""
+    from repgeom.bottleneck.memory import check_ranks
+
+    o = config["bottleneck"]["heads"]
+    window = config["tokenizers"][config["models"][model]["tokenizer"]]["window"]
+    n = o["token_budget"]
+    n_eval = (
+        config["extraction"]["max_tokens"]
+        if corpus is None
+        else store_tokens(config, corpus, window)
+    )
+    v, d = size.vocab_size, size.hidden_size
+    per_token, per_update = calibration.heads_s[(v, d)]
+    updates = -(-n // o["batch_size"])
+    train = n * per_token + updates * per_update + n_eval * per_token / 3
+    load = max(t for k, t in calibration.load_s.items() if k.startswith(shape_key(size, False)))
+    start = calibration.startup_s + load
+    seconds = start + n * bare_forward_s(calibration, size) + train
+    flops = n * forward_flops(size, window) + (n + n_eval / 3) * heads_flops(
+        v, d, check_ranks(o["ranks"], v, d)
+    )
+    gpu_seconds = start + flops / gpu_flops
+    return seconds, gpu_seconds, store_bytes(size, n, max(1, n // window), layers=1)
 
 
 def hours(seconds: float) -> str:
@@ -254,7 +310,7 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
         "",
         f"jobs: {jobs}; stores: {format_bytes(disk)}; HF cache: {format_bytes(cache_bytes)}",
         f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
-        f"projected wall time on one GPU (extraction forward on the GPU; {gpu_note}): "
+        f"projected wall time on one GPU (extraction forward and heads on the GPU; {gpu_note}): "
         f"{hours(wall(stages, cores, gpu=True))}",
     ]
     return "\n".join(lines)
@@ -355,13 +411,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                     t = measure_similarity(*key, options)
                     calibration.similarity_s[key] = t
                     print(f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s")
+            if job.rule == "bottleneck_heads" and job.wildcards.get("model") == name:
+                key = (size.vocab_size, size.hidden_size)
+                if key not in calibration.heads_s:
+                    t, u = measure_heads(*key, config["bottleneck"]["heads"])
+                    calibration.heads_s[key] = (t, u)
+                    rates = f"{t * 1e3:.1f} ms per token, {u:.1f} s per update"
+                    print(f"  heads V={key[0]}, d={key[1]}: {rates}")
     gpu = args.gpu_flops or GPU_FLOPS
     note = (
         f"measured {gpu / 1e12:.0f} TFLOP/s"
         if args.gpu_flops
         else f"assumed {gpu / 1e12:.0f} TFLOP/s, 30 % of an H100's bf16 peak, no GPU measured"
     )
-    stages = project(config, jobs, calibration, sizes, flags, gpu)
+    stages = project(config, jobs, calibration, sizes, flags, gpu, bottleneck["heads_corpus"])
     print()
     print(report(stages, args.cores, cache, note))
     if args.json:
