@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from repgeom.activations.size import ModelSize
+from repgeom.runtime import format_bytes
 from repgeom.workflow.calibration import (
     Calibration,
     forward_flops,
@@ -23,6 +24,7 @@ from repgeom.workflow.projection import (
     StageCost,
     parse_dry_run,
     project,
+    report,
     stage_of,
     wall,
 )
@@ -153,7 +155,11 @@ def test_heads_job_is_its_feature_pass_training_and_evaluation():
     )
     assert not heads.unmodelled
     # the temporary store of the features: one layer of 1000 tokens in 62 windows of 16
-    assert heads.disk_bytes == store_bytes(size, 1000, 1000 // 16, layers=1)
+    assert heads.temp_bytes == store_bytes(size, 1000, 1000 // 16, layers=1)
+    assert heads.disk_bytes == 0  # deleted when the job ends
+    assert list(stages) == ["rank-restricted heads"]
+    assert "| rank-restricted heads | 1 |" in report(stages, 2, 0, "assumed")
+    assert f"{format_bytes(heads.temp_bytes)} temporary per job" in report(stages, 2, 0, "")
     assert store_bytes(size, 1000, 62, layers=1) == 8 * (2 * 1000 + 4 * 62) + 24 * 1000
     flops = 1000 * forward_flops(size, 16) + (1000 + 100) * heads_flops(50, 8, [2, 4])
     assert heads.gpu_longest == pytest.approx(3 + 2 + flops / 1e6)
@@ -214,6 +220,6 @@ def test_footprint_command_projects_a_config(tmp_path):
     )
     heads = out["stages"]["rank-restricted heads"]  # the decoder's last checkpoint
     assert heads["jobs"] == 1 and heads["job_seconds"] > 0 and not heads["unmodelled"]
-    assert heads["disk_bytes"] > 0 and "heads V=" in res.stdout
+    assert heads["temp_bytes"] > 0 and "heads V=" in res.stdout
     assert out["wall_s"] > 0 and "projected wall time on this machine" in res.stdout
     assert not (tmp_path / "results").exists()  # a projection runs no job

@@ -67,6 +67,7 @@ STAGES = {
     "manifest": "other",
 }
 ORDER = ["corpora", "tokens", "training", "extraction", "geometry", "similarity", "gathering"]
+ORDER += ["rank-restricted heads"]
 TARGETS = {"all", "spine", "shape_of_learning", "bottleneck", "languages", "birth", "logit_lens"}
 
 
@@ -137,7 +138,8 @@ def plan_jobs(
 
 @dataclasses.dataclass
 class StageCost:
-    """One stage's jobs, job-seconds, longest job, peak memory per job and disk."""
+    """One stage's jobs, job-seconds, longest job, peak memory per job, the disk its outputs
+    keep and the largest temporary files of one job (deleted when it ends)."""
 
     jobs: int = 0
     job_seconds: float = 0.0
@@ -146,9 +148,12 @@ class StageCost:
     gpu_longest: float = 0.0
     mem_bytes: int = 0
     disk_bytes: int = 0
+    temp_bytes: int = 0
     unmodelled: set = dataclasses.field(default_factory=set)
 
-    def add(self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int) -> None:
+    def add(
+        self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int, temp: int = 0
+    ) -> None:
         self.jobs += 1
         self.job_seconds += seconds * threads
         self.gpu_job_seconds += gpu_seconds * threads
@@ -156,6 +161,7 @@ class StageCost:
         self.gpu_longest = max(self.gpu_longest, gpu_seconds)
         self.mem_bytes = max(self.mem_bytes, mem)
         self.disk_bytes += disk
+        self.temp_bytes = max(self.temp_bytes, temp)
 
 
 def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> float:
@@ -197,7 +203,7 @@ def project(
         stage = stages[stage_of(job.rule)]
         w = job.wildcards
         seconds = gpu_seconds = start
-        mem, disk = job.mem_mb * 2**20, 0
+        mem, disk, temp = job.mem_mb * 2**20, 0, 0
         if job.rule == "extract" and w["model"] in sizes:
             size = sizes[w["model"]]
             window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
@@ -231,10 +237,10 @@ def project(
         elif job.rule == "bottleneck_heads" and w["model"] in sizes:
             size = sizes[w["model"]]
             cost = heads_cost(config, w["model"], size, heads_corpus, calibration, gpu_flops)
-            seconds, gpu_seconds, disk = cost
+            seconds, gpu_seconds, temp = cost
         elif job.rule not in STAGES and not stage_of(job.rule).startswith(("gathering", "figures")):
             stage.unmodelled.add(job.rule)
-        stage.add(seconds, gpu_seconds, job.threads, mem, disk)
+        stage.add(seconds, gpu_seconds, job.threads, mem, disk, temp)
     rank = {name: i for i, name in enumerate(ORDER)}
     last = {"figures and tables": len(ORDER) + 1, "other": len(ORDER) + 2}
     return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
@@ -299,16 +305,19 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
     ]
     for name, s in stages.items():
         note = f" (start-up only: {', '.join(sorted(s.unmodelled))})" if s.unmodelled else ""
+        disk = [format_bytes(s.disk_bytes)] if s.disk_bytes else []
+        disk += [f"{format_bytes(s.temp_bytes)} temporary per job"] if s.temp_bytes else []
         lines.append(
             f"| {name}{note} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
-            f"{format_bytes(s.mem_bytes) if s.mem_bytes else '–'} | "
-            f"{format_bytes(s.disk_bytes) if s.disk_bytes else '–'} |"
+            f"{format_bytes(s.mem_bytes) if s.mem_bytes else '–'} | {', '.join(disk) or '–'} |"
         )
     jobs = sum(s.jobs for s in stages.values())
-    disk = sum(s.disk_bytes for s in stages.values())
+    kept = format_bytes(sum(s.disk_bytes for s in stages.values()))
+    temp = max((s.temp_bytes for s in stages.values()), default=0)
+    temp_note = f" (+ {format_bytes(temp)} of one job's temporary files)" if temp else ""
     lines += [
         "",
-        f"jobs: {jobs}; stores: {format_bytes(disk)}; HF cache: {format_bytes(cache_bytes)}",
+        f"jobs: {jobs}; stores: {kept}{temp_note}; HF cache: {format_bytes(cache_bytes)}",
         f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
         f"projected wall time on one GPU (extraction forward and heads on the GPU; {gpu_note}): "
         f"{hours(wall(stages, cores, gpu=True))}",
