@@ -332,4 +332,4 @@ def test_scores_give_a_table_and_scatters(run_dir, tmp_path):
     assert r"\toprule" in (work / "results/tables/languages/score_correlation.tex").read_text()
     png = work / "results/figures/languages/decoder/step8/score_correlation.png"
     inputs = ["scores.csv", "results/metrics/languages/decoder/step8.nc"]
-    check_figure(work, png, "languages_scores", inputs)
+    check_figure(work, png, "languages_scores", inputs, data_pixels=3 * 50)  # three markers
