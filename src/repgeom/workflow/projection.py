@@ -14,8 +14,9 @@ Snakemake's own plan and a short calibration on this machine.
   the cores, or its longest job if that is longer. Jobs of rules without a cost model here
   (training, Birth, n-grams, the LM-head spectrum, languages metrics) are counted at their
   start-up and named.
-- On a GPU, the forward runs at an assumed rate (:data:`GPU_FLOPS`) unless a measured one is
-  given; writing the store stays what it costs here.
+- On a GPU, the extraction's forward and the heads' feature pass and training run at an assumed
+  rate (:data:`GPU_FLOPS`) unless a measured one is given; writing a store stays what it costs
+  here.
 """
 
 from __future__ import annotations
@@ -66,8 +67,16 @@ STAGES = {
     "release_hub_revision": "other",
     "manifest": "other",
 }
-ORDER = ["corpora", "tokens", "training", "extraction", "geometry", "similarity", "gathering"]
-ORDER += ["rank-restricted heads"]
+ORDER = [
+    "corpora",
+    "tokens",
+    "training",
+    "extraction",
+    "geometry",
+    "similarity",
+    "gathering",
+    "rank-restricted heads",
+]
 TARGETS = {"all", "spine", "shape_of_learning", "bottleneck", "languages", "birth", "logit_lens"}
 
 
@@ -173,6 +182,11 @@ def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> floa
     return total
 
 
+def model_window(config: Mapping[str, Any], model: str) -> int:
+    """The window length of a model's tokenizer."""
+    return config["tokenizers"][config["models"][model]["tokenizer"]]["window"]
+
+
 def store_tokens(config: Mapping[str, Any], corpus: str, window: int) -> int:
     """Tokens of one store: a random-token corpus's size, else ``extraction.max_tokens`` (an
     upper bound: a small eval split holds fewer); sentence corpora at ``max_sentences`` × 32."""
@@ -206,7 +220,7 @@ def project(
         mem, disk, temp = job.mem_mb * 2**20, 0, 0
         if job.rule == "extract" and w["model"] in sizes:
             size = sizes[w["model"]]
-            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            window = model_window(config, w["model"])
             loss, budget = flags[(w["model"], w["corpus"])]
             key = shape_key(size, loss)
             n = store_tokens(config, w["corpus"], window)
@@ -224,13 +238,13 @@ def project(
             disk = store_bytes(size, n, max(1, n // window))
         elif job.rule == "geometry" and w["model"] in sizes:
             size = sizes[w["model"]]
-            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            window = model_window(config, w["model"])
             n = store_tokens(config, w["corpus"], window)
             per_layer = calibration.geometry_s_per_layer[(size.hidden_size, n)]
             seconds = gpu_seconds = start + (size.n_layers + 1) * per_layer
         elif job.rule == "similarity" and w["model"] in sizes:
             size = sizes[w["model"]]
-            window = config["tokenizers"][config["models"][w["model"]]["tokenizer"]]["window"]
+            window = model_window(config, w["model"])
             n = store_tokens(config, w["corpus"], window)
             key = (size.hidden_size, size.n_layers + 1, n)
             seconds = gpu_seconds = start + calibration.similarity_s[key]
@@ -246,11 +260,12 @@ def project(
     return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
 
 
-def bare_forward_s(calibration: Calibration, size: ModelSize) -> float:
-    """Seconds per token of a shape's bare forward (measured with or without the eval loss)."""
+def of_shape(measured: Mapping[str, float], size: ModelSize) -> float:
+    """A value calibrated for a shape's extraction, measured with or without the eval loss
+    (the bare forward and the model's construction do not depend on it)."""
     for loss in (False, True):
-        if shape_key(size, loss) in calibration.forward_s_per_token:
-            return calibration.forward_s_per_token[shape_key(size, loss)]
+        if shape_key(size, loss) in measured:
+            return measured[shape_key(size, loss)]
     raise KeyError(f"no extraction of shape {shape_key(size, False)} was calibrated")
 
 
@@ -267,7 +282,7 @@ def heads_cost(
     from repgeom.bottleneck.memory import check_ranks
 
     o = config["bottleneck"]["heads"]
-    window = config["tokenizers"][config["models"][model]["tokenizer"]]["window"]
+    window = model_window(config, model)
     n = o["token_budget"]
     n_eval = (
         config["extraction"]["max_tokens"]
@@ -278,9 +293,8 @@ def heads_cost(
     per_token, per_update = calibration.heads_s[(v, d)]
     updates = -(-n // o["batch_size"])
     train = n * per_token + updates * per_update + n_eval * per_token / 3
-    load = max(t for k, t in calibration.load_s.items() if k.startswith(shape_key(size, False)))
-    start = calibration.startup_s + load
-    seconds = start + n * bare_forward_s(calibration, size) + train
+    start = calibration.startup_s + of_shape(calibration.load_s, size)
+    seconds = start + n * of_shape(calibration.forward_s_per_token, size) + train
     flops = n * forward_flops(size, window) + (n + n_eval / 3) * heads_flops(
         v, d, check_ranks(o["ranks"], v, d)
     )
@@ -385,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"calibrating on this machine (one thread per job); start-up {calibration.startup_s:.1f} s"
     )
     for name, size in sizes.items():
-        window = config["tokenizers"][config["models"][name]["tokenizer"]]["window"]
+        window = model_window(config, name)
         cfg = transformers_config(config["models"][name], config["tokenizers"])
         for job in jobs:
             if job.rule != "extract" or job.wildcards.get("model") != name:
