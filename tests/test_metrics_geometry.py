@@ -182,3 +182,26 @@ def test_alpha_req_stops_at_the_ranks_the_tokens_span():
     assert float(anis["anisotropy"].alpha_req.sel(positions="all", layer=0)) == pytest.approx(
         -slope, rel=1e-6
     )
+
+
+def test_repeats_of_the_whole_store_are_refused_by_name(source):
+    """id_sample ≥ the tokens: every repeat would be the same set (a spread of 0)."""
+    with pytest.raises(ValueError) as err:
+        geometry_datasets(source, geometry_options(id_sample=100000, id_repeats=2))
+    message = str(err.value)
+    assert "metrics.geometry.id_sample" in message and "1200 tokens" in message
+    assert "id_repeats: 1" in message
+    # the no_first variant has fewer tokens (1170): a sample between the two is refused there
+    with pytest.raises(ValueError, match="1170 tokens without position 0"):
+        geometry_datasets(source, geometry_options(id_sample=1180, id_repeats=2))
+
+
+def test_one_repeat_uses_every_token_and_records_the_size(source):
+    out = geometry_datasets(
+        source, geometry_options(id_sample=100000, id_repeats=1, positions=["all"])
+    )
+    ids = out["intrinsic_dimension"]
+    assert int(ids.id_sample_used.sel(positions="all")) == 1200
+    assert float(ids.twonn.sel(positions="all", layer=1, repeat=0)) == pytest.approx(
+        twonn(source.read(1)).value, rel=1e-12
+    )

@@ -52,6 +52,7 @@ FAMILY = {
 ATTRS = {
     **FAMILY,
     "n_tokens": ("tokens used", "tokens"),
+    "id_sample_used": ("tokens in each intrinsic-dimension subsample", "tokens"),
     **{name: (v.long_name, v.units) for name, (v, _) in variables().items()},
     **{v.name: (v.long_name, v.units) for v in REPORTED},
     "linearity": ("linearity of the map from the previous layer", "1"),
@@ -123,6 +124,7 @@ def _variant(
 ) -> dict[str, xr.Dataset]:
     rows = select_rows(source, drop_first, o.token_budget, o.seed)
     pool = source.n_tokens if rows is None else rows
+    check_id_sample(source, source.n_tokens if rows is None else len(rows), drop_first, o)
     samples = [seeded_subsample(pool, o.id_sample, o.seed, r) for r in range(o.id_repeats)]
     size = len(samples[0])
     id_vars = variables(REGISTRY)
@@ -172,6 +174,7 @@ def _variant(
     )
     idd["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
     idd["n_tokens"] = _var((), size, "n_tokens")
+    idd["id_sample_used"] = _var((), size, "id_sample_used")
     if o.gride_scales:
         at = idd["gride"].sel(scale=o.gride_scale)
         err = idd["gride_error"].sel(scale=o.gride_scale)
@@ -187,6 +190,20 @@ def _variant(
     lind = xr.Dataset({"linearity": _var(("layer",), lin, "linearity")}, coords=coords)
     lind["n_tokens"] = _var((), size, "n_tokens")
     return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}
+
+
+def check_id_sample(source: LayerSource, pool: int, drop_first: bool, o: GeometryOptions) -> None:
+    """Refuse repeats that would all be the same full set of tokens: ``id_repeats`` > 1 with
+    ``id_sample`` ≥ the tokens a positions variant has (their spread would read 0)."""
+    if o.id_repeats > 1 and o.id_sample >= pool:
+        store = getattr(source, "path", "the activation store")
+        which = " without position 0" if drop_first else ""
+        raise ValueError(
+            f"config key 'metrics.geometry.id_sample' ({o.id_sample}) is not below the "
+            f"{pool} tokens{which} of {store}, so all {o.id_repeats} intrinsic-dimension "
+            "repeats would be the same full set of tokens (a spread of 0); set id_sample "
+            f"below {pool}, or id_repeats: 1 to use every token once"
+        )
 
 
 def id_of_sample(x: np.ndarray, options: GeometryOptions) -> dict[str, Any]:
