@@ -75,7 +75,13 @@ REPLACEMENT = "\ufffd"
 
 
 class DecodingError(ValueError):
-    """A file's bytes are not valid in the encoding it is read with."""
+    """A file's bytes are not valid in the encoding it is read with, or hold a NUL. ``offset``:
+    the byte offset where decoding failed (None when not known); ``nul``: the file holds a NUL;
+    ``suggestions``: encodings charset-normalizer reads the file as, most likely first."""
+
+    offset: int | None = None
+    nul: bool = False
+    suggestions: tuple[str, ...] = ()
 
 
 _REPLACED: ContextVar[list[int]] = ContextVar("repgeom_replaced_characters")
@@ -107,10 +113,12 @@ def decode_text(data: bytes, source: str, encoding: str, errors: str) -> tuple[s
         try:
             return data.decode(encoding), 0
         except UnicodeDecodeError as err:
-            raise DecodingError(
+            exc = DecodingError(
                 f"{source}: byte {err.start} (0x{data[err.start]:02x}) is not valid {encoding}"
                 f" ({err.reason})"
-            ) from None
+            )
+            exc.offset = err.start
+            raise exc from None
     token = _REPLACED.set([0])
     try:
         text = data.decode(encoding, COUNTING_REPLACE)
@@ -119,22 +127,281 @@ def decode_text(data: bytes, source: str, encoding: str, errors: str) -> tuple[s
         _REPLACED.reset(token)
 
 
-def read_text_file(path: str | Path, encoding: str, errors: str) -> tuple[str, int]:
-    """Text of a plain, .gz or .zip file (every member of a zip, in name order) and how many
-    characters decoding replaced (see :func:`decode_text`)."""
-    path = Path(path)
+# byte-order marks, UTF-32 before UTF-16 (FF FE 00 00 starts with FF FE): (mark, the codec that
+# reads the bytes and drops the mark, the encoding the mark names)
+BYTE_ORDER_MARKS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32", "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32", "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8-sig", "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16", "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16", "utf-16-be"),
+)
+
+
+def byte_order_mark(data: bytes) -> tuple[str, str] | None:
+    """(codec that reads ``data`` and drops the mark, encoding the mark names) when ``data``
+    starts with a UTF-8, UTF-16 or UTF-32 byte-order mark, else None."""
+    for mark, codec, name in BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            return codec, name
+    return None
+
+
+def universal_newlines(text: str) -> str:
+    """``text`` with ``\\r\\n`` and lone ``\\r`` read as ``\\n`` (as Python's text mode reads)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+SNIFF_BYTES = 1 << 16  # how much of a file charset-normalizer judges
+
+
+def suggest_encodings(
+    data: bytes, around: int = 0, tried: str | None = None, limit: int = 3, nul: bool = False
+) -> tuple[str, ...]:
+    """Encodings charset-normalizer reads ``data`` as, most likely first: at most ``limit``,
+    judged on 64 KiB around byte ``around``, without ``tried`` (the codec that failed) and,
+    with ``nul``, without those that read a NUL there too."""
+    from charset_normalizer import from_bytes
+
+    start = max(0, around - SNIFF_BYTES // 2) & ~3  # whole UTF-16/32 code units
+    window = data[start : start + SNIFF_BYTES]
+    failed = codecs.lookup(tried).name if tried else None
+    names: list[str] = []
+    for match in from_bytes(window):
+        name = match.encoding.replace("_", "-")
+        try:
+            if name in names or codecs.lookup(name).name == failed:
+                continue
+        except LookupError:
+            continue
+        if nul and "\x00" in window.decode(name, "ignore"):
+            continue
+        names.append(name)
+        if len(names) == limit:
+            break
+    return tuple(names)
+
+
+def decode_corpus_text(
+    data: bytes, source: str, encoding: str, errors: str
+) -> tuple[str, int, str | None]:
+    """Text of a file's bytes as a text corpus reads them, how many characters were replaced,
+    and the encoding a byte-order mark named (None without one).
+
+    A byte-order mark (UTF-8, UTF-16 or UTF-32) decides the encoding, whatever ``encoding``
+    says, and is dropped. Decoding is :func:`decode_text`'s. A NUL is refused as an undecodable
+    byte is: ``errors="strict"`` raises DecodingError naming the source and the byte offset
+    (the character offset in UTF-16/32; a NUL byte before any undecodable one is named first),
+    ``errors="replace"`` reads it as U+FFFD, counted. A DecodingError carries the encodings
+    charset-normalizer reads the bytes as. Universal newlines: ``\\r\\n`` and ``\\r``
+    become ``\\n``."""
+    mark = byte_order_mark(data)
+    codec, named = mark if mark else (encoding, None)
+    wide = codecs.lookup(codec).name.startswith(("utf-16", "utf-32"))
+
+    def refuse_nul(where: str, byte: int | None) -> DecodingError:
+        err = DecodingError(f"{source}: {where} is a NUL, which text does not hold")
+        err.offset, err.nul = byte, True
+        err.suggestions = suggest_encodings(data, byte or 0, tried=codec, nul=True)
+        return err
+
+    # outside UTF-16/32, byte 0x00 is U+0000 in every codec, before anything else decodes
+    byte = -1 if wide or errors != "strict" else data.find(b"\x00")
+    if byte >= 0:
+        raise refuse_nul(f"byte {byte} (0x00)", byte)
+    try:
+        text, replaced = decode_text(data, source, codec, errors)
+    except DecodingError as err:
+        err.suggestions = suggest_encodings(data, err.offset or 0, tried=codec)
+        raise
+    if "\x00" in text:
+        if errors == "strict":
+            raise refuse_nul(f"character {text.index(chr(0))} (U+0000)", None)
+        replaced += text.count("\x00")
+        text = text.replace("\x00", REPLACEMENT)
+    return universal_newlines(text), replaced, named
+
+
+def _text_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(how messages name it, bytes) of a plain file, a .gz file's content, or each member of
+    a .zip file in name order."""
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as zf:
-            parts = [
-                decode_text(zf.read(n), f"{path} (member {n})", encoding, errors)
-                for n in sorted(zf.namelist())
-                if not n.endswith("/")
-            ]
-        return "".join(t for t, _ in parts), sum(n for _, n in parts)
-    if path.suffix == ".gz":
+            for n in sorted(zf.namelist()):
+                if not n.endswith("/"):
+                    yield f"{path} (member {n})", zf.read(n)
+    elif path.suffix == ".gz":
         with gzip.open(path, "rb") as f:
-            return decode_text(f.read(), f"{path} (decompressed)", encoding, errors)
-    return decode_text(path.read_bytes(), str(path), encoding, errors)
+            yield f"{path} (decompressed)", f.read()
+    else:
+        yield str(path), path.read_bytes()
+
+
+def _read_text(path: str | Path, encoding: str, errors: str) -> tuple[str, int, dict[str, str]]:
+    """:func:`read_text_file`, and the encodings byte-order marks named, by member."""
+    text, replaced, marks = [], 0, {}
+    for source, data in _text_members(Path(path)):
+        part, n, named = decode_corpus_text(data, source, encoding, errors)
+        text.append(part)
+        replaced += n
+        if named:
+            marks[source] = named
+    return "".join(text), replaced, marks
+
+
+def read_text_file(path: str | Path, encoding: str, errors: str) -> tuple[str, int]:
+    """Text of a plain, .gz or .zip file (every member of a zip, in name order) and how many
+    characters were replaced, each part read by :func:`decode_corpus_text` (byte-order marks
+    honoured, NUL refused, universal newlines)."""
+    text, replaced, _ = _read_text(path, encoding, errors)
+    return text, replaced
+
+
+class RecordError(ValueError):
+    """A record of a JSON-lines or Parquet file is not one a text corpus can read."""
+
+
+def corpus_file_format(path: str | Path) -> str:
+    """How a text corpus reads a file, by its suffix: 'jsonl' (.jsonl, .jsonl.gz), 'parquet'
+    (.parquet) or 'text' (anything else: plain, .gz, .zip)."""
+    name = Path(path).name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return "text"
+
+
+def _json_type(value: Any) -> str:
+    """JSON's name for the type of a parsed value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _record_text(value: str, where: str, errors: str) -> tuple[str, int]:
+    """A record's text with universal newlines; a NUL refused (or replaced) as in a file."""
+    if "\x00" not in value:
+        return universal_newlines(value), 0
+    if errors == "strict":
+        err = DecodingError(
+            f"{where}: character {value.index(chr(0))} of the text is a NUL (U+0000), which "
+            "text does not hold"
+        )
+        err.nul = True
+        raise err
+    return universal_newlines(value.replace("\x00", REPLACEMENT)), value.count("\x00")
+
+
+def read_jsonl_records(
+    path: str | Path, field: str, encoding: str, errors: str
+) -> tuple[list[str], int, dict[str, str]]:
+    """The ``field`` of each record of a JSON-lines file (.jsonl, or .jsonl.gz), one document
+    each, how many characters were replaced and the encoding a byte-order mark named (by
+    source). The bytes are read as :func:`decode_corpus_text` reads them; blank lines are
+    skipped. RecordError naming the file and line for a line that is not JSON, not an object,
+    lacks the field, or whose field is not a string."""
+    path = Path(path)
+    [(source, data)] = _text_members(path)  # a plain file, or a .gz file's content
+    text, replaced, named = decode_corpus_text(data, source, encoding, errors)
+    docs: list[str] = []
+    use = "set `field:` on the corpus to the field that holds the text"
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is JSON text
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise RecordError(
+                f"{where}: not JSON ({err.msg} at column {err.colno}); a JSON-lines file holds "
+                "one JSON object a line"
+            ) from None
+        if not isinstance(record, dict):
+            raise RecordError(
+                f"{where}: {_json_type(record)}, not a JSON object; a JSON-lines file holds one "
+                f"object a line, whose field {field!r} is the document's text"
+            )
+        if field not in record:
+            fields = ", ".join(map(repr, list(record)[:20])) or "none"
+            raise RecordError(
+                f"{where}: the record has no field {field!r} (its fields: {fields}); {use}"
+            )
+        value = record[field]
+        if not isinstance(value, str):
+            raise RecordError(
+                f"{where}: field {field!r} is {_json_type(value)}, not a string; {use}, or "
+                "leave the record out"
+            )
+        doc, n = _record_text(value, where, errors)
+        docs.append(doc)
+        replaced += n
+    return docs, replaced, ({source: named} if named else {})
+
+
+def read_parquet_records(
+    path: str | Path, field: str, errors: str = "strict"
+) -> tuple[list[str], int]:
+    """The column ``field`` of a Parquet file, one document a row (read with pyarrow), and how
+    many characters were replaced. RecordError naming the file for a missing column (with the
+    columns present), a column that is not of strings, or a null row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise RecordError(f"{path}: not a Parquet file pyarrow reads ({err})") from None
+    schema = pf.schema_arrow
+    use = "set `field:` on the corpus to the column that holds the text"
+    if field not in schema.names:
+        raise RecordError(
+            f"{path}: no column {field!r} (columns: {', '.join(map(repr, schema.names))}); {use}"
+        )
+    kind = schema.field(field).type
+    strings = (pa.types.is_string, pa.types.is_large_string)
+    strings += (getattr(pa.types, "is_string_view", lambda t: False),)
+    if not any(test(kind) for test in strings):
+        raise RecordError(f"{path}: column {field!r} holds {kind}, not strings; {use}")
+    docs: list[str] = []
+    replaced = 0
+    for batch in pf.iter_batches(columns=[field]):
+        for value in batch.column(0).to_pylist():
+            where = f"{path}, row {len(docs)} (counting from 0)"
+            if value is None:
+                raise RecordError(
+                    f"{where}: column {field!r} is null; give every row text, or leave the row out"
+                )
+            doc, n = _record_text(value, where, errors)
+            docs.append(doc)
+            replaced += n
+    return docs, replaced
+
+
+def decoding_advice(err: DecodingError) -> str:
+    """What to do about a file that does not decode or holds a NUL, from the evidence."""
+    replace = (
+        "or set `errors: replace` to read each undecodable sequence (or NUL) as U+FFFD "
+        "(counted in the corpus's stats.json)"
+    )
+    names = list(err.suggestions)
+    if names:
+        also = f" (or {', '.join(names[1:])})" if names[1:] else ""
+        return (
+            f"charset-normalizer reads the file as {names[0]}{also}: if it is in "
+            f"{'one of these' if also else 'that encoding'}, set `encoding:` on the corpus "
+            f"(e.g. encoding: {names[0]}), {replace}"
+        )
+    if err.nul:
+        return f"a text corpus holds no NUL: if this is not a text file, leave it out, {replace}"
+    return (
+        "charset-normalizer finds no encoding that reads the file: if it is not text, leave "
+        f"it out; if it is, set `encoding:` on the corpus to its encoding, {replace}"
+    )
 
 
 def split_documents(text: str, split_by: str) -> list[str]:
@@ -160,13 +427,20 @@ def sample_chunks(text: str, n_chunks: int, chunk_chars: int, seed: int) -> list
 
 
 def text_documents(
-    texts: Iterable[str], split_by: str, n_chunks: int | None, chunk_chars: int, seed: int
+    texts: Iterable[str | list[str]],
+    split_by: str,
+    n_chunks: int | None,
+    chunk_chars: int,
+    seed: int,
 ) -> list[str]:
-    """Documents of texts (one per file): split by paragraph/line/file, or sampled as chunks."""
-    texts = list(texts)
+    """Documents of texts (one per file): split by paragraph/line/file, or sampled as chunks.
+    A list (a record file's documents) is documents already: stripped, blank ones left out,
+    never split; chunks are sampled from everything joined by newlines."""
+    texts = [t if isinstance(t, str) else [d.strip() for d in t if d.strip()] for t in texts]
     if n_chunks:
-        return sample_chunks("\n".join(texts), n_chunks, chunk_chars, seed)
-    return [d for t in texts for d in split_documents(t, split_by)]
+        joined = [t if isinstance(t, str) else "\n".join(t) for t in texts]
+        return sample_chunks("\n".join(joined), n_chunks, chunk_chars, seed)
+    return [d for t in texts for d in (split_documents(t, split_by) if isinstance(t, str) else t)]
 
 
 def corpus_origin(name: str, cfg: Mapping[str, Any]) -> str:
@@ -180,9 +454,13 @@ def corpus_documents(
 ) -> tuple[list[str], dict[str, Any]]:
     """The documents of a python_docs or text corpus as its config says (decoding, splitting
     or chunks, ``min_chars``, a seeded ``max_documents`` sample) and the attributes its stats
-    record. A text corpus's files are decoded with its ``encoding`` and ``errors``; characters
-    replaced are counted and logged as a warning. ValueError naming the corpus's config key
-    and files when no file or no document is left."""
+    record. A text corpus's text files are decoded with its ``encoding`` and ``errors``
+    (:func:`decode_corpus_text`: byte-order marks honoured, NUL refused, universal newlines);
+    characters replaced are counted and logged as a warning. Its JSON-lines and Parquet files
+    (:func:`corpus_file_format`) give one document per record, the record's ``field``, never
+    split. ValueError naming the corpus's config key and files when no file or no document is
+    left; DecodingError or RecordError naming it, the file and what to do for a file it cannot
+    read."""
     origin = corpus_origin(name, cfg)
     attrs: dict[str, Any] = {"name": name, "kind": cfg["kind"]}
     if cfg["kind"] == "python_docs":
@@ -191,22 +469,32 @@ def corpus_documents(
     else:
         if not paths:
             raise ValueError(f"{origin}: no file matches; put the file there or change the path")
-        texts: list[str] = []
+        field = cfg.get("field", "text")
+        texts: list[str | list[str]] = []  # a text file's text, a record file's documents
+        formats: set[str] = set()
+        marks: dict[str, str] = {}
         replaced = 0
         for path in paths:
+            fmt = corpus_file_format(path)
             try:
-                text, n = read_text_file(path, cfg["encoding"], cfg["errors"])
+                if fmt == "jsonl":
+                    text, n, named = read_jsonl_records(path, field, cfg["encoding"], cfg["errors"])
+                elif fmt == "parquet":
+                    text, n = read_parquet_records(path, field, cfg["errors"])
+                    named = {}
+                else:
+                    text, n, named = _read_text(path, cfg["encoding"], cfg["errors"])
             except DecodingError as err:
-                raise DecodingError(
-                    f"{origin}: {err}; if the file is in another encoding, set `encoding:` on "
-                    f"the corpus (e.g. encoding: latin-1), or set `errors: replace` to read each"
-                    " undecodable sequence as U+FFFD (counted in the corpus's stats.json)"
-                ) from None
+                raise DecodingError(f"{origin}: {err}; {decoding_advice(err)}") from None
+            except RecordError as err:
+                raise RecordError(f"{origin}: {err}") from None
             texts.append(text)
+            formats.add(fmt)
+            marks.update(named)
             replaced += n
         if replaced:
             logging.getLogger(__name__).warning(
-                "%s: %d undecodable byte sequence(s) read as U+FFFD (errors: replace, "
+                "%s: %d undecodable byte sequence(s) or NUL(s) read as U+FFFD (errors: replace, "
                 "encoding: %s)",
                 origin,
                 replaced,
@@ -221,10 +509,15 @@ def corpus_documents(
         docs = [d for d in docs if len(d) >= cfg["min_chars"]]
         attrs.update(
             source_files=[str(p) for p in paths],
+            format="+".join(sorted(formats)),  # text, jsonl, parquet, or a mix: jsonl+text
             encoding=cfg["encoding"],
             errors=cfg["errors"],
             replaced_characters=replaced,
         )
+        if formats - {"text"}:
+            attrs["field"] = field
+        if marks:  # files read by their byte-order mark, not by `encoding`
+            attrs["byte_order_marks"] = marks
     if not docs:
         files = ", ".join(attrs.get("source_files", [])) or attrs.get("stdlib", "")
         raise ValueError(

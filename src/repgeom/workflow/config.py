@@ -7,6 +7,8 @@ import copy
 import functools
 import glob
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,11 +64,13 @@ class StrictLoader(yaml.SafeLoader):
             self._refuse_duplicates(child, seen)
 
 
-def load_yaml(path: str | Path) -> Any:
+def load_yaml(path: str | Path, name: str | None = None) -> Any:
     """A YAML file read with :class:`StrictLoader`: the one way the project reads a config,
-    schema or profile."""
+    schema or profile. Messages name the file ``name`` (default: ``path``)."""
     with open(path, encoding="utf-8") as f:
         loader = StrictLoader(f)
+        if name is not None:
+            loader.name = name  # what PyYAML's marks (and so every message) name the file by
         try:
             return loader.get_single_data()
         finally:
@@ -83,16 +87,54 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _configfile_arguments(argv: list[str]) -> list[str]:
+    """The config files a Snakemake command line names (``--configfile(s) a.yaml b.yaml``,
+    ``--configfile=a.yaml``), as written."""
+    out: list[str] = []
+    taking = False
+    for arg in argv:
+        option, _, value = arg.partition("=")
+        if option in ("--configfile", "--configfiles"):
+            taking = not value
+            out += [value] if value else []
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            out.append(arg)
+    return out
+
+
+def config_file_name(path: str | Path, argv: list[str] | None = None) -> str:
+    """How messages name a config file: as the user gave it. Snakemake 9 hands the workflow
+    the config files it loaded as the source cache's copy (a ``configfile:`` directive with
+    ``workflow.source_path``: a string flagged ``sourcecache_entry`` with the original path)
+    or made absolute (``--configfile``). The command line's own spelling is used where one of
+    its ``--configfile`` arguments names the file, else the original path relative to the
+    working directory when it lies below it, else the original path."""
+    original = str((getattr(path, "flags", None) or {}).get("sourcecache_entry") or path)
+    if not os.path.isabs(original):
+        return original
+    parts = Path(os.path.normpath(original)).parts
+    for arg in _configfile_arguments(sys.argv if argv is None else argv):
+        given = Path(os.path.normpath(arg)).parts
+        if ".." not in given and given and parts[-len(given) :] == given:
+            return arg
+    relative = os.path.relpath(original)
+    return original if relative.startswith("..") else relative
+
+
 def load_config_file(path: str | Path) -> Any:
     """A config file as Snakemake reads one (JSON first, else YAML), with every mapping's keys
-    unique: a key given twice is a ConfigError naming the key, the file and (YAML) the line."""
+    unique: a key given twice is a ConfigError naming the key, the file (as the user gave it,
+    see :func:`config_file_name`) and (YAML) the line."""
     text = Path(path).read_text(encoding="utf-8")
+    name = config_file_name(path)
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{name}: {err}") from None
     except ValueError:
-        return load_yaml(path)
+        return load_yaml(path, name)
 
 
 def key_path(parts: Any) -> str:
@@ -272,8 +314,9 @@ def check_references(config: dict[str, Any]) -> None:
 
 
 def check_decoding(config: dict[str, Any]) -> None:
-    """A text corpus's ``encoding`` names a text codec, and only text corpora have ``encoding``
-    or ``errors`` (the languages study's files are UTF-8); raise ConfigError otherwise."""
+    """A text corpus's ``encoding`` names a text codec, and only text corpora have ``encoding``,
+    ``errors`` (the languages study's files are UTF-8) or ``field``; raise ConfigError
+    otherwise."""
     errors = []
     for name, corpus in config["corpora"].items():
         if corpus["kind"] != "text":
@@ -283,6 +326,11 @@ def check_decoding(config: dict[str, Any]) -> None:
                 for key in ("encoding", "errors")
                 if key in corpus
             ]
+            if "field" in corpus:
+                errors.append(
+                    f"config key 'corpora.{name}.field': only text corpora read records "
+                    f"(JSON-lines, Parquet) by field, {corpus['kind']} corpora do not: remove it"
+                )
             continue
         try:  # a codec Python knows, and a text one (not base64 or rot13)
             codecs.lookup(corpus["encoding"])
@@ -297,7 +345,11 @@ def check_decoding(config: dict[str, Any]) -> None:
 
 
 def matching_files(pattern: str) -> list[Path]:
-    """Files (never folders) a text corpus's path or glob names, sorted; empty when none does."""
+    """Files (never folders) a text corpus's path or glob names, sorted; empty when none does.
+    A folder given as the path reads as the glob ``folder/*`` does: its files, sorted, not its
+    hidden files (names starting with a dot), not its subfolders."""
+    if os.path.isdir(pattern):
+        pattern = os.path.join(glob.escape(pattern), "*")
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
 
 
@@ -310,7 +362,12 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
         if corpus.get("url")
         else "put the file there or change the path"
     )
-    return f"config key 'corpora.{name}.path': no file matches {corpus['path']!r}; {how}"
+    what = (
+        f"the folder {corpus['path']!r} holds no file (hidden files and subfolders are not read)"
+        if os.path.isdir(corpus["path"])
+        else f"no file matches {corpus['path']!r}"
+    )
+    return f"config key 'corpora.{name}.path': {what}; {how}"
 
 
 def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
