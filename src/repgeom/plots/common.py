@@ -120,3 +120,33 @@ def write_table(
         r"\end{tabular}",
     ]
     write_text(tex_path, "\n".join(tex) + "\n", meta)
+
+
+def mark_duplicates(
+    ax: plt.Axes,
+    x: np.ndarray,
+    values: np.ndarray,
+    duplicate_of: np.ndarray,
+    color: object = "black",
+    marker: str = "o",
+    markersize: float = 5.0,
+) -> plt.Line2D | None:
+    """Draw kept duplicates (``duplicate_of`` not '') hollow over a line's markers."""
+    dup = np.array([str(d) != "" for d in np.asarray(duplicate_of)], dtype=bool)
+    y = np.asarray(values, dtype=np.float64)
+    dup &= np.isfinite(y)
+    if not dup.any():
+        return None
+    (line,) = ax.plot(
+        np.asarray(x, dtype=np.float64)[dup],
+        y[dup],
+        linestyle="none",
+        marker=marker,
+        markersize=markersize + 1.0,
+        markerfacecolor=ax.get_facecolor(),
+        markeredgecolor=color,
+        markeredgewidth=1.2,
+        zorder=3,
+        gid="duplicates",
+    )
+    return line
