@@ -1,7 +1,7 @@
 from repgeom.bottleneck import plan as bottleneck_plan
 
 try:
-    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, PATHS)
+    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, PATHS, LAST)
 except ConfigError as err:
     stop(str(err))
 for _name, _why in BOTTLENECK["skipped"].items():

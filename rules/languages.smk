@@ -4,7 +4,7 @@ from repgeom.languages import plan as languages_plan
 from repgeom.languages.plan import derived_inputs
 
 try:
-    LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS)
+    LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS, LAST)
 except ConfigError as err:
     stop(str(err))
 LANGUAGE_GROUPS = LANGUAGES["groups"]

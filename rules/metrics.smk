@@ -29,7 +29,7 @@ rule similarity:
     each layer with the same layer of the model's last checkpoint on the same corpus."""
     input:
         store=PATHS.activations("{model}", "{step}", "{corpus}"),
-        final=lambda w: PATHS.activations(w.model, STEPS[w.model][-1], w.corpus),
+        final=lambda w: PATHS.activations(w.model, LAST[w.model], w.corpus),
     output:
         PATHS.metric("similarity", "{model}", "{step}", "{corpus}"),
     log:
@@ -47,7 +47,7 @@ rule similarity:
         model=lambda w: w.model,
         step=lambda w: w.step,
         corpus=lambda w: w.corpus,
-        final_step=lambda w: STEPS[w.model][-1],
+        final_step=lambda w: LAST[w.model],
     script:
         "../scripts/similarity.py"
 

@@ -90,17 +90,18 @@ def test_figures_are_built():
 def test_best_vs_final_table():
     losses = {"small_m": loss_ds([5.0, 4.0, 3.0, 3.2, 3.3]), "big": loss_ds([5.0, 4.5, 4, 3.9, 1])}
     rows = best_vs_final_rows(losses)
-    # "final" has no step number: the checkpoint listed last is the final one
+    # "final" has no step number: never the final checkpoint while numbered ones exist (a
+    # checkpoint-best link or a 'main' branch is not the end of training); step16 is
     assert rows[0] == {
         "model": "small_m",
         "best_step": "step4",
         "best_loss": 3.0,
-        "final_step": "final",
-        "final_loss": 3.3,
-        "final_minus_best": pytest.approx(0.3),
-        "relative_gap": pytest.approx(0.3 / 3.0),
+        "final_step": "step16",
+        "final_loss": 3.2,
+        "final_minus_best": pytest.approx(0.2),
+        "relative_gap": pytest.approx(0.2 / 3.0),
     }
-    assert rows[1]["best_step"] == rows[1]["final_step"] == "final"
+    assert (rows[1]["best_step"], rows[1]["final_step"]) == ("final", "step16")
     # numbered checkpoints: the final one is the largest step, whatever the order given
     numbered = loss_ds([5.0, 4.0, 3.0, 3.2, 3.3]).assign_coords(
         step_number=("step", [0, 1, 4, 16, 2])
@@ -111,4 +112,4 @@ def test_best_vs_final_table():
     lines = csv.strip().splitlines()
     assert lines[0].startswith("model,best_step,best_loss")
     assert lines[1].split(",")[:3] == ["small_m", "step4", "3"]
-    assert r"small\_m" in tex and r"\toprule" in tex and "10.00\\%" in tex
+    assert r"small\_m" in tex and r"\toprule" in tex and "6.67\\%" in tex

@@ -42,6 +42,8 @@ def sources(tmp_path_factory, tokenizer):
             "bare": {"source": "local", "path": str(root / "bare"), "tokenizer": "hubtok"},
         },
         "extraction": {"max_tokens": 256, "device": "cpu"},
+        # below the 256 tokens of a store: repeated ID subsamples differ
+        "metrics": {"geometry": {"id_sample": 64}},
         "bottleneck": {"heads": {"models": []}, "ngram": {"corpora": []}},
     }
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))

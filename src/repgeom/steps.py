@@ -12,8 +12,10 @@ One parser for every layout a training run is saved in (no torch, no xarray impo
 | a bare integer | ``500`` | 500 | |
 
 Any other label (``final``, ``main``, ``best``) has no step; the config can give it one
-(``steps`` or ``revisions`` as a mapping label → step). Checkpoints are ordered by step; those
-without one come after the numbered ones, in the order listed, with a warning naming them.
+(``steps`` or ``revisions`` as a mapping label → step), or a local checkpoint's
+``trainer_state.json`` (``global_step``). Checkpoints are ordered by step; those without one come
+after the numbered ones, in the order listed, with a warning naming them, and are never the last
+checkpoint while numbered ones exist (:func:`last_checkpoint`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,28 @@ def order_checkpoints(
     numbered = sorted((c for c in parsed if c.step is not None), key=lambda c: c.step)
     unnumbered = [c for c in parsed if c.step is None]
     return numbered + unnumbered, [c.label for c in unnumbered]
+
+
+def last_checkpoint(checkpoints: Sequence[Checkpoint]) -> Checkpoint:
+    """The last checkpoint of a run (what "final" means: CKA to the final checkpoint, the
+    tokenizer a model's own tokenizer is read from, the checkpoint planning reads): the one with
+    the largest step, never a label without a step while numbered ones exist (``best``,
+    ``main``, a ``final`` whose step is unknown); the last listed when none has a step. The
+    config gives an unnumbered label a step (``steps``/``revisions`` as a mapping) to make it
+    the last. ``checkpoints`` as :func:`order_checkpoints` returns them."""
+    if not checkpoints:
+        raise ValueError("no checkpoints")
+    numbered = [c for c in checkpoints if c.step is not None]
+    if not numbered:
+        return checkpoints[-1]
+    top = max(c.step for c in numbered)
+    return [c for c in numbered if c.step == top][-1]
+
+
+def last_label(labels: Sequence[str]) -> str:
+    """:func:`last_checkpoint` of labels as they are written (steps the config gives a label
+    are not known here: planning passes the last checkpoint it decided where it has it)."""
+    return last_checkpoint(as_checkpoints(labels)).label
 
 
 def unnumbered_warning(model: str, labels: Sequence[str], key: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from repgeom.activations.size import ModelSize, safetensors_header, safetensors_params
-from repgeom.steps import order_checkpoints, parse_label
+from repgeom.steps import last_checkpoint, order_checkpoints, parse_label
 
 OBJECTIVES = ("causal", "masked", "none")
 
@@ -77,21 +77,77 @@ def _read_json(path: Path | None) -> Any:
     return json.loads(path.read_text())
 
 
+def adapter_message(adapter_config: Path) -> str:
+    """Why a PEFT (LoRA, …) adapter directory is not a checkpoint, and how to make it one."""
+    try:
+        base = _read_json(adapter_config).get("base_model_name_or_path")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        base = None
+    of = f"of {base!r}" if base else "(its adapter_config.json names no base model)"
+    return (
+        f"{adapter_config.parent} is a PEFT adapter {of}, not a model: it holds the adapter's "
+        "weights only. Merge it into its base model and save the result: model = "
+        "PeftModel.from_pretrained(base, adapter_dir).merge_and_unload(); "
+        "model.save_pretrained(out) (and the tokenizer), then point the config at out"
+    )
+
+
+def _scan(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The checkpoint subdirectories of a directory (those with a config.json) and the links
+    among them: a symlink to a sibling checkpoint (``checkpoint-best -> checkpoint-50``) or to
+    the directory itself is that checkpoint, not another one: label -> the label it links to."""
+    subdirs = {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+    real = {p.resolve(): k for k, p in subdirs.items() if not p.is_symlink()}
+    if (root / "config.json").is_file():
+        real.setdefault(root.resolve(), "final")
+    links = {}
+    for label, p in list(subdirs.items()):
+        target = real.get(p.resolve()) if p.is_symlink() else None
+        if target is not None and target != label:
+            links[label] = target
+            del subdirs[label]
+    return subdirs, links
+
+
 def local_checkpoints(path: str | Path) -> dict[str, Path]:
     """Checkpoints of a local directory: one per subdirectory with a config.json, and the
     directory itself ('final') when it holds one. Beside a model of its own (a Trainer's
     output_dir), only subdirectories whose names are step labels count (a
-    sentence-transformers directory keeps its modules in subdirectories with a config too)."""
+    sentence-transformers directory keeps its modules in subdirectories with a config too).
+    A symlink to another checkpoint of the directory is skipped (:func:`checkpoint_links`).
+    A PEFT adapter directory (or one of adapters) is refused, naming its base model."""
     root = Path(path)
-    subdirs = {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
+    subdirs, _ = _scan(root)
     if (root / "config.json").is_file():
         numbered = {k: v for k, v in subdirs.items() if parse_label(k)[0] is not None}
         return {**numbered, "final": root}
     if not subdirs:
+        adapters = [root / "adapter_config.json"] + sorted(root.glob("*/adapter_config.json"))
+        adapter = next((a for a in adapters if a.is_file()), None)
+        if adapter is not None:
+            raise FileNotFoundError(adapter_message(adapter))
         raise FileNotFoundError(
             f"{root} holds no checkpoint: expected config.json in it or in its subdirectories"
         )
     return subdirs
+
+
+def checkpoint_links(path: str | Path) -> dict[str, str]:
+    """Symlinks of a local directory to one of its own checkpoints (``checkpoint-best`` ->
+    ``checkpoint-50``), which :func:`local_checkpoints` skips: label -> the label it links to."""
+    root = Path(path)
+    return _scan(root)[1] if root.is_dir() else {}
+
+
+def trainer_state_step(directory: str | Path) -> int | None:
+    """The ``global_step`` a Hugging Face Trainer wrote in a checkpoint's trainer_state.json,
+    or None when there is none (or it cannot be read)."""
+    try:
+        state = _read_json(Path(directory) / "trainer_state.json")
+    except (ValueError, UnicodeDecodeError, OSError):
+        return None
+    step = state.get("global_step") if isinstance(state, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
 
 
 def checkpoint_file(model: Mapping[str, Any], step: str, name: str) -> Path | None:
@@ -123,22 +179,38 @@ def checkpoint_config(model: Mapping[str, Any], step: str) -> dict[str, Any] | N
 
 def checkpoint_labels(model: Mapping[str, Any]) -> Sequence[str] | Mapping[str, int | None]:
     """The checkpoint labels a hub or local model's config names, as given (a mapping gives
-    their steps): its revisions, its ``steps``, else its directory's checkpoints."""
+    their steps): its revisions, its ``steps``, else its directory's checkpoints. A local
+    label without a step in its name takes the ``global_step`` of its trainer_state.json."""
     if model["source"] == "hub":
         return model["revisions"]
-    if model.get("steps"):
-        return model["steps"]
-    return list(local_checkpoints(model["path"]))
+    steps = model.get("steps")
+    if isinstance(steps, Mapping) and steps:
+        return steps
+    try:
+        found = local_checkpoints(model["path"])
+    except OSError:
+        if steps:  # listed: planned as listed (a missing directory is reported apart)
+            return steps
+        raise
+    labels = list(steps or found)
+    return {
+        label: (
+            trainer_state_step(found[label])
+            if parse_label(label)[0] is None and label in found
+            else None
+        )
+        for label in labels
+    }
 
 
 def planning_step(model: Mapping[str, Any]) -> str | None:
-    """The checkpoint whose files planning reads: the last by training step of a hub or local
-    model (None when a local model's directory is absent)."""
+    """The checkpoint whose files planning reads: the last of a hub or local model
+    (:func:`repgeom.steps.last_checkpoint`; None when a local model's directory is absent)."""
     try:
         ordered, _ = order_checkpoints(checkpoint_labels(model))
     except OSError:
         return None
-    return ordered[-1].label if ordered else None
+    return last_checkpoint(ordered).label if ordered else None
 
 
 def model_objective(model: Mapping[str, Any]) -> str | None:
@@ -221,3 +293,121 @@ def checkpoint_size(model: Mapping[str, Any], step: str) -> Any:
     except KeyError:
         return None
     return dataclasses.replace(size, saved_dtype=counted[1])  # what is on disk
+
+
+# --- context and vocabulary, from config.json (checked against the tokenizer at plan time) ---
+
+# config keys of the longest input a family reads, first found wins (GPT-2, GPT-J, BigCode:
+# n_positions; most: max_position_embeddings; MPT: max_seq_len; old GPT-2: n_ctx; ChatGLM:
+# seq_length)
+CONTEXT_KEYS = (
+    "n_positions",
+    "max_position_embeddings",
+    "max_seq_len",
+    "n_ctx",
+    "seq_length",
+    "max_sequence_length",
+)
+# families whose position ids start after the padding id (RoBERTa: 514 = 512 + padding_idx 1 + 1)
+PADDING_OFFSET_TYPES = frozenset(
+    {
+        "roberta",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "camembert",
+        "roberta-prelayernorm",
+        "data2vec-text",
+        "mpnet",
+        "longformer",
+        "ibert",
+        "luke",
+        "mluke",
+    }
+)
+# the context of the architectures the workflow trains when their config does not set it
+TRAINED_CONTEXT = {
+    "gpt_neox": ("max_position_embeddings", 2048),
+    "gpt2": ("n_positions", 1024),
+    "llama": ("max_position_embeddings", 2048),
+    "phi3": ("max_position_embeddings", 4096),
+    "qwen2": ("max_position_embeddings", 32768),
+    "bert": ("max_position_embeddings", 512),
+    "roberta": ("max_position_embeddings", 512),
+}
+
+
+def model_context(config: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(positions a model reads, how its config says it) from a config.json (or a trained
+    model's config), or None when it names no limit (relative or ALiBi positions)."""
+    for key in CONTEXT_KEYS:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            break
+    else:
+        return None
+    if config.get("model_type") in PADDING_OFFSET_TYPES:
+        pad = config.get("pad_token_id")
+        pad = 1 if pad is None else int(pad)
+        return value - pad - 1, f"{key} {value} less padding_idx {pad} + 1"
+    return value, f"{key} {value}"
+
+
+def trained_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
+    """What a model the workflow trains has in its config.json, as far as the config says it
+    before training: its architecture's context default and the config's own keys (its
+    vocab_size is the tokenizer's unless the config sets one)."""
+    arch = model["architecture"]
+    cfg = {"model_type": arch, **(model.get("config") or {})}
+    if not any(k in cfg for k in CONTEXT_KEYS):
+        key, default = TRAINED_CONTEXT[arch]
+        cfg[key] = default
+    if arch == "roberta":
+        cfg.setdefault("pad_token_id", 1)  # build_model: the trained tokenizer's <|pad|> is 1
+    return cfg
+
+
+def tokenizer_size(file: Any) -> int | None:
+    """Rows of embedding a tokenizer needs (its largest token id + 1, added tokens included),
+    read from its files without loading it: tokenizer.json, else vocab.json (+
+    added_tokens.json), else vocab.txt. ``file(name)`` is the path of one of its files or None.
+    None when none is there (a sentencepiece model only, a hub revision not in the cache)."""
+
+    def read(name: str) -> Any:
+        path = file(name)
+        try:
+            return _read_json(None if path is None else Path(path))
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def added() -> list[int]:
+        extra = read("added_tokens.json")
+        return [int(i) for i in extra.values()] if isinstance(extra, dict) else []
+
+    tok = read("tokenizer.json")
+    if isinstance(tok, dict):
+        vocab = (tok.get("model") or {}).get("vocab")
+        ids = [int(t["id"]) for t in tok.get("added_tokens") or [] if "id" in t]
+        if isinstance(vocab, dict):
+            ids += [int(i) for i in vocab.values()]
+        elif isinstance(vocab, list):  # Unigram: [piece, score] in id order
+            ids.append(len(vocab) - 1)
+        return max(ids) + 1 if ids else None
+    vocab = read("vocab.json")
+    if isinstance(vocab, dict) and vocab:
+        return max([int(i) for i in vocab.values()] + added()) + 1
+    path = file("vocab.txt")
+    if path is not None and Path(path).is_file():
+        n = len(Path(path).read_text(encoding="utf-8").splitlines())
+        return max([n - 1, *added()]) + 1 if n else None
+    return None
+
+
+def checkpoint_tokenizer_size(model: Mapping[str, Any], step: str) -> int | None:
+    """:func:`tokenizer_size` of the tokenizer saved with one checkpoint of a local or cached
+    hub model (beside its config, or in a sentence-transformers transformer folder)."""
+    sub = transformer_subfolder(_read_json(checkpoint_file(model, step, "modules.json")))
+    for prefix in ("", f"{sub}/") if sub else ("",):
+        size = tokenizer_size(lambda name, p=prefix: checkpoint_file(model, step, p + name))
+        if size is not None:
+            return size
+    return None

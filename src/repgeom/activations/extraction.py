@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from repgeom.activations.checkpoint import model_context
 from repgeom.activations.lens import (
     DECODINGS,
     LensSample,
@@ -98,6 +99,28 @@ def forward_batches(
         valid = torch.from_numpy(valid_np[rows, :width]).to(device)
         out = module(input_ids=ids, attention_mask=valid.long(), output_hidden_states=True, **extra)
         yield rows, ids, valid, out
+
+
+def check_windows_fit(model: PreTrainedModel, windows: Windows, checkpoint: str) -> None:
+    """ValueError (not an IndexError deep in the forward) when the windows are longer than
+    the model's context or hold a token id its input embedding has no row for."""
+    longest = int(windows.lengths.max()) if len(windows.lengths) else 0
+    context = model_context(model.config.to_dict())
+    if context is not None and longest > context[0]:
+        raise ValueError(
+            f"checkpoint {checkpoint} reads at most {context[0]} positions ({context[1]}) but "
+            f"the token windows are {longest} long: set the tokenizer's window ≤ {context[0]}"
+        )
+    embedding = model.get_input_embeddings()
+    rows = getattr(embedding, "num_embeddings", None)
+    valid = np.arange(windows.ids.shape[1])[None, :] < windows.lengths[:, None]
+    top = int(windows.ids[valid].max()) if valid.any() else -1
+    if rows is not None and top >= rows:
+        raise ValueError(
+            f"token id {top} has no row in the {rows}-row input embedding of checkpoint "
+            f"{checkpoint}: the tokens were made with a tokenizer larger than the model's "
+            "vocabulary; use the model's own tokenizer"
+        )
 
 
 def checkpoint_name(model: PreTrainedModel, attrs: Mapping[str, Any] | None) -> str:
@@ -263,6 +286,7 @@ def extract(
     )
     nll, count, computed, checked = 0.0, 0, 0, False
     checkpoint = checkpoint_name(model, attrs)
+    check_windows_fit(model, windows, checkpoint)
     if stacked_transfer is None:
         stacked_transfer = next(model.parameters()).device.type != "cpu"
     plan = length_batches(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from repgeom.activations.checkpoint import checkpoint_config, planning_step
+from repgeom.steps import last_label
 from repgeom.workflow.config import ConfigError
 from repgeom.workflow.paths import PATHS, Paths
 from repgeom.workflow.plan import causal_models
@@ -78,8 +79,10 @@ def _heads(
     extract_corpora: Sequence[str],
     default_corpus: str | None,
     errors: list[str],
+    last: Mapping[str, str] | None = None,
 ) -> tuple[list[tuple[str, str]], str | None, dict[str, int]]:
-    """(model, step) checkpoints whose heads are trained, their corpus, and mem_mb per model."""
+    """(model, step) checkpoints whose heads are trained, their corpus, and mem_mb per model
+    (``last``: each model's last checkpoint as planning decided it)."""
     from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
 
     names = models if heads["models"] is None else heads["models"]
@@ -113,7 +116,7 @@ def _heads(
     for name in names:
         have = list(steps[name])
         if sel == "last":
-            chosen.append((name, have[-1]))
+            chosen.append((name, last[name] if last else last_label(have)))
         elif sel == "all":
             chosen.extend((name, s) for s in have)
         else:
@@ -236,8 +239,10 @@ def study_plan(
     steps: Mapping[str, Sequence[str]],
     extract_corpora: Sequence[str],
     paths: Paths = PATHS,
+    last: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the study builds; ``config`` has the bottleneck defaults filled in.
+    """Everything the study builds; ``config`` has the bottleneck defaults filled in; ``last``:
+    each model's last checkpoint as planning decided it (default: from the labels).
 
     Keys: ``models``, ``skipped`` {model: why it has no place in the study},
     ``eval_corpora``, ``heads`` [(model, step)], ``heads_corpus``, ``heads_mem_mb``
@@ -266,7 +271,7 @@ def study_plan(
         )
     first = eval_corpora[0] if eval_corpora else None
     heads, heads_corpus, heads_mem = _heads(
-        section["heads"], models, steps, config, extract_corpora, first, errors
+        section["heads"], models, steps, config, extract_corpora, first, errors, last
     )
     ngram = _ngram(section["ngram"], models, config, paths, errors)
     if errors:

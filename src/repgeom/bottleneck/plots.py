@@ -260,17 +260,20 @@ def best_vs_final_rows(
     var: str = "eval_loss",
     key_names: Sequence[str] = ("model",),
 ) -> list[dict[str, object]]:
-    """Per model: best checkpoint (lowest loss), final checkpoint (the last in step order:
-    largest step number, or the last listed where a label has none) and the gap final − best
-    (nats) and (final − best)/best. Checkpoints with a NaN loss are ignored. With several
-    ``key_names`` (e.g. model, corpus) the keys of ``losses`` are tuples, one entry per key
-    column."""
+    """Per model: best checkpoint (lowest loss), final checkpoint (the largest step number,
+    never a label without one while numbered ones exist; the last listed where none has one)
+    and the gap final − best (nats) and (final − best)/best. Checkpoints with a NaN loss are
+    ignored. With several ``key_names`` (e.g. model, corpus) the keys of ``losses`` are
+    tuples, one entry per key column."""
     rows = []
     for name, obj in losses.items():
         x, y, labels = _series(obj, var, step_axis(obj) is not None)
         if not len(x):
             raise ValueError(f"{name} has no checkpoint with a finite {var}")
-        b, f = int(np.argmin(y)), len(x) - 1
+        number = dict(zip((str(v) for v in obj["step"].values), step_numbers(obj), strict=True))
+        known = [i for i, label in enumerate(labels) if np.isfinite(number[label])]
+        b = int(np.argmin(y))
+        f = max(known, key=lambda i: number[labels[i]]) if known else len(x) - 1
         rows.append(
             {
                 **_key_cells(name, key_names),

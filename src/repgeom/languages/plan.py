@@ -14,6 +14,7 @@ from typing import Any
 from repgeom.languages.corpora import ORIGINAL_SCRIPT, PAIR_SIDES, derived_name
 from repgeom.languages.readers import find_flores
 from repgeom.languages.transliteration import SCRIPT_LETTERS, script_group
+from repgeom.steps import last_label
 from repgeom.workflow.config import ConfigError, schema_defaults
 from repgeom.workflow.paths import PATHS, Paths
 
@@ -155,9 +156,12 @@ def study_corpora(groups: list[GroupSpec], pairs: list[GroupSpec]) -> list[str]:
 
 
 def study_checkpoints(
-    languages: Mapping[str, Any], steps: Mapping[str, Sequence[str]]
+    languages: Mapping[str, Any],
+    steps: Mapping[str, Sequence[str]],
+    last: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """(model, step) pairs the study runs on: the last step, or every step, of each model."""
+    """(model, step) pairs the study runs on: the last step (``last``: as planning decided
+    it, default from the labels), or every step, of each model."""
     from repgeom.workflow.config import ConfigError
 
     models = languages.get("models")
@@ -170,7 +174,9 @@ def study_checkpoints(
             f"(defined: {sorted(steps)})"
         )
     which = languages.get("steps", "last")
-    return [(m, s) for m in models for s in (steps[m] if which == "all" else steps[m][-1:])]
+    if which == "all":
+        return [(m, s) for m in models for s in steps[m]]
+    return [(m, last[m] if last else last_label(steps[m])) for m in models if steps[m]]
 
 
 FIGURES = ("id_anisotropy", "id_by_scale", "heatmaps", "divergence")
@@ -190,7 +196,10 @@ SELECTION_KEYS = ("groups", "grammaticality", "models", "steps", "scores")
 
 
 def study_plan(
-    config: Mapping[str, Any], steps: Mapping[str, Sequence[str]], paths: Paths = PATHS
+    config: Mapping[str, Any],
+    steps: Mapping[str, Sequence[str]],
+    paths: Paths = PATHS,
+    last: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the languages study builds; ``config`` has its defaults filled and its
     corpora expanded. Keys: ``groups``, ``pairs``, ``checkpoints`` [(model, step)],
@@ -207,7 +216,7 @@ def study_plan(
             f"scales n1 = {n1} (languages.gride_scales = {section['gride_scales']}); choose one"
         )
     groups, pairs = study_groups(section, config["corpora"])
-    checkpoints = study_checkpoints(section, steps)
+    checkpoints = study_checkpoints(section, steps, last)
     corpora = study_corpora(groups, pairs)
     if not corpora:
         checkpoints = []

@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from repgeom.activations.checkpoint import (
+    checkpoint_config,
     checkpoint_labels,
+    checkpoint_links,
     checkpoint_problem,
+    checkpoint_tokenizer_size,
     local_checkpoints,
+    model_context,
     model_objective,
+    planning_step,
+    trained_model_config,
 )
-from repgeom.steps import Checkpoint, checkpoint_steps, order_checkpoints
+from repgeom.steps import Checkpoint, checkpoint_steps, last_checkpoint, order_checkpoints
 from repgeom.workflow.locate import check_hub_revision, hub_weights_cached
 from repgeom.workflow.paths import PATHS, Paths
 
@@ -35,6 +41,19 @@ def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str
     if model["source"] == "train":
         return [Checkpoint(f"step{s}", s) for s in checkpoint_steps(model["training"])], []
     return order_checkpoints(checkpoint_labels(model))
+
+
+def link_notes(name: str, model: Mapping[str, Any]) -> list[str]:
+    """Warnings for the symlinks of a local model's directory to its own checkpoints
+    (``checkpoint-best -> checkpoint-50``), which are that checkpoint and are skipped."""
+    if model["source"] != "local":
+        return []
+    return [
+        f"model {name!r}: {label} -> {target} is a link to checkpoint {target!r} of "
+        f"{model['path']}, not a checkpoint of its own: skipped ({target!r} is planned at its "
+        "own step)"
+        for label, target in checkpoint_links(model["path"]).items()
+    ]
 
 
 def model_steps(model: dict[str, Any]) -> list[str]:
@@ -163,19 +182,17 @@ def hub_release_inputs(
     """(hub model, revision) -> the outputs of every job that loads it: what its release waits
     for. ``readers``: (model, step) -> the outputs of the jobs that load its weights;
     ``tokenized``: tokenizer -> the corpora tokenized with it (a tokenizer taken from a model
-    loads that model's last revision). Both are filled by the studies' rules."""
+    loads that model's last revision: :func:`repgeom.steps.last_checkpoint`). Both are filled
+    by the studies' rules."""
     out = {}
     for name, model in config["models"].items():
         if model["source"] != "hub":
             continue
+        last = last_checkpoint(model_checkpoints(model)[0]).label
         for step in steps[name]:
             needs = list(readers.get((name, step), []))
             for tok, spec in config["tokenizers"].items():
-                if (
-                    spec["kind"] == "from_model"
-                    and spec["model"] == name
-                    and steps[name][-1] == step
-                ):
+                if spec["kind"] == "from_model" and spec["model"] == name and step == last:
                     needs += [paths.tokens(tok, c) for c in tokenized.get(tok, [])]
             if needs:
                 out[(name, step)] = list(dict.fromkeys(needs))
@@ -209,10 +226,16 @@ def local_model_problems(name: str, model: Mapping[str, Any]) -> list[str]:
     listed = list(model.get("steps") or found)
     absent = [s for s in listed if s not in found]
     out = []
+    links = checkpoint_links(root)
     if absent:
+        linked = "".join(
+            f"; {s} is a link to {links[s]} (the same checkpoint): list {links[s]!r}"
+            for s in absent
+            if s in links
+        )
         out.append(
             f"config key 'models.{name}.steps': {absent} not found in {root} (its checkpoints: "
-            f"{list(found)}; a checkpoint is a subdirectory with a config.json)"
+            f"{list(found)}; a checkpoint is a subdirectory with a config.json){linked}"
         )
     for step in listed:
         problem = None if step in absent else checkpoint_problem(model, step)
@@ -264,3 +287,74 @@ def check_inputs(
             except LookupError as err:
                 messages.append(f"config key 'models.{name}.revisions': {err}")
     return commits, downloaded, messages
+
+
+def model_tokenizer_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every model against its tokenizer, from config.json alone, before any job: the
+    tokenizer's window must fit the model's context (positions past it raise IndexError or
+    are read untrained), and every token id it emits must have a row in the model's
+    embedding. A model the workflow trains is sized to its tokenizer unless its ``config``
+    says otherwise; a hub revision not in the cache (a dry run) is skipped: its job checks."""
+    models, tokenizers = config["models"], config["tokenizers"]
+    out = []
+    for name, model in models.items():
+        tok_name = model["tokenizer"]
+        tok = tokenizers.get(tok_name)
+        if tok is None:
+            continue
+        if model["source"] == "train":
+            cfg: Mapping[str, Any] | None = trained_model_config(model)
+            where = f"models.{name}.config"
+        else:
+            step = planning_step(model)
+            cfg = None if step is None else checkpoint_config(model, step)
+            where = f"config.json of its checkpoint {step!r}"
+        if not isinstance(cfg, Mapping):
+            continue
+        context = model_context(cfg)
+        if context is not None and tok["window"] > context[0]:
+            out.append(
+                f"config key 'tokenizers.{tok_name}.window': {tok['window']} tokens, but model "
+                f"{name!r} reads at most {context[0]} positions ({where}: {context[1]}): "
+                "it was never trained on positions past its context (an absolute position "
+                "embedding has no row for them). Set "
+                f"tokenizers.{tok_name}.window ≤ {context[0]}"
+            )
+        rows = cfg.get("vocab_size")
+        size = tokenizer_rows(tok, models)
+        if isinstance(rows, int) and size is not None and size > rows:
+            own = (
+                tok["kind"] == "from_model" and tok["model"] == name and model["source"] != "train"
+            )
+            fix = (
+                "resize the model's embedding to its tokenizer "
+                "(model.resize_token_embeddings(len(tokenizer)); save_pretrained) or save the "
+                "tokenizer it was trained with"
+                if own
+                else f"use the model's own tokenizer (a tokenizer with kind: from_model, "
+                f"model: {name})"
+                + (
+                    f", or remove vocab_size from models.{name}.config (the model is then sized "
+                    "to its tokenizer)"
+                    if model["source"] == "train"
+                    else ""
+                )
+            )
+            out.append(
+                f"config key 'models.{name}.tokenizer': tokenizer {tok_name!r} has {size} "
+                f"tokens but model {name!r} has {rows} embedding rows (vocab_size in {where}): "
+                f"token ids ≥ {rows} have no embedding; {fix}"
+            )
+    return out
+
+
+def tokenizer_rows(tok: Mapping[str, Any], models: Mapping[str, Any]) -> int | None:
+    """Embedding rows a tokenizer needs: a trained tokenizer's configured vocab_size, or the
+    size of a hub or local model's saved tokenizer (None when it is not on disk)."""
+    if tok["kind"] == "train":
+        return int(tok["vocab_size"])
+    source = models.get(tok["model"])
+    if source is None or source["source"] == "train":
+        return None
+    step = planning_step(source)
+    return None if step is None else checkpoint_tokenizer_size(source, step)
