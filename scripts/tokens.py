@@ -6,7 +6,7 @@ from repgeom.data import tokens as T
 from repgeom.data.corpus import read_documents
 from repgeom.data.tokenization import load_tokenizer, special_ids
 from repgeom.provenance import provenance
-from repgeom.runtime import log_to
+from repgeom.runtime import fail, log_to
 
 log_to(snakemake.log[0])
 p = snakemake.params
@@ -42,5 +42,9 @@ else:
             if sep is None:
                 raise ValueError("the tokenizer has no EOS or SEP token to separate documents")
             splits[name] = T.stream_windows(encoded, window, sep, bos)
+        if len(splits[name].lengths) == 0:
+            n = sum(len(d) + (p.corpus["windows"] != "document") for d in encoded)
+            corpus, tokenizer = snakemake.wildcards.corpus, snakemake.wildcards.tokenizer
+            fail(str(T.too_short(corpus, tokenizer, name, n, window, bos)))
 T.write_tokens(snakemake.output[0], splits, attrs)
 print({k: (len(v.lengths), v.n_tokens) for k, v in splits.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -12,9 +13,11 @@ from typing import Any
 
 
 def log_to(path: str | Path | None) -> None:
-    """Send stdout, stderr and logging of this process to a log file (appending)."""
+    """Send stdout, stderr and logging of this process to a log file (appending). A full disk
+    that ends the process is then one line (:func:`one_line_disk_full`), not a traceback."""
     if path is None:
         return
+    sys.excepthook = one_line_disk_full
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     stream = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives with the process
     sys.stdout = sys.stderr = stream
@@ -24,6 +27,32 @@ def log_to(path: str | Path | None) -> None:
         force=True,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+
+
+def one_line_disk_full(kind: type[BaseException], err: BaseException, tb: Any) -> None:
+    """sys.excepthook: an uncaught full disk whose message names the path and the free space
+    (:func:`repgeom.io.disk_full`) is printed as one line, in the log and on the terminal; any
+    other error (a bare ENOSPC too: its traceback says where) as usual."""
+    ours = str(getattr(err, "strerror", "")).startswith("no space left on device writing ")
+    if not (isinstance(err, OSError) and err.errno == errno.ENOSPC and ours):
+        sys.__excepthook__(kind, err, tb)
+        return
+    _say(f"repgeom: {err.strerror or err}")  # the process exits with status 1 after this
+
+
+def _say(line: str) -> None:
+    """One line in the log (stderr) and, when log_to redirected it, on the terminal."""
+    print(line, file=sys.stderr, flush=True)
+    if sys.stderr is not sys.__stderr__:
+        print(line, file=sys.__stderr__, flush=True)
+
+
+def fail(message: str) -> None:
+    """Stop the job with ``repgeom: message`` in the log and on the terminal (no traceback)."""
+    line = f"repgeom: {message}"
+    if sys.stderr is not sys.__stderr__:
+        print(line, file=sys.__stderr__, flush=True)
+    raise SystemExit(line)
 
 
 def set_threads(n: int) -> None:

@@ -13,8 +13,11 @@
   on ``sequence``: ``length`` (its tokens).
 
 Chunks hold one layer × a block of tokens of at least 1 MB; rows are written chunk by chunk as
-they come (memory does not grow with the tokens), padding never enters the store.
-:class:`ActivationStore` reads it for the metrics (the LayerSource protocol).
+they come (memory does not grow with the tokens), padding never enters the store. Every chunk of
+every array ends with its crc32c checksum (Zarr v3's ``crc32c`` codec, layout 3): a chunk whose
+bytes changed raises :class:`~repgeom.io.CorruptStoreError` naming the store and the chunk in
+:class:`ActivationStore`, which reads it for the metrics (the LayerSource protocol); plain xarray
+raises Zarr's ValueError ("Stored and computed checksum do not match").
 """
 
 from __future__ import annotations
@@ -29,11 +32,17 @@ from typing import Any
 import numpy as np
 import zarr
 
+from repgeom.io import CorruptStoreError as CorruptStoreError  # raised by the reads below
+from repgeom.io import checked_read, checksum_codecs, no_space_for
+
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 TOKENS = "hidden_state"
 WIDE = "hidden_state_float32"
 MEANS = "sequence_mean"
-LAYOUT = 2  # attrs["store_layout"]; stores without it were written before xarray could open them
+# attrs["store_layout"]: 2 opens with xarray, 3 adds a crc32c checksum to every chunk; stores
+# without it were written before xarray could open them
+LAYOUT = 3
+READABLE_LAYOUTS = (2, 3)  # layout 2 reads as before, without a checksum to check
 ON_TOKEN = "token_id position token_sequence"  # coordinates of the token dimension
 
 VARIABLE_ATTRS = {
@@ -128,6 +137,10 @@ class LayerWriter:
 
     def _promote(self) -> None:
         self.store.wait()  # the rows written so far are read back below
+        with no_space_for(self.store.path):
+            self._move_to_float32()
+
+    def _move_to_float32(self) -> None:
         old, old_slot = self.array, self.slot
         self.array, self.slot = self.store.float32_slot(self.layer)
         self.dtype = np.dtype(np.float32)
@@ -152,8 +165,9 @@ class StoreWriter:
 
     Chunks are written by one background thread while the caller computes the next batch (at
     most ``PENDING`` writes in flight); :meth:`close` waits for them and re-raises a failed
-    write. Use it as a context manager so that an error stops the writes before the caller
-    removes the unfinished store."""
+    write (a full disk as one line naming the store and the free space). Use it as a context
+    manager so that an error stops the writes before the caller removes the unfinished store.
+    ``checksum=False`` leaves out the crc32c of each chunk (for the benchmark only)."""
 
     PENDING = 16
 
@@ -164,10 +178,14 @@ class StoreWriter:
         hidden_size: int,
         index: Mapping[str, np.ndarray],
         lengths: np.ndarray | None = None,
+        checksum: bool = True,
     ) -> None:
         """``index``: int64 ``token_id``, ``sequence`` and ``position`` of every token;
         ``lengths``: tokens of each sequence, when the store keeps sequence means."""
-        self.root = zarr.open_group(str(path), mode="w")
+        self.path = Path(path)
+        self.checksum = checksum
+        with no_space_for(self.path):
+            self.root = zarr.open_group(str(path), mode="w")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: deque[Future] = deque()
         self.layers = [int(layer) for layer in layers]
@@ -186,9 +204,7 @@ class StoreWriter:
             coords["sequence"] = (["sequence"], np.arange(len(lengths), dtype=np.int64))
             coords["length"] = (["sequence"], np.asarray(lengths, dtype=np.int64))
         for name, (dims, values) in coords.items():
-            self.root.create_array(
-                name, data=np.asarray(values), dimension_names=dims, attributes=VARIABLE_ATTRS[name]
-            )
+            self._small_array(name, np.asarray(values), dims)
         self._create(TOKENS, len(self.layers), n, "float16", ["layer", "token", "hidden"], ON_TOKEN)
         self.tokens = [LayerWriter(self, TOKENS, i) for i in range(len(self.layers))]
         self.means: list[LayerWriter] = []
@@ -202,16 +218,31 @@ class StoreWriter:
         self, name: str, n_layers: int, n_rows: int, dtype: str, dims: list[str], coords: str
     ) -> zarr.Array:
         rows = min(max(1, n_rows), chunk_rows(self.hidden_size, np.dtype(dtype).itemsize))
-        return self.root.create_array(
-            name,
-            shape=(n_layers, n_rows, self.hidden_size),
-            dtype=dtype,
-            chunks=(1, rows, self.hidden_size),
-            compressors=None,
-            fill_value=np.nan,
-            dimension_names=dims,
-            attributes={**VARIABLE_ATTRS[name], "coordinates": coords},
-        )
+        with no_space_for(self.path):
+            return self.root.create_array(
+                name,
+                shape=(n_layers, n_rows, self.hidden_size),
+                dtype=dtype,
+                chunks=(1, rows, self.hidden_size),
+                compressors=checksum_codecs() if self.checksum else None,
+                fill_value=np.nan,
+                dimension_names=dims,
+                attributes={**VARIABLE_ATTRS[name], "coordinates": coords},
+            )
+
+    def _small_array(self, name: str, data: np.ndarray, dims: list[str]) -> zarr.Array:
+        """A coordinate or summary array, written at once (zstd, then the checksum)."""
+        from zarr.codecs import ZstdCodec
+
+        zstd = ZstdCodec(level=0)
+        with no_space_for(self.path):
+            return self.root.create_array(
+                name,
+                data=data,
+                dimension_names=dims,
+                attributes=VARIABLE_ATTRS[name],
+                compressors=checksum_codecs(zstd) if self.checksum else zstd,
+            )
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -222,13 +253,17 @@ class StoreWriter:
     def write(self, array: zarr.Array, where: tuple, data: np.ndarray) -> None:
         """``array[where] = data`` in the background thread."""
         while len(self._pending) >= self.PENDING:
-            self._pending.popleft().result()
+            self._result(self._pending.popleft())
         self._pending.append(self._pool.submit(array.__setitem__, where, data))
+
+    def _result(self, future: Future) -> None:
+        with no_space_for(self.path):  # one line, not zarr's asyncio traceback
+            future.result()
 
     def wait(self) -> None:
         """Wait for every write in flight; re-raises the first that failed."""
         while self._pending:
-            self._pending.popleft().result()
+            self._result(self._pending.popleft())
 
     def float32_slot(self, layer: int) -> tuple[zarr.Array, int]:
         """The float32 array and the slot of a layer moved there (the array grows by one)."""
@@ -243,22 +278,20 @@ class StoreWriter:
     def add_lens(self, results: Mapping[str, np.ndarray], decodings: Sequence[str]) -> None:
         """The logit lens of every layer: ``logit_lens_loss``, ``logit_lens_agreement`` and
         their standard errors (``…_se``), (layer, decoding) (:mod:`repgeom.activations.lens`)."""
-        labels = self.root.create_array(
-            "decoding",
-            shape=(len(decodings),),
-            dtype=str,  # variable-length UTF-8 (a stable Zarr v3 data type)
-            dimension_names=["decoding"],
-            attributes=VARIABLE_ATTRS["decoding"],
-        )
-        labels[:] = np.asarray(decodings)
+        with no_space_for(self.path):
+            labels = self.root.create_array(
+                "decoding",
+                shape=(len(decodings),),
+                dtype=str,  # variable-length UTF-8 (a stable Zarr v3 data type)
+                dimension_names=["decoding"],
+                attributes=VARIABLE_ATTRS["decoding"],
+                compressors=checksum_codecs() if self.checksum else "auto",
+            )
+            labels[:] = np.asarray(decodings)
         for key, values in results.items():
             name = f"logit_lens_{key}"
-            self.root.create_array(
-                name,
-                data=np.asarray(values, dtype=np.float64),
-                dimension_names=["layer", "decoding"],
-                attributes=VARIABLE_ATTRS[name],
-            )
+            values = np.asarray(values, dtype=np.float64)
+            self._small_array(name, values, ["layer", "decoding"])
 
     def close(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Flush every layer, write the attributes and consolidate the metadata; returns the
@@ -267,18 +300,18 @@ class StoreWriter:
             writer.close()
         self.wait()
         self._pool.shutdown()
-        if self.wide:
-            self.root.create_array(
-                "layer_float32",
-                data=np.asarray(self.wide, dtype=np.int64),
-                dimension_names=["layer_float32"],
-                attributes=VARIABLE_ATTRS["layer_float32"],
-            )
-        layout = {"layer_dtypes": [str(w.dtype) for w in self.tokens], "store_layout": LAYOUT}
-        self.root.attrs.update({**attrs, **layout})
-        with warnings.catch_warnings():  # consolidated metadata is not in the Zarr v3 spec (yet)
-            warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(self.root.store)
+        layout = {
+            "layer_dtypes": [str(w.dtype) for w in self.tokens],
+            "store_layout": LAYOUT if self.checksum else 2,  # 2: the same without checksums
+        }
+        with no_space_for(self.path):
+            if self.wide:
+                wide = np.asarray(self.wide, dtype=np.int64)
+                self._small_array("layer_float32", wide, ["layer_float32"])
+            self.root.attrs.update({**attrs, **layout})
+            with warnings.catch_warnings():  # consolidated metadata: not in the Zarr v3 spec yet
+                warnings.simplefilter("ignore", UserWarning)
+                zarr.consolidate_metadata(self.root.store)
         return layout
 
 
@@ -296,7 +329,9 @@ def layer_location(root: zarr.Group, layer: int) -> tuple[zarr.Array, int]:
 
 
 class ActivationStore:
-    """Reads a store written by extraction; implements the LayerSource protocol."""
+    """Reads a store written by extraction; implements the LayerSource protocol. A chunk whose
+    bytes changed since it was written raises :class:`CorruptStoreError` naming the store and
+    the chunk (layout 3; a layout-2 store has no checksum to check)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -304,18 +339,40 @@ class ActivationStore:
             raise FileNotFoundError(f"activation store {self.path} does not exist")
         self.root = zarr.open_group(str(self.path), mode="r")
         self.attrs: dict[str, Any] = dict(self.root.attrs)
-        if self.attrs.get("store_layout") != LAYOUT:
+        if self.attrs.get("store_layout") not in READABLE_LAYOUTS:
             raise OldStoreError(
                 f"{self.path} was written in an older activation-store layout (before it opened "
                 "with xarray); extract it again: delete it and rerun snakemake (a code change "
                 "reruns extraction anyway)"
             )
-        self.layers = [int(v) for v in self.root["layer"][:]]
+        self.checksummed = self.attrs["store_layout"] >= 3
+        self.layers = [int(v) for v in self._whole("layer")]
+        if WIDE in self.root:
+            self._whole("layer_float32")  # its chunks checked before layer_location reads it
         self._location = {layer: layer_location(self.root, layer) for layer in self.layers}
         _, self.n_tokens, self.hidden_size = self.root[TOKENS].shape
-        self.token_id = np.asarray(self.root["token_id"][:])
-        self.sequence = np.asarray(self.root["token_sequence"][:])
-        self.position = np.asarray(self.root["position"][:])
+        self.token_id = self._whole("token_id")
+        self.sequence = self._whole("token_sequence")
+        self.position = self._whole("position")
+
+    def _whole(self, name: str) -> np.ndarray:
+        """A whole (small) array of the store, its chunks checked."""
+        arr = self.root[name]
+        return np.asarray(checked_read(self.path, arr, lambda: arr[...]))
+
+    def _rows(
+        self, arr: zarr.Array, slot: int, read: Any, rows: range | np.ndarray | None = None
+    ) -> np.ndarray:
+        """``read()`` of rows of one slot of a (layer, row, hidden) array, its chunks checked;
+        ``rows``: the rows it reads (None: all), to find a corrupt chunk among theirs."""
+        step = arr.chunks[1]
+        if rows is None:
+            chunks = None
+        elif isinstance(rows, range):
+            chunks = range(rows.start // step, -(-rows.stop // step))
+        else:
+            chunks = np.unique(np.asarray(rows) // step).tolist()
+        return checked_read(self.path, arr, read, [[slot], chunks, None])
 
     def _where(self, layer: int) -> tuple[zarr.Array, int]:
         if layer not in self._location:
@@ -329,7 +386,8 @@ class ActivationStore:
 
     def read_sentences(self, layer: int) -> np.ndarray:
         """Mean over the non-padding tokens of each sequence, (sequence, hidden) float32."""
-        return np.asarray(self.root[MEANS][self.layers.index(layer)], dtype=np.float32)
+        arr, slot = self.root[MEANS], self.layers.index(layer)
+        return np.asarray(self._rows(arr, slot, lambda: arr[slot]), dtype=np.float32)
 
     def dtype(self, layer: int) -> np.dtype:
         """Storage dtype of a layer (float16, or float32 where float16 overflowed)."""
@@ -338,15 +396,19 @@ class ActivationStore:
     def read(self, layer: int, rows: np.ndarray | None = None) -> np.ndarray:
         arr, slot = self._where(layer)
         if rows is None:
-            x = arr[slot]
+            x = self._rows(arr, slot, lambda: arr[slot])
         else:
-            x = arr.get_orthogonal_selection((slot, np.asarray(rows), slice(None)))
+            rows = np.asarray(rows)
+            select = (slot, rows, slice(None))
+            x = self._rows(arr, slot, lambda: arr.get_orthogonal_selection(select), rows)
         return np.asarray(x, dtype=np.float32)
 
     def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
         """Rows start:stop of a layer, float32."""
         arr, slot = self._where(layer)
-        return np.asarray(arr[slot, start:stop], dtype=np.float32)
+        rows = range(max(0, start), max(0, min(stop, self.n_tokens)))
+        x = self._rows(arr, slot, lambda: arr[slot, start:stop], rows)
+        return np.asarray(x, dtype=np.float32)
 
     def iter_blocks(
         self, layer: int, rows: np.ndarray | None = None, block: int = 65536

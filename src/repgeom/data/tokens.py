@@ -1,5 +1,7 @@
 """Token windows: int32 (sequence, position) arrays per split, stored in Zarr (each split a
-group that opens with ``xr.open_zarr(path, group="eval")``)."""
+group that opens with ``xr.open_zarr(path, group="eval")``). Every chunk ends with its crc32c
+checksum: a chunk whose bytes changed raises :class:`~repgeom.io.CorruptStoreError` naming the
+store and the chunk (stores written before, without it, read as they did)."""
 
 from __future__ import annotations
 
@@ -59,6 +61,21 @@ def stream_windows(encoded: list[list[int]], window: int, sep: int, bos: int | N
     return Windows(ids.astype(np.int32), np.full(n, window, dtype=np.int32))
 
 
+def too_short(
+    corpus: str, tokenizer: str, split: str, n_tokens: int, window: int, bos: int | None
+) -> ValueError:
+    """The error for a split of a corpus that yields no window: names the corpus, the tokenizer,
+    the tokens the split has and the window, and what to do."""
+    body = window - (1 if bos is not None else 0)
+    needs = f"{body} tokens + BOS" if bos is not None else f"{body} tokens"
+    return ValueError(
+        f"corpus {corpus!r} is shorter than one token window: its {split} split has {n_tokens} "
+        f"tokens with tokenizer {tokenizer!r} (separators included), one window of {window} "
+        f"needs {needs}; add documents to corpora.{corpus} (or raise its eval_fraction if the "
+        f"eval split is the short one), or lower tokenizers.{tokenizer}.window"
+    )
+
+
 def document_windows(encoded: list[list[int]], window: int, pad: int, bos: int | None) -> Windows:
     """One row per document, truncated to the window and padded (ragged lengths kept)."""
     body = window - (1 if bos is not None else 0)
@@ -85,8 +102,11 @@ def random_windows(
 
 
 def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, Any]) -> None:
-    """Write each split's ids and lengths to a Zarr group, atomically."""
-    from repgeom.io import atomic_path
+    """Write each split's ids and lengths to a Zarr group, atomically, each chunk with its
+    crc32c checksum."""
+    from zarr.codecs import ZstdCodec
+
+    from repgeom.io import atomic_path, checksum_codecs
 
     with atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
@@ -102,12 +122,14 @@ def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, 
                 "ids",
                 data=w.ids,
                 chunks=(rows, w.ids.shape[1]),
+                compressors=checksum_codecs(ZstdCodec(level=0)),
                 dimension_names=["sequence", "position"],
                 attributes={"long_name": "token ids (padding after length)", "units": "1"},
             )
             g.create_array(
                 "lengths",
                 data=w.lengths,
+                compressors=checksum_codecs(ZstdCodec(level=0)),
                 dimension_names=["sequence"],
                 attributes={"long_name": "tokens of the window", "units": "tokens"},
             )
@@ -122,11 +144,15 @@ def read_tokens(
     path: str | Path, split: str, max_tokens: int | None = None, max_sentences: int | None = None
 ) -> Windows:
     """The first sequences of a split: at most ``max_tokens`` tokens and ``max_sentences``
-    sequences (no limit where None)."""
+    sequences (no limit where None). A chunk whose checksum does not match raises
+    :class:`~repgeom.io.CorruptStoreError` naming the store and the chunk."""
+    from repgeom.io import checked_read
+
     root = zarr.open_group(str(path), mode="r")
     if split not in root:
         raise KeyError(f"{path} has no split {split!r}; it has {sorted(root.group_keys())}")
-    lengths = np.asarray(root[split]["lengths"][:])
+    lengths_array = root[split]["lengths"]
+    lengths = np.asarray(checked_read(path, lengths_array, lambda: lengths_array[:]))
     n = len(lengths)
     if max_tokens is not None:
         n = int(np.searchsorted(np.cumsum(lengths), max_tokens, side="right"))
@@ -136,7 +162,10 @@ def read_tokens(
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
         n = min(n, max_sentences)
-    ids = np.asarray(root[split]["ids"][:n])
+    ids_array = root[split]["ids"]
+    step = ids_array.chunks[0]
+    chunks = [range(-(-n // step)), None]
+    ids = np.asarray(checked_read(path, ids_array, lambda: ids_array[:n], chunks))
     return Windows(ids, lengths[:n])
 
 
