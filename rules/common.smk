@@ -20,7 +20,7 @@ from repgeom.workflow.codehash import code_hash
 from repgeom.provenance import config_hash
 from repgeom.workflow import plan
 from repgeom.workflow.paths import PATHS
-from repgeom.steps import unnumbered_warning
+from repgeom.steps import last_checkpoint, unnumbered_warning
 
 ROOT = Path(workflow.basedir)
 SCHEMA = str(ROOT / "config" / "schema.yaml")
@@ -80,6 +80,10 @@ HUB_COMMITS, HUB_DOWNLOADED, _absent = plan.check_inputs(
 )
 for _message in _missing + _absent:
     missing_input(_message)
+# every model against its tokenizer (window within its context, ids within its embedding)
+_mismatched = plan.model_tokenizer_problems(config)
+if _mismatched:
+    stop("\n".join(_mismatched))
 # checkpoints of every model ordered by training step (a label without one is warned about)
 CHECKPOINTS = {}
 for _name, _model in MODELS.items():
@@ -90,7 +94,11 @@ for _name, _model in MODELS.items():
     if _unnumbered:
         _key = "revisions" if _model["source"] == "hub" else "steps"
         warn(unnumbered_warning(_name, _unnumbered, f"models.{_name}.{_key}"))
+    for _note in plan.link_notes(_name, _model):
+        warn(_note)
 STEPS = {m: [c.label for c in v] for m, v in CHECKPOINTS.items()}
+# the last checkpoint of every model: never a label without a step while numbered ones exist
+LAST = {m: last_checkpoint(v).label for m, v in CHECKPOINTS.items()}
 # what gathering jobs record on their step dim (label, step, tokens seen)
 CHECKPOINT_PARAMS = {
     m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()
@@ -197,7 +205,43 @@ def tokenizer_source(name):
     if tok["kind"] == "train":
         return {"path": PATHS.tokenizer(name), "revision": None}
     model = MODELS[tok["model"]]
-    return model_source(tok["model"], STEPS[tok["model"]][-1])
+    return model_source(tok["model"], LAST[tok["model"]])
+
+
+def integrity_released(model):
+    """Whether a hub model's revisions are downloaded one at a time and released by this run
+    (disk.release_hub_revisions): its gate then comes before its gathers, not its extraction,
+    and its distances are not measured (they read every revision at once)."""
+    return (
+        DISK["release_hub_revisions"]
+        and MODELS[model]["source"] == "hub"
+        and any(HUB_DOWNLOADED.get((model, s), False) for s in STEPS[model])
+    )
+
+
+def integrity_gate(wildcards):
+    """The integrity dataset extraction of a model waits for (none for released revisions)."""
+    if integrity_released(wildcards.model):
+        return []
+    return PATHS.integrity(wildcards.model)
+
+
+def labels_key(model):
+    """The config key a model's checkpoint labels are listed under."""
+    source = MODELS[model]["source"]
+    if source == "train":
+        return "training.checkpoints"
+    return "revisions" if source == "hub" else "steps"
+
+
+def checkpoint_dirs(model):
+    """The checkpoint directories of a trained or local model (hub models read the cache)."""
+    if MODELS[model]["source"] == "hub":
+        return []
+    return [
+        plan.checkpoint_location(model, MODELS[model], s, PATHS)[0]
+        for s in STEPS[model]
+    ]
 
 
 def activation_output(path):
@@ -215,8 +259,24 @@ def _studies():
 
 
 def manifest_targets(wildcards=None):
-    """Every final artifact of every study, sorted."""
-    return sorted({str(f) for name in _studies() for f in getattr(rules, name).input})
+    """Every final artifact of every study and every activation store the run keeps (none
+    with disk.temporary_activations: those are deleted), sorted; the manifest lists a store
+    chunk by chunk."""
+    targets = {str(f) for name in _studies() for f in getattr(rules, name).input}
+    if not DISK["temporary_activations"]:
+        targets |= {
+            PATHS.activations(m, s, c)
+            for m in GEOMETRY_MODELS
+            for s in STEPS[m]
+            for c in EXTRACT_CORPORA
+        }
+        # the languages study's aligned corpora at the checkpoints it reads (languages.smk)
+        targets |= {
+            PATHS.activations(m, s, c)
+            for m, s in LANGUAGE_CHECKPOINTS
+            for c in LANGUAGE_CORPORA
+        }
+    return sorted(targets)
 
 
 def producers(paths):

@@ -20,6 +20,8 @@ rule extract:
     input:
         tokens=lambda w: model_tokens(w.model, w.corpus),
         checkpoint=checkpoint_input,
+        fingerprint=PATHS.fingerprint("{model}", "{step}"),
+        integrity=integrity_gate,
     output:
         activation_output(PATHS.activations("{model}", "{step}", "{corpus}")),
     log:

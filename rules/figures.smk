@@ -137,10 +137,20 @@ rule spine:
             model=GEOMETRY_MODELS,
             ext=["png", "pdf"],
         ),
+        [PATHS.fingerprint(m, s) for m in MODELS for s in STEPS[m]],
+        expand(PATHS.integrity("{model}"), model=MODELS),
+        expand(PATHS.metric("weights", "{model}"), model=WEIGHTS_MODELS),
+        expand(
+            PATHS.figure("weights", "{model}", "{ext}"),
+            model=WEIGHTS_MODELS,
+            ext=["png", "pdf"],
+        ),
 
 
 rule manifest:
-    """results/manifest.tsv: path, sha256, size, producing rule, config hash, code hash."""
+    """results/manifest.tsv: path, sha256, size, producing rule, config hash, code hash of
+    every final artifact and of every file (chunk) of the activation stores kept.
+    """
     input:
         manifest_targets,
     output:
@@ -151,7 +161,7 @@ rule manifest:
         PATHS.benchmarks("manifest.tsv")
     conda:
         "../envs/core.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=1000,
     params:

@@ -55,11 +55,12 @@ rule similarity:
 rule gather_metric:
     """One metric of one model gathered over steps and corpora."""
     input:
-        lambda w: [
+        datasets=lambda w: [
             PATHS.metric(w.metric, w.model, s, c)
             for s in STEPS[w.model]
             for c in EXTRACT_CORPORA
         ],
+        integrity=lambda w: PATHS.integrity(w.model),
     output:
         PATHS.metric("{metric}", "{model}"),
     log:

@@ -21,6 +21,9 @@ attrs = provenance(
     model=p.model,
     corpus_sha256=json.dumps({c: stores[(steps[-1], c)].attrs["corpus_sha256"] for c in p.corpora}),
     model_source=json.dumps({s: stores[(s, p.corpora[0])].attrs["model_source"] for s in steps}),
+    checkpoint_fingerprint=json.dumps(
+        {s: stores[(s, p.corpora[0])].attrs.get("checkpoint_fingerprint", "") for s in steps}
+    ),
 )
 loss = eval_loss_dataset({k: s.attrs for k, s in stores.items()}, checkpoints, p.corpora, attrs)
 write_dataset(with_model(loss, p.model), snakemake.output.eval_loss)

@@ -1,6 +1,7 @@
 """Snakemake adapter: hidden states of one checkpoint on one corpus, written to Zarr."""
 
 import json
+from pathlib import Path
 
 from repgeom.activations.extraction import extract
 from repgeom.activations.lens import LensSample
@@ -31,6 +32,7 @@ attrs = provenance(
     model_source=json.dumps(p.source),
     device=str(device),
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
+    checkpoint_fingerprint=json.loads(Path(snakemake.input.fingerprint).read_text())["fingerprint"],
 )
 lens = None if p.logit_lens is None else LensSample(**p.logit_lens)
 summary = extract(model, windows, snakemake.output[0], cfg["batch_size"], attrs, p.eval_loss, lens)

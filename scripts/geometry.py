@@ -10,7 +10,6 @@ from repgeom.runtime import log_to
 log_to(snakemake.log[0])
 store = ActivationStore(snakemake.input[0])
 options = build(GeometryOptions, snakemake.params.options, where="metrics.geometry")
-keys = ("model", "step", "corpus", "corpus_sha256", "model_source")
 for name, ds in geometry_datasets(store, options).items():
-    ds.attrs.update(provenance(snakemake.params.options, **{k: store.attrs[k] for k in keys}))
+    ds.attrs.update(provenance(snakemake.params.options, **store.provenance()))
     write_dataset(ds, snakemake.output[name])

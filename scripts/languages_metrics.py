@@ -21,6 +21,7 @@ attrs = provenance(
     model=p.model,
     step=p.step,
     model_source=first.attrs["model_source"],
+    checkpoint_fingerprint=first.attrs.get("checkpoint_fingerprint", ""),
     corpus_sha256=json.dumps({c: s.attrs["corpus_sha256"] for c, s in stores.items()}),
     id_estimator=o["id_estimator"],
     id_sample=o["id_sample"],

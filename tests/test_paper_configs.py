@@ -106,7 +106,8 @@ def test_shape_of_learning_plans_pythia_over_training_and_the_encoders(tmp_path)
     assert sorted(models) == sorted([*pythia, "bert-base", "roberta-base"])
     for name in pythia:
         assert models[name]["id"] == f"EleutherAI/{name}"
-        assert_checkpoints(models[name], ["step0", *PYTHIA_LOG, *PYTHIA_THOUSANDS])
+        # step1 and step2 serve step0's weights (EleutherAI/pythia #83, #198): not swept
+        assert_checkpoints(models[name], ["step0", *PYTHIA_LOG[2:], *PYTHIA_THOUSANDS])
         assert models[name]["tokenizer"] == "pythia"
     assert p.config["tokenizers"]["pythia"]["model"] in pythia
     assert models["bert-base"]["id"] == "google-bert/bert-base-uncased"
@@ -200,6 +201,7 @@ def allowed_rules(cfg: dict) -> set[str]:
     rules |= {"shape_of_learning_scale_figure"}
     rules |= {"similarity", "similarity_layers_figure", "similarity_to_final_figure"}
     rules |= {"alpha_req_figure"}
+    rules |= {"fingerprint", "integrity", "weights", "weights_figure"}  # checkpoint integrity
     rules |= {f"train_{m}" for m, v in models.items() if v["source"] == "train"}
     rules |= (
         {"train_tokenizer"}

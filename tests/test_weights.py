@@ -37,11 +37,11 @@ EMBED = "gpt_neox.embed_in.weight"
 FROZEN = "gpt_neox.final_layer_norm.weight"  # the same in every checkpoint: never a partial
 
 
-def tiny_neox(seed: int = 0):
+def tiny_neox(seed: int = 0, vocab: int = VOCAB):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     torch.manual_seed(seed)
-    return GPTNeoXForCausalLM(GPTNeoXConfig(**TINY, vocab_size=VOCAB)).eval()
+    return GPTNeoXForCausalLM(GPTNeoXConfig(**TINY, vocab_size=vocab)).eval()
 
 
 def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], config: Path) -> Path:
@@ -60,12 +60,10 @@ def perturbed(tensors: dict[str, torch.Tensor], seed: int, scale: float) -> dict
     }
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
+def build_run(root: Path, vocab: int = VOCAB) -> Path:
     """A local run: step1 a byte copy of step0, step2 step0 resharded, step4/step16 close to
     each other, step8 far from both (a planted jump) holding step16's embedding."""
-    root = tmp_path_factory.mktemp("run")
-    model = tiny_neox()
+    model = tiny_neox(vocab=vocab)
     model.save_pretrained(root / "step0")
     shutil.copytree(root / "step0", root / "step1")
     model.save_pretrained(root / "step2", max_shard_size="8KB")
@@ -79,6 +77,11 @@ def run(tmp_path_factory) -> Path:
     for label, tensors in (("step4", step4), ("step8", step8), ("step16", step16)):
         write_checkpoint(root / label, tensors, config)
     return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return build_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")

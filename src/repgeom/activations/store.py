@@ -43,6 +43,15 @@ MEANS = "sequence_mean"
 # without it were written before xarray could open them
 LAYOUT = 3
 READABLE_LAYOUTS = (2, 3)  # layout 2 reads as before, without a checksum to check
+# what every dataset derived from a store records of it (ActivationStore.provenance)
+PROVENANCE_KEYS = (
+    "model",
+    "step",
+    "corpus",
+    "corpus_sha256",
+    "model_source",
+    "checkpoint_fingerprint",
+)
 ON_TOKEN = "token_id position token_sequence"  # coordinates of the token dimension
 
 VARIABLE_ATTRS = {
@@ -373,6 +382,11 @@ class ActivationStore:
         else:
             chunks = np.unique(np.asarray(rows) // step).tolist()
         return checked_read(self.path, arr, read, [[slot], chunks, None])
+
+    def provenance(self) -> dict[str, Any]:
+        """What a dataset derived from the store records of it: model, step, corpus, their
+        sources and the checkpoint's weight fingerprint (those the store has)."""
+        return {k: self.attrs[k] for k in PROVENANCE_KEYS if k in self.attrs}
 
     def _where(self, layer: int) -> tuple[zarr.Array, int]:
         if layer not in self._location:

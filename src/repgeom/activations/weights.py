@@ -306,6 +306,27 @@ class StoredWeights:
         return tuple(sorted(os.path.realpath(p) for p in self.files))
 
 
+def checkpoint_directory(path_or_id: str, revision: str | None, commit: str | None) -> Path:
+    """The directory of one checkpoint: a local one as it is; a hub revision's snapshot in the
+    HF cache (its config and weight files fetched when not cached, unless HF_HUB_OFFLINE)."""
+    if revision is None:
+        return Path(path_or_id)
+    from huggingface_hub import snapshot_download
+
+    for weights in ("*.safetensors", "*.bin"):  # safetensors first, as transformers loads them
+        folder = Path(
+            snapshot_download(
+                path_or_id, revision=commit or revision, allow_patterns=["*.json", weights]
+            )
+        )
+        try:
+            stored_weight_files(folder)
+        except FileNotFoundError:
+            continue
+        return folder
+    return folder  # the caller's read names what is missing
+
+
 def _weights(source: str | Path | StoredWeights) -> StoredWeights:
     return source if isinstance(source, StoredWeights) else StoredWeights(source)
 
@@ -581,26 +602,102 @@ def _attrs(long_name: str, units: str = "1") -> dict[str, str]:
     return {"long_name": long_name, "units": units}
 
 
-def weights_dataset(
-    checkpoints: Sequence[tuple[str | Checkpoint, str | Path]],
-    model: str = "",
-    factor: float = DISCONTINUITY_FACTOR,
-    threads: int = 1,
-) -> xr.Dataset:
-    """The ``weights`` dataset of a model's (label, directory) checkpoints in training order."""
-    ckpts = as_checkpoints([c for c, _ in checkpoints])
-    dirs = [Path(d) for _, d in checkpoints]
-    labels = [c.label for c in ckpts]
-    n = len(labels)
+def weight_record(weights: CheckpointWeights) -> dict[str, Any]:
+    """A checkpoint's fingerprints as JSON (what the fingerprint job writes)."""
+    return {
+        "version": FINGERPRINT_VERSION,
+        "fingerprint": weights.fingerprint,
+        "tensors": dict(weights.tensors),
+        "files": list(weights.files),
+    }
+
+
+def read_weight_record(record: Mapping[str, Any]) -> CheckpointWeights:
+    """The :class:`CheckpointWeights` of a :func:`weight_record`; ValueError for another
+    fingerprint version (the record was written by another repgeom)."""
+    if record.get("version") != FINGERPRINT_VERSION:
+        raise ValueError(
+            f"fingerprint record of version {record.get('version')!r}, expected "
+            f"{FINGERPRINT_VERSION!r}: delete it and rerun snakemake"
+        )
+    return CheckpointWeights(
+        str(record["fingerprint"]), dict(record["tensors"]), tuple(record.get("files", ()))
+    )
+
+
+def sweep_fingerprints(
+    directories: Sequence[str | Path], threads: int = 1
+) -> list[CheckpointWeights]:
+    """Fingerprints of a sweep; hub revisions resolving to the same blobs are hashed once."""
     by_files: dict[tuple[str, ...], CheckpointWeights] = {}
     prints = []
-    for d in dirs:  # hub revisions resolving to the same blobs are hashed once
+    for d in directories:
         weights = StoredWeights(d)
         key = weights.real_files()
         if key not in by_files:
             by_files[key] = fingerprint_checkpoint(weights, threads)
         prints.append(by_files[key])
+    return prints
+
+
+def integrity_dataset(
+    checkpoints: Sequence[str | Checkpoint], prints: Sequence[CheckpointWeights], model: str = ""
+) -> xr.Dataset:
+    """Fingerprints, duplicates and partial duplicates of a model's checkpoints (in training
+    order) over ``step``: what the gate reads, from the fingerprints alone."""
+    ckpts = as_checkpoints(checkpoints)
+    labels = [c.label for c in ckpts]
     dups = find_duplicates(labels, prints)
+    data_vars: dict[str, Any] = {
+        "fingerprint": (
+            "step",
+            np.array([p.fingerprint for p in prints], dtype=object),
+            _attrs("sha256 over the sorted (tensor name, tensor sha256) pairs", ""),
+        ),
+        "n_tensors": ("step", [len(p.tensors) for p in prints], _attrs("tensors stored", "")),
+        "duplicate_of": (
+            "step",
+            np.array([dups.duplicate_of[x] for x in labels], dtype=object),
+            _attrs("earliest checkpoint with identical weights ('' = none)", ""),
+        ),
+        "partial_duplicate_of": (
+            "step",
+            np.array([dups.partial_duplicate_of[x] for x in labels], dtype=object),
+            _attrs("later checkpoint sharing tensors with this one ('' = none)", ""),
+        ),
+        "partial_duplicate_tensors": (
+            "step",
+            np.array([",".join(dups.partial_tensors[x]) for x in labels], dtype=object),
+            _attrs("tensors shared with partial_duplicate_of, comma-separated", ""),
+        ),
+    }
+    return xr.Dataset(
+        data_vars,
+        coords=step_coords(ckpts),
+        attrs={
+            "model": model,
+            "fingerprint": (
+                "tensor: sha256 over dtype, shape and stored bytes (name excluded); checkpoint: "
+                "sha256 over the sorted (name, tensor sha256) pairs"
+            ),
+        },
+    )
+
+
+def weights_dataset(
+    checkpoints: Sequence[tuple[str | Checkpoint, str | Path]],
+    model: str = "",
+    factor: float = DISCONTINUITY_FACTOR,
+    threads: int = 1,
+    prints: Sequence[CheckpointWeights] | None = None,
+) -> xr.Dataset:
+    """The ``weights`` dataset of a model's (label, directory) checkpoints in training order:
+    :func:`integrity_dataset` and the distances (``prints``: fingerprints already taken)."""
+    ckpts = as_checkpoints([c for c, _ in checkpoints])
+    dirs = [Path(d) for _, d in checkpoints]
+    n = len(ckpts)
+    prints = list(prints) if prints is not None else sweep_fingerprints(dirs, threads)
+    base = integrity_dataset(ckpts, prints, model)
     fps = [p.fingerprint for p in prints]
     stats, norms, count = sweep_stats(dirs, fps, threads)
 
@@ -646,29 +743,7 @@ def weights_dataset(
         "previous": "the previous checkpoint",
         "last": "the last checkpoint",
     }
-    data_vars: dict[str, Any] = {
-        "fingerprint": (
-            "step",
-            np.array(fps, dtype=object),
-            _attrs("sha256 over the sorted (tensor name, tensor sha256) pairs", ""),
-        ),
-        "n_tensors": ("step", [len(p.tensors) for p in prints], _attrs("tensors stored", "")),
-        "duplicate_of": (
-            "step",
-            np.array([dups.duplicate_of[x] for x in labels], dtype=object),
-            _attrs("earliest checkpoint with identical weights ('' = none)", ""),
-        ),
-        "partial_duplicate_of": (
-            "step",
-            np.array([dups.partial_duplicate_of[x] for x in labels], dtype=object),
-            _attrs("later checkpoint sharing tensors with this one ('' = none)", ""),
-        ),
-        "partial_duplicate_tensors": (
-            "step",
-            np.array([",".join(dups.partial_tensors[x]) for x in labels], dtype=object),
-            _attrs("tensors shared with partial_duplicate_of, comma-separated", ""),
-        ),
-    }
+    data_vars: dict[str, Any] = {}
     for key, text in where.items():
         data_vars[f"distance_to_{key}"] = (
             "step",
@@ -702,25 +777,19 @@ def weights_dataset(
             f"farther than {factor:g}× the distance between its neighbours from each of them", ""
         ),
     )
-    coords: dict[str, Any] = dict(step_coords(ckpts))
-    coords["group"] = ("group", list(GROUPS), _attrs("tensor group (by tensor name)", ""))
-    coords["n_parameters"] = ("group", count, _attrs("floating-point elements measured", ""))
-    return xr.Dataset(
-        data_vars,
-        coords=coords,
-        attrs={
-            "model": model,
-            "discontinuity_factor": float(factor),
-            "fingerprint": (
-                "tensor: sha256 over dtype, shape and stored bytes (name excluded); checkpoint: "
-                "sha256 over the sorted (name, tensor sha256) pairs"
-            ),
-            "distances": (
-                "float64 sums over the floating-point parameters stored (buffers excluded), "
-                "tensor by tensor"
-            ),
-        },
+    coords: dict[str, Any] = {
+        "group": ("group", list(GROUPS), _attrs("tensor group (by tensor name)", "")),
+        "n_parameters": ("group", count, _attrs("floating-point elements measured", "")),
+    }
+    out = base.assign(data_vars).assign_coords(coords)
+    out.attrs.update(
+        discontinuity_factor=float(factor),
+        distances=(
+            "float64 sums over the floating-point parameters stored (buffers excluded), "
+            "tensor by tensor"
+        ),
     )
+    return out
 
 
 def _join(labels: Sequence[str]) -> str:

@@ -21,7 +21,14 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import FuncFormatter
 
-from repgeom.plots.common import format_step_axis, step_axis, step_numbers, step_positions
+from repgeom.plots.common import (
+    duplicate_labels,
+    format_step_axis,
+    mark_duplicates,
+    step_axis,
+    step_numbers,
+    step_positions,
+)
 
 PANEL_LABELS = {
     "singular_entropy": "singular entropy (nat)",
@@ -49,6 +56,12 @@ def _series(
     return x[ok][order], y[ok][order], [labels[i] for i in np.flatnonzero(ok)[order]]
 
 
+def _duplicates(obj: xr.Dataset | xr.DataArray, labels: Sequence[str]) -> list[str]:
+    """``duplicate_of`` of the checkpoints ``labels`` (as :func:`_series` returns them)."""
+    dup = dict(zip((str(s) for s in obj["step"].values), duplicate_labels(obj), strict=True))
+    return [dup[label] for label in labels]
+
+
 def _label(obj: xr.Dataset | xr.DataArray, var: str) -> str:
     da = obj[var] if isinstance(obj, xr.Dataset) else obj
     name = da.attrs.get("long_name", var)
@@ -69,10 +82,11 @@ def eval_loss_vs_step(
     label = var
     ticks = step_axis(*losses.values())
     for name, obj in losses.items():
-        x, y, _ = _series(obj, var, ticks is not None)
+        x, y, labels = _series(obj, var, ticks is not None)
         if not len(x):
             continue
         (line,) = ax.plot(x, y, marker="o", ms=3, label=str(name))
+        mark_duplicates(ax, x, y, _duplicates(obj, labels), line.get_color())
         best = int(np.argmin(y))
         ax.plot(x[best], y[best], marker="*", ms=13, color=line.get_color(), mec="black", mew=0.6)
         label = _label(obj, var)
@@ -154,8 +168,10 @@ def entropy_cosine_loss_vs_step(
         for j, (name, ds) in enumerate(series.items()):
             if var not in ds:
                 continue
-            x, y, _ = _series(ds, var, ticks is not None)
-            ax.plot(x, y, marker="o", ms=3, color=colors[j % len(colors)], label=str(name))
+            x, y, labels = _series(ds, var, ticks is not None)
+            color = colors[j % len(colors)]
+            ax.plot(x, y, marker="o", ms=3, color=color, label=str(name))
+            mark_duplicates(ax, x, y, _duplicates(ds, labels), color)
             label = PANEL_LABELS.get(var) or _label(ds, var)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import xarray as xr
 
 from repgeom.steps import Checkpoint, as_checkpoints, step_coords
@@ -35,3 +36,19 @@ def with_model(ds: xr.Dataset, model: str) -> xr.Dataset:
     out = ds.assign_coords(model=model)
     out["model"].attrs = {"long_name": "model (name in the config)", "units": "1"}
     return out
+
+
+def with_integrity(ds: xr.Dataset, integrity: xr.Dataset) -> xr.Dataset:
+    """The dataset with each checkpoint's weight ``fingerprint`` and ``duplicate_of`` (the
+    earliest checkpoint with identical weights, '' where none) as coordinates on ``step``, from
+    the model's integrity dataset: figures draw kept duplicates apart, by these."""
+    by_label = {str(s): i for i, s in enumerate(integrity["step"].values)}
+    missing = [str(s) for s in ds["step"].values if str(s) not in by_label]
+    if missing:
+        raise KeyError(f"checkpoints {missing} are not in the integrity dataset")
+    rows = [by_label[str(s)] for s in ds["step"].values]
+    coords = {}
+    for name in ("fingerprint", "duplicate_of"):
+        values = np.asarray(integrity[name].values, dtype=str)[rows]
+        coords[name] = ("step", values.astype(object), dict(integrity[name].attrs))
+    return ds.assign_coords(coords)

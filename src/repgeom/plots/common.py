@@ -130,13 +130,17 @@ def mark_duplicates(
     color: object = "black",
     marker: str = "o",
     markersize: float = 5.0,
+    legend: bool = True,
 ) -> plt.Line2D | None:
-    """Draw kept duplicates (``duplicate_of`` not '') hollow over a line's markers."""
+    """Draw kept duplicates (``duplicate_of`` not '') hollow over a line's markers; the first
+    on an axes carries the legend entry (unless ``legend`` is False)."""
     dup = np.array([str(d) != "" for d in np.asarray(duplicate_of)], dtype=bool)
     y = np.asarray(values, dtype=np.float64)
     dup &= np.isfinite(y)
     if not dup.any():
         return None
+    first = legend and not any(a.get_gid() == "duplicates" for a in ax.get_lines())
+    label = "same weights as an earlier checkpoint" if first else "_nolegend_"
     (line,) = ax.plot(
         np.asarray(x, dtype=np.float64)[dup],
         y[dup],
@@ -148,5 +152,14 @@ def mark_duplicates(
         markeredgewidth=1.2,
         zorder=3,
         gid="duplicates",
+        label=label,
     )
     return line
+
+
+def duplicate_labels(obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Per checkpoint along ``step``: the earlier checkpoint whose weights it repeats (the
+    ``duplicate_of`` coordinate gathered datasets carry), '' where none or not known."""
+    if "duplicate_of" in obj.coords:
+        return np.asarray(obj["duplicate_of"].values, dtype=str)
+    return np.full(obj.sizes["step"], "", dtype=object)

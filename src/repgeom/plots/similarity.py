@@ -13,7 +13,13 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
-from repgeom.plots.common import format_step_axis, step_axis, step_positions
+from repgeom.plots.common import (
+    duplicate_labels,
+    format_step_axis,
+    mark_duplicates,
+    step_axis,
+    step_positions,
+)
 
 ESTIMATORS = {"cka_layers": "standard", "cka_layers_debiased": "debiased"}
 TO_FINAL = {"cka_to_final": "standard", "cka_to_final_debiased": "debiased"}
@@ -119,6 +125,7 @@ def cka_to_final_by_step(
             for layer, color in zip(layers, colors, strict=True):
                 y = ds[var].sel(corpus=corpus, layer=layer).values
                 ax.plot(x, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
+                mark_duplicates(ax, x, y, duplicate_labels(ds), color)
             format_step_axis(ax, ticks)
             label = TO_FINAL.get(var, var)
             ax.set_title(f"{title + ' · ' if title else ''}{corpus} · {label}", fontsize=9)
@@ -156,6 +163,7 @@ def alpha_req_by_step(
         for layer, color in zip(layers, colors, strict=True):
             y = da.sel(corpus=corpus, layer=layer).values
             ax.plot(x, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
+            mark_duplicates(ax, x, y, duplicate_labels(ds), color)
         format_step_axis(ax, ticks)
         where = f"{corpus} · {positions}" if "positions" in ds[var].dims else corpus
         ax.set_title(f"{title + ' · ' if title else ''}{where}", fontsize=9)

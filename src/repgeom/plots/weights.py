@@ -66,7 +66,7 @@ def _plot_marked(
 ) -> None:
     """A line with filled markers, its duplicates drawn hollow over them."""
     ax.plot(x, y, marker=marker, ms=3.5, lw=1.2, color=color, label=label)
-    mark_duplicates(ax, x, y, dup, color=color, marker=marker, markersize=3.5)
+    mark_duplicates(ax, x, y, dup, color=color, marker=marker, markersize=3.5, legend=False)
 
 
 def _count(n: int, one: str, many: str) -> str:

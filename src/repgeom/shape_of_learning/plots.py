@@ -8,7 +8,14 @@ import xarray as xr
 from matplotlib.ticker import MaxNLocator
 
 from repgeom.metrics.estimators import repeat_spread
-from repgeom.plots.common import format_step_axis, step_axis, step_colors, step_positions
+from repgeom.plots.common import (
+    duplicate_labels,
+    format_step_axis,
+    mark_duplicates,
+    step_axis,
+    step_colors,
+    step_positions,
+)
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
 
@@ -106,6 +113,7 @@ def by_step(datasets: dict[str, xr.Dataset], var: str, positions: str = "all") -
             color = cmap(0.9 * li / max(1, len(layers) - 1))
             y = mean.sel(layer=layer).values
             ax.plot(steps, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
+            mark_duplicates(ax, steps, y, duplicate_labels(ds), color)
             if spread is not None:
                 e = spread.sel(layer=layer).values
                 ax.fill_between(steps, y - e, y + e, color=color, alpha=0.15, lw=0)

@@ -47,6 +47,14 @@ class Paths:
         """What the release of a hub revision recorded."""
         return self.results(f"hub/{model}/{step}.json")
 
+    def fingerprint(self, model: str, step: str) -> str:
+        """The fingerprints of one checkpoint's stored weights (JSON)."""
+        return self.results(f"weights/{model}/{step}.json")
+
+    def integrity(self, model: str) -> str:
+        """A model's fingerprints and duplicates over its checkpoints: the gate's dataset."""
+        return self.results(f"weights/{model}/integrity.nc")
+
     def activations(self, model: str, step: str, corpus: str) -> str:
         return self.results(f"activations/{model}/{step}/{corpus}.zarr")
 
