@@ -304,3 +304,17 @@ def test_workflow_manifest_covers_every_store_chunk_by_chunk(run_dir, tmp_path):
         ActivationStore(copy / chunk.split("/hidden_state/")[0]).read_rows(
             int(chunk.split("/")[-3]), 0, 10**9
         )
+
+
+def test_the_heads_features_read_a_corrupt_chunk_by_name(tmp_path):
+    """The softmax-bottleneck heads read activation stores through the same checked reader."""
+    from repgeom.bottleneck.features import next_token_blocks
+
+    path = tmp_path / "c.zarr"
+    x = write_store(path)
+    blocks = list(next_token_blocks(path, 1, block=1000))
+    assert sum(len(f) for f, _ in blocks) == N - 30  # every row but each sequence's last
+    np.testing.assert_array_equal(blocks[0][0][:5], x[1, :5].astype(np.float16))
+    corrupt(path / "hidden_state" / "c" / "1" / "1" / "0")
+    with pytest.raises(CorruptStoreError, match=f"{path}: chunk hidden_state/c/1/1/0"):
+        list(next_token_blocks(path, 1, block=1000))

@@ -149,3 +149,29 @@ def test_param_edit_reruns_only_dependent_jobs(run_dir, tmp_path):
     edited.write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake(run_dir, edited, "-n", "languages"))
     assert jobs == {"languages_metrics": 1, "languages_figures": 1, "languages": 1}
+
+
+def test_the_test_config_has_no_duplicate_checkpoints(run_dir):
+    """The test config's trained models: every checkpoint's weights differ (the schedule's first
+    update has a learning rate above 0), each store records its checkpoint's fingerprint."""
+    for model in ("decoder", "encoder"):
+        ds = read_dataset(run_dir / f"results/metrics/weights/{model}.nc")
+        assert set(ds["duplicate_of"].values) == {""}
+        assert set(ds["partial_duplicate_of"].values) == {""}
+        assert len(set(ds["fingerprint"].values)) == ds.sizes["step"]
+        assert not ds["discontinuity"].values.any()
+        assert (ds["distance_to_first"].values[1:] > 0).all()
+        gate = read_dataset(run_dir / f"results/weights/{model}/integrity.nc")
+        assert list(gate["fingerprint"].values) == list(ds["fingerprint"].values)
+        for step, fingerprint in zip(ds["step"].values, ds["fingerprint"].values, strict=True):
+            store = ActivationStore(run_dir / f"results/activations/{model}/{step}/docs.zarr")
+            assert store.attrs["checkpoint_fingerprint"] == fingerprint
+        aniso = read_dataset(run_dir / f"results/metrics/anisotropy/{model}.nc")
+        assert aniso.attrs.get("checkpoint_fingerprint") is None  # per step: a coordinate
+        assert list(aniso["fingerprint"].values) == list(ds["fingerprint"].values)
+    check_figure(
+        run_dir,
+        run_dir / "results/figures/weights/decoder.png",
+        "weights_figure",
+        ["results/metrics/weights/decoder.nc"],
+    )

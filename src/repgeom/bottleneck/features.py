@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from repgeom.activations.store import StoreWriter, layer_location
+from repgeom.activations.store import ActivationStore, StoreWriter
 from repgeom.data.tokens import Windows
+from repgeom.io import checked_read
 
 
 def final_layer(attrs: dict[str, Any], layers: list[int]) -> tuple[int, str]:
@@ -65,14 +66,17 @@ def sample_windows(path: str | Path, split: str, n_targets: int, seed: int = 0) 
     root = zarr.open_group(str(path), mode="r")
     if split not in root:
         raise KeyError(f"{path} has no split {split!r}; it has {sorted(root.group_keys())}")
-    lengths = np.asarray(root[split]["lengths"][:])
+    group = root[split]
+    lengths = np.asarray(checked_read(path, group["lengths"], lambda: group["lengths"][:]))
     counts = target_counts(lengths)
     if counts.sum() == 0:
         raise ValueError(f"the {split} split of {path} has no window of two tokens or more")
     order = np.random.default_rng(np.random.SeedSequence([seed, 3])).permutation(len(lengths))
     n = int(np.searchsorted(np.cumsum(counts[order]), n_targets)) + 1
     rows = np.sort(order[: min(n, len(order))])
-    ids = root[split]["ids"].get_orthogonal_selection((rows, slice(None)))
+    ids = checked_read(
+        path, group["ids"], lambda: group["ids"].get_orthogonal_selection((rows, slice(None)))
+    )
     return Windows(np.asarray(ids), lengths[rows])
 
 
@@ -135,16 +139,14 @@ def next_token_blocks(
     """
     if block < 1:
         raise ValueError(f"block must be ≥ 1, got {block}")
-    root = zarr.open_group(str(path), mode="r")
-    hidden, slot = layer_location(root, layer)
-    token_id, sequence, position = root["token_id"], root["token_sequence"], root["position"]
-    n = hidden.shape[1]
+    store = ActivationStore(path)  # every read checked against its chunk's checksum
+    n = store.n_tokens
     for start in range(0, n, block):
         stop = min(n, start + block)
         ahead = min(n, stop + 1)
-        tok = np.asarray(token_id[start:ahead])
-        seq = np.asarray(sequence[start:ahead])
-        pos = np.asarray(position[start:ahead])
+        tok = store.token_id[start:ahead]
+        seq = store.sequence[start:ahead]
+        pos = store.position[start:ahead]
         m = stop - start
         has_next = np.zeros(m, dtype=bool)
         k = ahead - start - 1  # rows whose successor was read
@@ -153,5 +155,5 @@ def next_token_blocks(
             continue
         nxt = np.full(m, -1, dtype=np.int64)
         nxt[:k] = tok[1 : k + 1]
-        x = np.asarray(hidden[slot, start:stop], dtype=np.float32)[has_next]
+        x = store.read_rows(layer, start, stop)[has_next]
         yield x, nxt[has_next]

@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import xarray as xr
+import zarr
 
+from repgeom.io import checked_read
 from repgeom.metrics.gather import gather, with_model
 from repgeom.steps import Checkpoint
 
@@ -28,7 +30,13 @@ def store_lens(path: str | Path) -> xr.Dataset:
             f"{path} holds no logit lens ({', '.join(missing)} absent): its model has no causal "
             "LM head or was not in logit_lens.models when it was extracted"
         )
-    out = ds[list(VARIABLES)].load()
+    try:
+        out = ds[list(VARIABLES)].load()
+    except ValueError:  # a chunk failing its checksum: name the store and the chunk
+        root = zarr.open_group(str(path), mode="r")
+        for name in VARIABLES:
+            checked_read(path, root[name], lambda a=root[name]: a[...])
+        raise
     out["logit_lens_tokens"] = ((), int(ds.attrs["logit_lens_tokens"]))
     out["logit_lens_tokens"].attrs = {"long_name": "positions decoded", "units": "tokens"}
     return out.drop_vars([c for c in out.coords if c not in ("layer", "decoding")])
