@@ -1,11 +1,14 @@
-# Birth of a Transformer (Bietti et al. 2023): runs when its corpus is a corpus of the config.
+# Birth of a Transformer (Bietti et al. 2023): runs when the config names its section and its
+# corpus is a corpus of the config.
 from repgeom.birth.plan import study_variants
 
 BIRTH = config["birth"]
 BIRTH_FIGURES = ["training_curves", "memory_probes", "attention_maps"]
 try:
-    BIRTH_VARIANTS = study_variants(
-        BIRTH, CORPORA, "corpus" in RAW_CONFIG.get("birth", {})
+    BIRTH_VARIANTS = (
+        study_variants(BIRTH, CORPORA, "corpus" in RAW_CONFIG["birth"])
+        if "birth" in RAW_CONFIG
+        else {}
     )
 except ConfigError as err:
     stop(str(err))

@@ -60,7 +60,7 @@ try:
     # once, so the files it was given (--configfile, else the embedded default) are read again
     for _configfile in workflow.configfiles:
         load_config_file(_configfile)
-    _config = load_config(config, SCHEMA)
+    _config = plan.unnamed_sections(load_config(config, SCHEMA), RAW_CONFIG)
     # a study's own corpus kinds (the languages study's flores, minimal pairs, synthetic) expand
     # into aligned corpora, one per language or side; from here on they are ordinary corpora
     for _expand in plan.study_hooks("expand_corpora"):
@@ -70,6 +70,13 @@ except ConfigError as err:
     stop(str(err))
 config.clear()
 config.update(_config)
+# a study runs when the config names its section; the core metrics run on every store
+NAMED_STUDIES = plan.named_studies(RAW_CONFIG)
+sys.stderr.write(
+    "repgeom: studies: "
+    + "; ".join(f"{k} {why}" for k, why in NAMED_STUDIES.items())
+    + "; the core metrics (geometry, similarity, checkpoint integrity) run on every store\n"
+)
 CORPORA = config["corpora"]
 TOKENIZERS = config["tokenizers"]
 MODELS = config["models"]

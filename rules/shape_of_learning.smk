@@ -1,5 +1,7 @@
 from repgeom.shape_of_learning import plan as sol_plan
 
+# the study runs when the config names its section (its figures read the core metrics)
+SOL_MODELS = GEOMETRY_MODELS if "shape_of_learning" in RAW_CONFIG else []
 SOL_FIGURES = sol_plan.FIGURES
 GRIDE = config["metrics"]["geometry"]["gride_scales"] > 0
 SOL_TABLES = sol_plan.tables(GRIDE)
@@ -8,7 +10,7 @@ SOL_SCALE_FIGURES = (
         PATHS.results(
             "figures/shape_of_learning/intrinsic_dimension_by_scale/{m}/{c}.{ext}"
         ),
-        m=GEOMETRY_MODELS,
+        m=SOL_MODELS,
         c=EXTRACT_CORPORA,
         ext=["png", "pdf"],
     )
@@ -22,7 +24,7 @@ rule shape_of_learning_figure:
     input:
         lambda w: expand(
             PATHS.metric(SOL_FIGURES[w.figure][0], f"{{model}}"),
-            model=GEOMETRY_MODELS,
+            model=SOL_MODELS,
         ),
     output:
         png=report(
@@ -44,7 +46,7 @@ rule shape_of_learning_figure:
         mem_mb=2000,
     params:
         code=code("shape_of_learning_figure.py"),
-        models=GEOMETRY_MODELS,
+        models=SOL_MODELS,
         kind=lambda w: "by_step" if w.figure.endswith("by_step") else "by_layer",
         variable=lambda w: SOL_FIGURES[w.figure][1],
         gride=lambda w: GRIDE and w.figure == "intrinsic_dimension_by_layer",
@@ -88,7 +90,7 @@ rule shape_of_learning_scale_figure:
 rule shape_of_learning_table:
     """A metric as CSV and LaTeX: model × step × corpus × positions × layer."""
     input:
-        expand(PATHS.metric("{{metric}}", "{model}"), model=GEOMETRY_MODELS),
+        expand(PATHS.metric("{{metric}}", "{model}"), model=SOL_MODELS),
     output:
         csv=PATHS.results("tables/shape_of_learning/{metric}.csv"),
         tex=PATHS.results("tables/shape_of_learning/{metric}.tex"),
@@ -105,7 +107,7 @@ rule shape_of_learning_table:
         mem_mb=2000,
     params:
         code=code("shape_of_learning_table.py"),
-        models=GEOMETRY_MODELS,
+        models=SOL_MODELS,
         variables=lambda w: SOL_TABLES[w.metric],
     script:
         "../scripts/shape_of_learning_table.py"
@@ -116,12 +118,12 @@ rule shape_of_learning:
     input:
         expand(
             PATHS.results("figures/shape_of_learning/{f}.{ext}"),
-            f=SOL_FIGURES if GEOMETRY_MODELS else [],
+            f=SOL_FIGURES if SOL_MODELS else [],
             ext=["png", "pdf"],
         ),
         expand(
             PATHS.results("tables/shape_of_learning/{t}.{ext}"),
-            t=SOL_TABLES if GEOMETRY_MODELS else [],
+            t=SOL_TABLES if SOL_MODELS else [],
             ext=["csv", "tex"],
         ),
         SOL_SCALE_FIGURES,

@@ -27,6 +27,7 @@ from repgeom.workflow.plan import (
     extraction_corpora,
     model_checkpoints,
     model_steps,
+    unnamed_sections,
 )
 from tests.workflow import ROOT, planned_jobs, planned_wildcards, snakemake_at_root
 
@@ -39,7 +40,7 @@ def plan(name: str, results: Path) -> SimpleNamespace:
     """What the workflow plans from config/paper/NAME.yaml, offline, with the functions
     rules/*.smk call (data and models that are not here change nothing in it)."""
     raw = load_config_file(ROOT / "config" / "paper" / f"{name}.yaml")
-    cfg = load_config(raw, SCHEMA)
+    cfg = unnamed_sections(load_config(raw, SCHEMA), raw)
     cfg["corpora"] = expand_corpora(cfg["corpora"], [])  # [] collects the absent files
     check_references(cfg)
     steps = {m: model_steps(v) for m, v in cfg["models"].items()}
@@ -52,7 +53,11 @@ def plan(name: str, results: Path) -> SimpleNamespace:
         logit_lens=lens_models(cfg, errors),
         bottleneck=bottleneck_plan.study_plan(cfg, steps, extract, Paths(str(results))),
         languages=languages_plan.study_plan(cfg, steps, Paths(str(results))),
-        birth=study_variants(cfg["birth"], cfg["corpora"], "corpus" in raw.get("birth", {})),
+        birth=(
+            study_variants(cfg["birth"], cfg["corpora"], "corpus" in raw["birth"])
+            if "birth" in raw
+            else {}
+        ),
     )
     assert errors == []
     return out
@@ -197,8 +202,10 @@ def allowed_rules(cfg: dict) -> set[str]:
     names what it needs (its own models and corpora, never the embedded default's)."""
     models, corpora = cfg.get("models", {}), cfg["corpora"]
     rules = {"corpus", "tokens", "extract", "geometry", "gather_metric", "manifest", "all"}
-    rules |= {"figure_anisotropy", "shape_of_learning_figure", "shape_of_learning_table"}
-    rules |= {"shape_of_learning_scale_figure"}
+    rules |= {"figure_anisotropy"}
+    if "shape_of_learning" in cfg:
+        rules |= {"shape_of_learning_figure", "shape_of_learning_table"}
+        rules |= {"shape_of_learning_scale_figure"}
     rules |= {"similarity", "similarity_layers_figure", "similarity_to_final_figure"}
     rules |= {"alpha_req_figure"}
     rules |= {"fingerprint", "integrity", "weights", "weights_figure"}  # checkpoint integrity
@@ -211,11 +218,11 @@ def allowed_rules(cfg: dict) -> set[str]:
     rules |= {f"download_{c}" for c, v in corpora.items() if v.get("url")}
     if cfg.get("languages", {}).get("groups") or cfg.get("languages", {}).get("grammaticality"):
         rules |= {"languages_corpus", "languages_metrics", "languages_figures"}
-    if cfg.get("birth", {}).get("corpus", "python_docs") in corpora:
+    if "birth" in cfg and cfg["birth"].get("corpus", "python_docs") in corpora:
         rules |= {"birth_variant", "birth_figures"}
-    if cfg.get("logit_lens", {}).get("models") != []:
+    if "logit_lens" in cfg and cfg["logit_lens"].get("models") != []:
         rules |= {"logit_lens_gather", "logit_lens_figures"}
-    if cfg.get("bottleneck", {}).get("models") != []:
+    if "bottleneck" in cfg and cfg["bottleneck"].get("models") != []:
         rules |= {"bottleneck_saturation", "bottleneck_heads", "bottleneck_ngram"}
         rules |= {"bottleneck_figures", "bottleneck_lm_head", "bottleneck_lm_head_gather"}
     return rules

@@ -28,6 +28,33 @@ from repgeom.workflow.paths import PATHS, Paths
 STUDIES = ("shape_of_learning", "languages", "bottleneck", "birth", "logit_lens")
 
 
+def named_studies(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Study -> why it runs or not, from the config as the user wrote it (``raw``: before the
+    schema's defaults): a study runs when the config names its section; the core metrics
+    (geometry, similarity, checkpoint integrity) run on every store whatever it names."""
+    return {
+        study: (
+            f"runs: the config names its section '{study}'"
+            if study in raw
+            else f"not run: the config has no '{study}' section"
+        )
+        for study in STUDIES
+    }
+
+
+def unnamed_sections(config: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (defaults filled) with every study whose section ``raw`` does not name
+    planning nothing: no model for the softmax-bottleneck study and the logit lens (whose
+    ``models: null`` would mean every causal model). The languages study's groups default to
+    none, Birth and Shape of Learning ask :func:`named_studies`."""
+    out = dict(config)
+    if "bottleneck" not in raw:
+        out["bottleneck"] = {**config["bottleneck"], "models": []}
+    if "logit_lens" not in raw:
+        out["logit_lens"] = {**config["logit_lens"], "models": []}
+    return out
+
+
 def study_hooks(name: str) -> list[Callable[..., Any]]:
     """Every study plan's function called ``name``: how the core asks the studies (e.g.
     ``expand_corpora``, a study's own corpus kinds) without naming one."""
