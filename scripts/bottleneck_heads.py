@@ -2,14 +2,16 @@
 
 Train: the final-norm hidden states of a seeded sample of train windows, written batch by batch
 to the rule's temporary Zarr store and streamed back in blocks. Eval: the checkpoint's eval
-activation store (the same layer). Targets: the next token within each window.
+activation store (the same layer). Targets: the next token within each window. Heads: from
+the model's unembedding (W₀, b₀), their logits soft-capped as the model's when it caps them.
 """
 
 import json
 
 import numpy as np
 
-from repgeom.activations.models import Checkpoint, check_dtype, lm_head
+from repgeom.activations.architectures import Unembedding
+from repgeom.activations.models import Checkpoint, check_dtype
 from repgeom.activations.store import ActivationStore
 from repgeom.bottleneck.features import (
     final_layer,
@@ -35,9 +37,9 @@ check_dtype(p.extraction["dtype"], device)
 store = ActivationStore(snakemake.input.store)
 layer, layer_note = final_layer(store.attrs, store.layers)
 model = Checkpoint.from_source(p.source).load(p.extraction["dtype"], device)
-head = lm_head(model, f"{p.model} {p.step}")
-w0 = head.weight.detach().float().cpu().numpy()
-b0 = None if getattr(head, "bias", None) is None else head.bias.detach().float().cpu().numpy()
+unembedding = Unembedding.of(model, f"{p.model} {p.step}")
+w0 = unembedding.weight.detach().float().cpu().numpy()
+b0 = None if unembedding.bias is None else unembedding.bias.detach().float().cpu().numpy()
 v, d = w0.shape
 check_ranks(o["ranks"], v, d, f"model {p.model!r}")
 cfg = build(HeadTraining, o, where="bottleneck.heads", extra=True)
@@ -66,7 +68,8 @@ feature_info = write_final_features(
     p.extraction["batch_size"],
     {"model": p.model, "step": p.step},
 )
-del model, head, windows
+softcap = unembedding.softcap
+del model, unembedding, windows
 
 
 def batches_of(path, rows):
@@ -103,6 +106,7 @@ ds = rank_restricted_heads(
     b0,
     str(device),
     attrs,
+    softcap,
 )
 write_dataset(ds, snakemake.output.heads)
 print(ds)

@@ -11,7 +11,8 @@ import pytest
 import torch
 import transformers
 
-from repgeom.activations.checkpoint import ARCHITECTURES, declared_objective, head_objective
+from repgeom.activations.architectures import ARCHITECTURES, head_objective
+from repgeom.activations.checkpoint import declared_objective
 from repgeom.activations.extraction import extract
 from repgeom.activations.models import (
     Checkpoint,

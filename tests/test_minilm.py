@@ -38,6 +38,8 @@ def run(tmp_path_factory):
         "extraction": {"max_tokens": MAX_TOKENS, "batch_size": 4, "device": "cpu"},
         # every token in the ID estimate: the brute force below sees the same points
         "metrics": {"geometry": {"positions": ["all"], "id_sample": 4096, "id_repeats": 1}},
+        # named, the softmax-bottleneck study looks at every model and skips the bare one
+        "bottleneck": {},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     res = snakemake(work, work / "config.yaml", "--cores", "2")

@@ -24,40 +24,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from repgeom.activations.architectures import ARCHITECTURES, head_objective
 from repgeom.activations.size import ModelSize, safetensors_header, safetensors_params
 from repgeom.steps import last_checkpoint, order_checkpoints, parse_label
 
 OBJECTIVES = ("causal", "masked", "none")
 
-# architectures the workflow trains: name -> (config class, model-with-head class, objective)
-ARCHITECTURES: dict[str, tuple[str, str, str]] = {
-    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", "causal"),
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel", "causal"),
-    "llama": ("LlamaConfig", "LlamaForCausalLM", "causal"),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", "causal"),
-    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "causal"),
-    "bert": ("BertConfig", "BertForMaskedLM", "masked"),
-    "roberta": ("RobertaConfig", "RobertaForMaskedLM", "masked"),
-}
-
-
-def head_objective(class_name: str) -> str:
-    """'causal', 'masked' or 'none' from a transformers model class name; ValueError otherwise."""
-    if class_name.endswith(("ForCausalLM", "LMHeadModel")):
-        return "causal"
-    if class_name.endswith("ForMaskedLM"):
-        return "masked"
-    if class_name.endswith("Model") and "For" not in class_name:
-        return "none"
-    raise ValueError(
-        f"{class_name} has a head repgeom does not use (it reads causal LMs, masked LMs and "
-        "bare models); to extract its hidden states as a bare model set the model's "
-        "'objective: none' in the config"
-    )
-
 
 def declared_objective(architectures: Sequence[str] | None) -> str:
-    """The objective a config.json's ``architectures`` declares ('none' when it lists none)."""
+    """The objective a config.json's ``architectures`` declares ('none' when it lists none):
+    its first class name's (:func:`repgeom.activations.architectures.head_objective`)."""
     if not architectures:
         return "none"
     return head_objective(architectures[0])

@@ -1,14 +1,16 @@
 """Decoding hidden states with a causal LM's own head: the eval loss and the logit lens.
 
 The logit lens (nostalgebraist 2020) decodes the hidden state after each layer with the model's
-unembedding. Two decodings are kept, per layer:
+unembedding (:class:`repgeom.activations.architectures.Unembedding`: its LM head, then the final
+logit soft-capping of the families that apply one, as the model's own logits). Two decodings
+are kept, per layer:
 
-- ``final_norm``: the model's final norm, then its LM head — what the model itself does to its
-  last hidden state, and the right reading of a pre-LN model's residual stream;
-- ``no_norm``: the LM head alone (LLM-Microscope's form), labelled as such.
+- ``final_norm``: the model's final norm, then its unembedding — what the model itself does to
+  its last hidden state, and the right reading of a pre-LN model's residual stream;
+- ``no_norm``: the unembedding alone (LLM-Microscope's form), labelled as such.
 
 The last hidden state of a transformers decoder is already after the final norm, so it is
-decoded once, by the head alone, for both forms (its ``final_norm`` loss is the model's eval
+decoded once, by the unembedding alone, for both forms (its ``final_norm`` loss is the model's eval
 loss on the same positions). The lens runs on a token budget: a seeded subsample
 (:func:`lens_positions`) of at most ``logit_lens.tokens`` of the positions that predict a real
 next token, chosen from the windows' lengths before any forward pass, so its cost does not grow
@@ -28,6 +30,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+# the model's unembedding and final norm (causal_logits, final_norm re-exported for extraction)
+from repgeom.activations.architectures import causal_logits, final_norm
 from repgeom.activations.loss import head_token_nll
 from repgeom.activations.size import CHUNK_ELEMENTS
 from repgeom.sampling import seeded_subsample
@@ -35,32 +39,6 @@ from repgeom.sampling import seeded_subsample
 DECODINGS = ("final_norm", "no_norm")
 RESULTS = ("loss", "agreement", "loss_se", "agreement_se")
 CHECK_POSITIONS = 32  # positions of the one window the head is checked on
-FINAL_NORM_NAMES = ("final_layer_norm", "ln_f", "norm", "final_layernorm")
-
-
-def final_norm(model: PreTrainedModel) -> torch.nn.Module | None:
-    """The module the base model applies to its last hidden state, or None (post-LN encoders)."""
-    base = model.base_model
-    for name in FINAL_NORM_NAMES:
-        module = getattr(base, name, None)
-        if isinstance(module, torch.nn.Module):
-            return module
-    return None
-
-
-def causal_logits(model: PreTrainedModel) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The map from the last hidden state to a causal LM's logits: its output embedding, with
-    the final soft-capping of the families that apply one."""
-    head = model.get_output_embeddings()
-    if head is None:
-        raise ValueError(f"{type(model).__name__} has no output embedding (LM head)")
-    cap = getattr(model.config, "final_logit_softcapping", None)
-
-    def logits(h: torch.Tensor) -> torch.Tensor:
-        out = head(h)
-        return torch.tanh(out / cap) * cap if cap else out
-
-    return logits
 
 
 def check_head(
@@ -123,13 +101,8 @@ class LogitLens:
     def __init__(
         self, model: PreTrainedModel, n_states: int, chunk_elements: int = CHUNK_ELEMENTS
     ) -> None:
-        self.logits = causal_logits(model)
-        self.norm = final_norm(model)
-        if self.norm is None:
-            raise ValueError(
-                f"{type(model).__name__} has no final norm repgeom can find (looked for "
-                f"{', '.join(FINAL_NORM_NAMES)}); leave it out of logit_lens.models"
-            )
+        self.logits = causal_logits(model)  # the model's Unembedding, soft-cap included
+        self.norm = final_norm(model, needed="leave it out of logit_lens.models")
         self.vocab = int(model.config.vocab_size)
         self.n_states = n_states
         self.chunk_elements = chunk_elements

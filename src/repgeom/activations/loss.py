@@ -1,6 +1,11 @@
 """Next-token cross-entropy accumulated in the extraction forward pass, from logits or from the
 hidden states the LM head reads (chunked, so batch × length × vocabulary is never held).
 
+The ``head`` of the functions that decode hidden states is the model's unembedding
+(:class:`repgeom.activations.architectures.Unembedding`: its LM head, then the final logit
+soft-capping of the families that apply one), so the loss is the model's own; any callable
+from (n, d) rows to (n, V) logits is accepted.
+
 The cross-entropy of a chunk of logits is computed in place (:func:`token_nll`): the target
 logit is gathered, each row's maximum taken, ``exp(z − max)`` written over the logits and summed,
 so no log-softmax or float64 copy of the logits is ever made and the work after the head's
@@ -158,8 +163,9 @@ def head_next_token_loss(
     """:func:`next_token_loss` of ``head(hidden)`` without holding every position's logits.
 
     ``hidden`` (B, T, d) is what the LM head reads (the base model's last hidden state);
-    ``head`` maps (n, d) to (n, V) logits. Only the positions that predict a real next token
-    are decoded, at most ``chunk_elements // V`` of them at a time.
+    ``head`` maps (n, d) to (n, V) logits (the model's ``Unembedding``). Only the positions
+    that predict a real next token are decoded, at most ``chunk_elements // V`` of them at a
+    time.
     """
     nll, _ = predicting_nll(
         head, hidden, token_ids, attention_mask, vocab_size, chunk_elements=chunk_elements

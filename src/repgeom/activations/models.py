@@ -11,7 +11,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from repgeom.activations.checkpoint import ARCHITECTURES, declared_objective, head_objective
+from repgeom.activations.architectures import ARCHITECTURES
+from repgeom.activations.architectures import objective as objective  # re-exported
+from repgeom.activations.checkpoint import declared_objective
 
 # weights a bare model may lack without changing a hidden state (BERT's pooler reads [CLS] only)
 UNUSED_PREFIXES = ("pooler.",)
@@ -48,11 +50,6 @@ def build_model(
     cfg = _transformers_attr(cfg_name)(**kwargs)
     torch.manual_seed(seed)
     return _transformers_attr(model_name)(cfg)
-
-
-def objective(model: PreTrainedModel) -> str:
-    """'causal', 'masked' or 'none' (a bare model), from the loaded model's class."""
-    return head_objective(type(model).__name__)
 
 
 AUTO_CLASSES = {
@@ -145,18 +142,6 @@ class Checkpoint:
                 "'objective: none'"
             )
         return model.to(device).eval()
-
-
-def lm_head(model: PreTrainedModel, name: str) -> torch.nn.Module:
-    """The output embedding (LM head) of a causal LM; ValueError naming the model otherwise."""
-    kind = objective(model)
-    head = model.get_output_embeddings() if kind == "causal" else None
-    if head is None:
-        raise ValueError(
-            f"model {name!r} loads as {type(model).__name__} ({kind}): it has no causal LM head, "
-            "which the softmax-bottleneck study needs"
-        )
-    return head
 
 
 def check_dtype(dtype: str, device: str) -> None:

@@ -1,7 +1,8 @@
 """Frozen final representations and their next-token targets, streamed from Zarr in blocks.
 
 The rank-restricted heads (:mod:`repgeom.bottleneck.heads`) read features h ∈ ℝᵈ (the input of
-the LM head: the hidden state after the final norm) with next-token targets y. Both splits use
+the model's unembedding, :class:`repgeom.activations.architectures.Unembedding`: the hidden
+state after the final norm) with next-token targets y. Both splits use
 the activation-store layout of :mod:`repgeom.activations.store` (``hidden_state`` (layer,
 token, d), and the int64 coordinates ``token_id``, ``token_sequence`` and ``position`` over tokens):
 

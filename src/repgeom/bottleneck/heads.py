@@ -7,6 +7,15 @@ to minimise the mean next-token cross-entropy −log softmax(W h + b)_y. A full-
 W ∈ ℝ^{V×d} is trained the same way as the reference for what the features allow; the model's
 own head W₀ (and bias b₀ if any) is evaluated untouched as a second reference.
 
+Soft-capping: a model whose logits are soft-capped (Gemma 2's final logit soft-cap c, see
+:class:`repgeom.activations.architectures.Unembedding`) computes c · tanh((W₀ h + b₀) / c). Every
+head here then does the same with its own W: logits c · tanh((A B h + b) / c), in training and
+in evaluation. The rank restriction stays on W, the linear map the softmax bottleneck is about,
+while each head's logits live in the model's own logit function, so the heads' losses are
+comparable with the model's eval loss (the full-rank head initialised from W₀ is the model's
+unembedding exactly). The dataset records the cap (``head_logit_softcapping``, 'none' without
+one) and the logits' form (``head_logits``). Without a cap nothing changes.
+
 Training details (all configurable, all heads identical except for their parameters):
 
 - All heads see exactly the same batches in the same order: one pass over the stream trains the
@@ -43,6 +52,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from repgeom.activations.architectures import soft_cap
 from repgeom.bottleneck.memory import check_ranks
 from repgeom.runtime import resolve_device
 
@@ -113,22 +123,25 @@ def _uniform(shape: tuple[int, int], fan_in: int, gen: torch.Generator) -> torch
 
 
 class Head(torch.nn.Module):
-    """Logits W h + b with W either a full (V, d) matrix or a product A (V, r) · B (r, d)."""
+    """Logits W h + b with W either a full (V, d) matrix or a product A (V, r) · B (r, d), then
+    soft-capped as the model's are (c · tanh(z / c)) when ``softcap`` c is given."""
 
     def __init__(
         self,
         factors: Sequence[torch.Tensor],
         bias: torch.Tensor | None,
+        softcap: float | None = None,
     ) -> None:
         super().__init__()
         self.factors = torch.nn.ParameterList([torch.nn.Parameter(f) for f in factors])
         self.bias = None if bias is None else torch.nn.Parameter(bias)
+        self.softcap = softcap
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (n, V) of features (n, d)."""
         for f in reversed(self.factors):
             x = x @ f.T
-        return x if self.bias is None else x + self.bias
+        return soft_cap(x if self.bias is None else x + self.bias, self.softcap)
 
     @property
     def rank(self) -> int:
@@ -143,8 +156,10 @@ def build_heads(
     cfg: HeadTraining,
     model_head: np.ndarray | None = None,
     model_bias: np.ndarray | None = None,
+    softcap: float | None = None,
 ) -> tuple[dict[int, Head], Head]:
-    """Initialised rank-restricted heads {r: head} and the full-rank head, on the CPU."""
+    """Initialised rank-restricted heads {r: head} and the full-rank head, on the CPU, their
+    logits soft-capped at ``softcap`` (the model's) when given."""
     v, d = vocab_size, hidden_size
     bias0 = None
     if cfg.bias:
@@ -159,16 +174,16 @@ def build_heads(
             root = np.sqrt(s[:r])
             a = torch.from_numpy((u[:, :r] * root).astype(np.float32))
             bmat = torch.from_numpy((root[:, None] * vt[:r]).astype(np.float32))
-            heads[r] = Head([a, bmat], None if bias0 is None else bias0.clone())
+            heads[r] = Head([a, bmat], None if bias0 is None else bias0.clone(), softcap)
         w = torch.from_numpy(np.asarray(model_head, dtype=np.float32).copy())
-        full = Head([w], None if bias0 is None else bias0.clone())
+        full = Head([w], None if bias0 is None else bias0.clone(), softcap)
         return heads, full
     for r in ranks:
         gen = _generator(cfg.seed, 0, r)
         b_fac = _uniform((r, d), d, gen)
         a_fac = _uniform((v, r), r, gen)
-        heads[r] = Head([a_fac, b_fac], None if bias0 is None else bias0.clone())
-    full = Head([_uniform((v, d), d, _generator(cfg.seed, 1, d))], bias0)
+        heads[r] = Head([a_fac, b_fac], None if bias0 is None else bias0.clone(), softcap)
+    full = Head([_uniform((v, d), d, _generator(cfg.seed, 1, d))], bias0, softcap)
     return heads, full
 
 
@@ -311,18 +326,22 @@ def rank_restricted_heads(
     model_bias: Any | None = None,
     device: str = "auto",
     attrs: dict[str, Any] | None = None,
+    softcap: float | None = None,
 ) -> xr.Dataset:
     """Train and evaluate heads of every rank in ``ranks`` plus a full-rank head (see module doc).
 
     ``train_batches()`` must return a fresh iterable of (features (n, d) float32, targets (n,)
     int64) blocks on each call; ``eval_batches`` is iterated once. ``model_head`` is W₀ (V, d)
     and ``model_bias`` b₀ (V,), both optional (needed for init='svd' and the model-head
-    reference). Returns a Dataset over ``rank`` with eval_loss, perplexity, train_loss_final and
-    the scalars full_rank_loss, full_rank_perplexity, full_rank_train_loss_final and (when W₀ is
-    given) model_head_loss, model_head_perplexity.
+    reference); ``softcap`` the model's final logit soft-cap (``Unembedding.softcap``), applied
+    to every head's logits. Returns a Dataset over ``rank`` with eval_loss, perplexity,
+    train_loss_final and the scalars full_rank_loss, full_rank_perplexity,
+    full_rank_train_loss_final and (when W₀ is given) model_head_loss, model_head_perplexity.
     """
     v, d = int(vocab_size), int(hidden_size)
     ranks = check_ranks(ranks, v, d)
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"softcap must be positive or None, got {softcap!r}")
     w0 = b0 = None
     if model_head is not None:
         from repgeom.bottleneck.spectrum import as_float64_matrix
@@ -338,13 +357,14 @@ def rank_restricted_heads(
         if b0.shape != (v,) or not np.isfinite(b0).all():
             raise ValueError(f"model_bias must be a finite ({v},) vector, got shape {b0.shape}")
     dev = resolve_device(device)
-    heads, full = build_heads(v, d, ranks, cfg, w0, b0)
+    heads, full = build_heads(v, d, ranks, cfg, w0, b0, softcap)
     final_train, full_train, n_updates = train_heads(heads, full, train_batches, cfg, dev)
     to_eval: list[torch.nn.Module] = [*heads.values(), full]
     if w0 is not None:
         ref = Head(
             [torch.from_numpy(w0.astype(np.float32))],
             None if b0 is None else torch.from_numpy(b0.astype(np.float32)),
+            softcap,
         ).to(dev)
         to_eval.append(ref)
     for m in to_eval:
@@ -385,12 +405,16 @@ def rank_restricted_heads(
             float(np.exp(losses[k + 1])), (), "eval perplexity of the model's own head", "1"
         )
     settings = {k_: (list(v_) if isinstance(v_, tuple) else v_) for k_, v_ in asdict(cfg).items()}
+    linear = "W h + b" if cfg.bias else "W h"
+    logits_form = linear if softcap is None else f"c * tanh(({linear}) / c), c = {softcap:g}"
     return xr.Dataset(
         data,
         coords={"rank": ("rank", np.array(ranks), {"long_name": "head rank r", "units": "1"})},
         attrs={
             **{f"head_{k_}": v_ for k_, v_ in settings.items()},
             "head_bias": int(cfg.bias),
+            "head_logit_softcapping": "none" if softcap is None else float(softcap),
+            "head_logits": logits_form,
             "vocab_size": v,
             "hidden_size": d,
             "n_updates": n_updates,

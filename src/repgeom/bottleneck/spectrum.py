@@ -2,8 +2,11 @@
 
 Definitions (Godey et al. 2024, section 4):
 
-- W is the output embedding (LM head) of shape (V, d): row v maps a final representation to the
-  logit of token v. Its singular values σ₁ ≥ … ≥ σ_r ≥ 0, r = min(V, d), are computed in float64.
+- W is the output embedding (LM head) of shape (V, d), the weight of the model's unembedding
+  (:class:`repgeom.activations.architectures.Unembedding`): row v maps a final representation
+  to the logit of token v (before the final soft-capping of the families that apply one, an
+  element-wise map that is no part of W). Its singular values σ₁ ≥ … ≥ σ_r ≥ 0,
+  r = min(V, d), are computed in float64.
 - Singular entropy (the paper's definition) is the Kullback–Leibler divergence between the
   normalised singular value distribution pᵢ = σᵢ / Σⱼ σⱼ and the uniform distribution over the
   r values: KL(p ‖ U_r) = Σᵢ pᵢ log(r pᵢ) = log r − H(p), in nats. It is 0 when all singular values

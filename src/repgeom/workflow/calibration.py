@@ -33,7 +33,8 @@ def transformers_config(model: Mapping[str, Any], tokenizers: Mapping[str, Any])
     the config section's; None when none is known."""
     import transformers
 
-    from repgeom.activations.checkpoint import ARCHITECTURES, checkpoint_config, planning_step
+    from repgeom.activations.architectures import ARCHITECTURES
+    from repgeom.activations.checkpoint import checkpoint_config, planning_step
     from repgeom.workflow.published import PUBLISHED
 
     if model["source"] == "train":
