@@ -5,7 +5,7 @@ import json
 from repgeom.activations.store import ActivationStore
 from repgeom.io import write_dataset
 from repgeom.languages.datasets import grammaticality_dataset, study_dataset
-from repgeom.languages.estimates import id_function, id_gride_function
+from repgeom.languages.estimates import IDFunction, id_estimator
 from repgeom.provenance import provenance
 from repgeom.runtime import log_to, set_threads
 
@@ -23,7 +23,7 @@ attrs = provenance(
     model_source=first.attrs["model_source"],
     checkpoint_fingerprint=first.attrs.get("checkpoint_fingerprint", ""),
     corpus_sha256=json.dumps({c: s.attrs["corpus_sha256"] for c, s in stores.items()}),
-    id_estimator=o["id_estimator"],
+    id_estimator=id_estimator(o["id_estimator"]),  # the registry's name (an alias resolved)
     id_sample=o["id_sample"],
     id_repeats=o["id_repeats"],
     gride_scales=o["gride_scales"],
@@ -34,8 +34,8 @@ attrs = provenance(
 )
 estimator = (o["id_estimator"], o["id_sample"], o["id_repeats"], o["seed"])
 # the ID and GRIDE of each subsample from one neighbour search; the bootstrap needs the ID only
-id_and_gride = id_gride_function(*estimator, gride_scales=o["gride_scales"])
-id_fn = id_function(*estimator)
+id_and_gride = IDFunction(*estimator, gride_scales=o["gride_scales"])
+id_fn = IDFunction(*estimator)
 ds = study_dataset(stores, groups, id_and_gride, o["knn_k"], o["token_knn_kl"], o["seed"], attrs)
 write_dataset(ds, snakemake.output.languages)
 if p.pairs:

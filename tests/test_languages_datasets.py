@@ -37,6 +37,10 @@ class FakeStore:
     def n_sentences(self) -> int:
         return self.sentences.shape[1]
 
+    @property
+    def n_tokens(self) -> int:
+        return self.tokens.shape[1]
+
     def read_sentences(self, layer: int) -> np.ndarray:
         return self.sentences[layer]
 
@@ -178,7 +182,8 @@ def test_id_function_by_name_against_references():
     values = id_function("skdim_twonn", sample=100, repeats=3, seed=7)(x)
     expected = [skdim_twonn_reference(x[r]) for r in rows]
     np.testing.assert_allclose(values, expected, rtol=1e-9)
-    assert set(ID_ESTIMATORS) == {"twonn", "skdim_twonn", "twonn_microscope"}
+    assert set(ID_ESTIMATORS) == {"twonn", "twonn_microscope"}
+    np.testing.assert_array_equal(id_function("twonn", sample=1000)(x), value)  # the alias
     assert np.isfinite(id_function("twonn_microscope", 1000)(x)).all()
     with pytest.raises(ValueError, match="unknown ID estimator"):
         id_function("pca", 100)

@@ -229,7 +229,7 @@ def test_schema_defaults_and_study_plan(tmp_path):
     assert "languages.grammaticality[0]': 'flores' is not a minimal_pairs" in msg
     # the GRIDE scale drawn in the figures must be one of the scales computed
     config = {"languages": {**section, "gride_scales": 3, "gride_scale": 8}, "corpora": corpora}
-    with pytest.raises(ConfigError, match=r"'languages.gride_scale': 8 .* n1 = \[1, 2, 4\]"):
+    with pytest.raises(ConfigError, match=r"languages.gride_scale 8 .* n1 = \[1, 2, 4\]"):
         LP.study_plan(config, steps)
     config["languages"]["gride_scale"] = 4
     assert LP.study_plan(config, steps)["figure_files"]["id_by_scale"]

@@ -12,7 +12,7 @@ import pytest
 from repgeom.birth.plan import study_variants
 from repgeom.bottleneck import plan as bottleneck_plan
 from repgeom.languages import plan as languages_plan
-from repgeom.languages.estimates import ID_ESTIMATORS
+from repgeom.languages.estimates import ID_OPTIONS, id_estimator
 from repgeom.languages.plan import expand_corpora
 from repgeom.logit_lens.plan import lens_models
 from repgeom.workflow.config import (
@@ -171,8 +171,8 @@ def test_languages_plans_flores_scripts_and_blimp_on_three_models(tmp_path):
     assert (blimp["origin"], blimp["corpora"]) == ("minimal_pairs", ["blimp-good", "blimp-bad"])
     # scikit-dimension's TwoNN (discard 0.1, least squares) on sentences; no spine extraction
     section = p.config["languages"]
-    name, estimator = ID_ESTIMATORS[section["id_estimator"]]
-    assert (name, estimator.twonn_discard, estimator.twonn_fit) == ("twonn", 0.1, "lsq")
+    name = id_estimator(section["id_estimator"])
+    assert (name, ID_OPTIONS.twonn_discard, ID_OPTIONS.twonn_fit) == ("twonn", 0.1, "lsq")
     assert p.extract == []
 
 

@@ -1,6 +1,9 @@
 """The languages study's datasets of one checkpoint: per-language geometry (ID, anisotropy,
 divergences), the grammatical vs ungrammatical bootstrap and the score correlation. ID
-estimators come in as functions (:mod:`repgeom.languages.estimates`)."""
+estimators come in as functions (:mod:`repgeom.languages.estimates`); the ID variables take
+their long_name and units from the estimator registry's variable of the function's estimator
+(:func:`~repgeom.languages.estimates.id_variable`, the registry's ``gride`` and ``gride_error``
+for GRIDE)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,15 @@ from repgeom.languages.divergence import knn_kl, softmax_kl
 from repgeom.languages.estimates import (
     GrideFn,
     IdFn,
+    check_rows,
     estimates_of,
     float64_rows,
+    gride_variables,
     id_value,
+    id_variable,
 )
 from repgeom.metrics.anisotropy import anisotropy
+from repgeom.metrics.estimators import Variable, spread_variable
 from repgeom.sampling import seeded_subsample
 
 TokenSource = Mapping[str, np.ndarray] | Callable[[str, int], np.ndarray]
@@ -111,9 +118,15 @@ def language_dataset(
     search as the ID: :func:`id_gride_function`) or from ``gride_fn(x)`` → (ids, errors) (e.g.
     :func:`repgeom.metrics.gride.gride_function`), adds ``gride`` and ``gride_error`` with a
     ``scale`` dimension (coordinate n₁, and n₂ = 2·n₁).
+
+    An :class:`~repgeom.languages.estimates.IDFunction` with repeats > 1 and a sample at least
+    the sentences or the tokens of a language is refused, naming ``languages.id_sample``, the
+    language and its count (every repeat would be the same rows: a spread of 0).
     """
     n_layer, n_sent, dim = _check_sentences(sentence)
     langs = list(sentence)
+    for lang in langs:
+        check_rows(id_fn, n_sent, f"of {lang!r}", "sentences")
     if reference not in sentence:
         raise ValueError(f"reference language {reference!r} is not among {langs}")
     layers = list(range(n_layer)) if layers is None else list(layers)
@@ -152,6 +165,7 @@ def language_dataset(
                     f"{n_points[gi, 1]} at layer {layers[0]}; every layer must hold the same tokens"
                 )
             n_points[gi, 1] = t.shape[0]
+            check_rows(id_fn, t.shape[0], f"of {lang!r} at layer {layers[li]}", "tokens")
             out["id"][gi, li, 1], out["id_std"][gi, li, 1], g = estimates_of(id_fn, gride_fn, t)
             out["anisotropy"][gi, li, 1] = anisotropy_fn(t)
             if g is not None:
@@ -161,14 +175,12 @@ def language_dataset(
                 out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
     dims = ("language", "layer", "level")
     kl_note = "token level NaN unless token_knn_kl > 0 (then on subsamples)"
+    id_var = id_variable(id_fn)
+    spread = spread_variable(id_var)
     data = {
-        "id": _var(dims, out["id"], "intrinsic dimension", "1", "mean over the ID repeats"),
+        "id": _var(dims, out["id"], *_attrs(id_var), "mean over the ID repeats"),
         "id_std": _var(
-            dims,
-            out["id_std"],
-            "standard deviation of the ID over repeats",
-            "1",
-            "NaN when the estimator returns one value",
+            dims, out["id_std"], *_attrs(spread), "NaN when the estimator returns one value"
         ),
         "anisotropy": _var(
             dims, out["anisotropy"], "anisotropy", "1", "share of the centred variance on PC 1"
@@ -202,12 +214,18 @@ def language_dataset(
         coords |= {"scale": n1, "n2": ("scale", 2 * n1)}
         gd = (*dims, "scale")
         note = "on the first ID subsample; NaN where n2 exceeds its distinct points − 1"
-        data["gride"] = _var(gd, values[0], "GRIDE intrinsic dimension at n1, n2 = 2·n1", "1", note)
-        data["gride_error"] = _var(gd, values[1], "GRIDE statistical error 1/√I(d̂)", "1", note)
+        gride_var, error_var = gride_variables()
+        data["gride"] = _var(gd, values[0], *_attrs(gride_var), note)
+        data["gride_error"] = _var(gd, values[1], *_attrs(error_var), note)
     ds = xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
     if gride:
         ds["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
     return ds
+
+
+def _attrs(v: Variable) -> tuple[str, str]:
+    """(long_name, units) of a registry variable."""
+    return v.long_name, v.units
 
 
 def _var(dims, values, long_name: str, units: str, comment: str | None = None) -> tuple:
@@ -303,23 +321,21 @@ def paired_bootstrap_diff(
     diff_band = np.percentile(diffs, q, axis=0)
     conf = f"{100 * (1 - alpha):g}%"
     sl = ("side", "layer")
-    diff_ci = f"end of the {conf} paired bootstrap interval of the ID difference"
+    id_var = id_variable(id_fn)
+    name, units = id_var.long_name, id_var.units
+    diff_ci = f"end of the {conf} paired bootstrap interval of the difference"
+    diff = f"{name}: grammatical − ungrammatical"
     data = {
-        "id": _var(sl, full, "intrinsic dimension (all pairs)", "1"),
-        "id_low": _var(sl, side_band[0], f"lower end of the {conf} bootstrap band of the ID", "1"),
-        "id_high": _var(sl, side_band[1], f"upper end of the {conf} bootstrap band of the ID", "1"),
-        "id_diff": _var(
-            "layer", full[0] - full[1], "ID(grammatical) − ID(ungrammatical), all pairs", "1"
-        ),
-        "id_diff_low": _var("layer", diff_band[0], f"lower {diff_ci}", "1"),
-        "id_diff_high": _var("layer", diff_band[1], f"upper {diff_ci}", "1"),
+        "id": _var(sl, full, name, units, "on all pairs"),
+        "id_low": _var(sl, side_band[0], f"{name}: lower end of the {conf} bootstrap band", units),
+        "id_high": _var(sl, side_band[1], f"{name}: upper end of the {conf} bootstrap band", units),
+        "id_diff": _var("layer", full[0] - full[1], f"{diff}, all pairs", units),
+        "id_diff_low": _var("layer", diff_band[0], f"{diff}, lower {diff_ci}", units),
+        "id_diff_high": _var("layer", diff_band[1], f"{diff}, upper {diff_ci}", units),
         "id_diff_boot_mean": _var(
-            "layer",
-            diffs.mean(axis=0),
-            "mean of the bootstrap replicates of the ID difference",
-            "1",
+            "layer", diffs.mean(axis=0), f"{diff}, mean of the bootstrap replicates", units
         ),
-        "id_boot": _var(("side", "boot", "layer"), boot, "ID of each bootstrap replicate", "1"),
+        "id_boot": _var(("side", "boot", "layer"), boot, f"{name}, bootstrap replicate", units),
     }
     meta = {
         "n_pairs": n,

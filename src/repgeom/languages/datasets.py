@@ -1,7 +1,8 @@
 """The study of one checkpoint: activation stores of aligned corpora → per-language datasets.
 
-Stores are anything with ``layers``, ``n_sentences``, ``read_sentences(layer)`` (masked mean of
-each sentence, (sentence, d)) and ``read(layer)`` (every non-padding token, (token, d)), i.e.
+Stores are anything with ``layers``, ``n_sentences``, ``n_tokens``, ``read_sentences(layer)``
+(masked mean of each sentence, (sentence, d)) and ``read(layer)`` (every non-padding token,
+(token, d)), i.e.
 :class:`repgeom.activations.store.ActivationStore`. Sentence i of every member of a group is the
 same sentence (aligned corpora); the member stores are checked to hold the same number of sentences
 and the same layers before anything is computed.
@@ -21,12 +22,13 @@ from repgeom.languages.compute import (
     paired_bootstrap_diff,
     score_correlation,
 )
-from repgeom.languages.estimates import GrideFn, IdFn
+from repgeom.languages.estimates import GrideFn, IdFn, check_rows
 from repgeom.metrics.anisotropy import anisotropy
 
 
 class SentenceStore(Protocol):
     layers: list[int]
+    n_tokens: int
 
     @property
     def n_sentences(self) -> int: ...
@@ -69,11 +71,16 @@ def group_dataset(
     """:func:`language_dataset` of one group, one layer at a time (one layer in memory).
 
     The ``language`` coordinate holds corpus names; ``group``, ``member`` and ``reference``
-    (the group's reference corpus) are coordinates along it.
+    (the group's reference corpus) are coordinates along it. ``id_repeats`` > 1 with
+    ``id_sample`` at least the sentences or tokens of a corpus stops before any estimate,
+    naming ``languages.id_sample``, the corpus and its count.
     """
     names = list(group["corpora"])
     reference = group["reference"]
     layers = check_aligned(stores, names)
+    for c in names:
+        check_rows(id_fn, stores[c].n_sentences, f"of {c!r}", "sentences")
+        check_rows(id_fn, stores[c].n_tokens, f"of {c!r}", "tokens")
     per_layer = []
     for layer in layers:
         sentence = {c: stores[c].read_sentences(layer)[None] for c in names}

@@ -1,9 +1,15 @@
-"""The intrinsic-dimension estimators the languages study names (``languages.id_estimator``),
-as functions of one (n, d) sample: ``id_fn(x) -> float | array | IDValues``. An estimator that
-returns an array (one value per repeat, e.g. per random subsample) is reduced to its mean, and
-the spread over repeats is kept next to it (:func:`repgeom.metrics.estimators.repeat_spread`;
-NaN for one value). An :class:`IDValues` carries GRIDE over scales too, computed from the same
-neighbour search as the ID (:func:`id_gride_function`).
+"""The intrinsic-dimension estimators the languages study names (``languages.id_estimator``):
+estimators of the registry (:data:`repgeom.metrics.estimators.REGISTRY`), run the way the
+geometry job runs them — ``repeats`` seeded subsamples
+(:func:`repgeom.sampling.seeded_subsample`), one neighbour search each
+(:func:`repgeom.metrics.estimators.estimate_sample`) — and named, with their long_name and
+units, by the registry's :class:`~repgeom.metrics.estimators.Variable`.
+
+An ID function is ``id_fn(x) -> float | array | IDValues`` of one (n, d) sample. One that
+returns an array (one value per repeat) is reduced to its mean, and the spread over repeats is
+kept next to it (:func:`repgeom.metrics.estimators.repeat_spread`; NaN for one value). An
+:class:`IDValues` carries GRIDE over scales too, from the same neighbour search as the ID
+(:class:`IDFunction`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repgeom.metrics.estimators import REGISTRY, IDOptions, estimate_sample, repeat_spread
+from repgeom.metrics.estimators import (
+    REGISTRY,
+    IDOptions,
+    Variable,
+    estimate_sample,
+    repeat_spread,
+    variables,
+)
+from repgeom.metrics.geometry import check_id_sample
 from repgeom.sampling import seeded_subsample
 
 
@@ -31,73 +45,131 @@ class IDValues:
 IdFn = Callable[[np.ndarray], float | np.ndarray | IDValues]
 GrideFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-# The estimators a config names (languages.id_estimator): the registry's estimator and the
-# parameters the name stands for.
-ID_ESTIMATORS: dict[str, tuple[str, IDOptions]] = {
-    # repgeom's TwoNN as repgeom.metrics.intrinsic.twonn computes it by default
-    "twonn": ("twonn", IDOptions(twonn_discard=0.1, twonn_fit="lsq")),
-    # scikit-dimension's TwoNN, pinned: discard_fraction 0.1, least squares through the origin;
-    # the configuration of the per-language LLM-Microscope study (on mean-pooled vectors)
-    "skdim_twonn": ("twonn", IDOptions(twonn_discard=0.1, twonn_fit="lsq")),
-    # LLM-Microscope's own TwoNN (the smallest 20 % of the ratios)
-    "twonn_microscope": ("twonn_microscope", IDOptions(microscope_keep=0.2)),
-}
+# The study's estimator parameters (no config key): TwoNN discarding the largest 10 % of the
+# ratios, least squares through the origin — scikit-dimension's TwoNN pinned, the configuration
+# of the per-language LLM-Microscope study (on mean-pooled vectors); LLM-Microscope's own TwoNN
+# on the smallest 20 % of the ratios (both the defaults of metrics.geometry).
+ID_OPTIONS = IDOptions(twonn_discard=0.1, twonn_fit="lsq", microscope_keep=0.2)
+
+# The names ``languages.id_estimator`` takes: the registry's estimators whose parameters
+# ID_OPTIONS gives, by their registry names.
+ID_ESTIMATORS: tuple[str, ...] = tuple(
+    name for name in REGISTRY if name in ("twonn", "twonn_microscope")
+)
+
+# Other names a config may give for one of ID_ESTIMATORS (the same estimator, same values).
+ID_ALIASES: dict[str, str] = {"skdim_twonn": "twonn"}
+
+# The ID variable of a dataset made with an ID function that is no registry estimator.
+ID_VARIABLE = Variable("id", "intrinsic dimension", "dimensions")
+
+
+def id_estimator(name: str) -> str:
+    """The registry name of the estimator ``languages.id_estimator`` names (an alias resolved);
+    ValueError naming the choices for any other."""
+    if name in ID_ESTIMATORS:
+        return name
+    if name in ID_ALIASES:
+        return ID_ALIASES[name]
+    raise ValueError(
+        f"unknown ID estimator {name!r}; choose one of {list(ID_ESTIMATORS)} "
+        f"(aliases: {', '.join(f'{a} = {t}' for a, t in ID_ALIASES.items())})"
+    )
+
+
+def id_variable(id_fn: IdFn) -> Variable:
+    """The registry variable of an :class:`IDFunction`'s estimator (its long_name and units);
+    :data:`ID_VARIABLE` for any other function."""
+    return id_fn.variable if isinstance(id_fn, IDFunction) else ID_VARIABLE
+
+
+@dataclass(frozen=True)
+class IDFunction:
+    """``fn(x)`` → :class:`IDValues`: the registry ``estimator`` (a name of
+    :data:`ID_ESTIMATORS`) with :data:`ID_OPTIONS` on ``repeats`` seeded subsamples of ``sample``
+    rows of x (all rows when x has at most ``sample``), and GRIDE at n₁ = 1 … 2^(gride_scales−1)
+    (none when 0) on the first of them — NaN at the scales whose n₂ exceeds its distinct
+    points − 1 and where the likelihood has no root — with one neighbour search per subsample
+    (:func:`repgeom.metrics.estimators.estimate_sample`).
+
+    ``estimator`` may be an alias (:data:`ID_ALIASES`); it is kept as the registry name. The
+    subsamples depend only on ``seed``, the repeat and the number of rows, so a store's rows
+    are subsampled the same way at every layer. With at most ``sample`` rows every repeat is
+    all of them (the same value each time): the datasets refuse that where they report the
+    spread over repeats, naming the language and its rows (:meth:`check`).
+    """
+
+    estimator: str
+    sample: int
+    repeats: int = 1
+    seed: int = 0
+    gride_scales: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "estimator", id_estimator(self.estimator))
+        if self.sample < 3:
+            raise ValueError(f"id_sample must be ≥ 3, got {self.sample}")
+        if self.repeats < 1:
+            raise ValueError(f"id_repeats must be ≥ 1, got {self.repeats}")
+
+    @property
+    def variable(self) -> Variable:
+        """The estimate's variable in the registry (name, long_name, units)."""
+        return REGISTRY[self.estimator].variables[0]
+
+    def check(self, rows: int, where: str, unit: str = "rows") -> None:
+        """Refuse ``repeats`` > 1 with ``sample`` ≥ the ``rows`` available
+        (:func:`repgeom.metrics.geometry.check_id_sample`, naming ``languages.id_sample`` and
+        the ``rows`` ``unit`` ``where``)."""
+        check_id_sample(self.sample, self.repeats, rows, where, "languages.id_sample", unit)
+
+    def __call__(self, x: np.ndarray) -> IDValues:
+        x = np.asarray(x)
+        options = dataclasses.replace(ID_OPTIONS, gride_scales=self.gride_scales)
+        value = self.variable.name
+        values: list[float] = []
+        gride = (np.zeros(0), np.zeros(0))
+        for r in range(self.repeats):
+            rows = seeded_subsample(x.shape[0], self.sample, self.seed, r)
+            which = (self.estimator, "gride") if r == 0 and self.gride_scales else (self.estimator,)
+            est = estimate_sample(x[rows], options, which)
+            values.append(est[value])
+            if "gride" in which:
+                gride = (est["gride"], est["gride_error"])
+        return IDValues(np.array(values), *gride)
+
+
+class IDValuesFunction(IDFunction):
+    """An :class:`IDFunction` without GRIDE that returns the ID on each repeat (an array)."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        return super().__call__(x).values
 
 
 def id_gride_function(
     name: str, sample: int, repeats: int = 1, seed: int = 0, gride_scales: int = 0
-) -> Callable[[np.ndarray], IDValues]:
-    """``fn(x)`` → :class:`IDValues`: the named estimator on ``repeats`` seeded subsamples of
-    ``sample`` rows of x (all rows, once per repeat, when x has at most ``sample``), and GRIDE
-    at n₁ = 1 … 2^(gride_scales−1) (none when 0) on the first of them — NaN at the scales whose
-    n₂ exceeds its distinct points − 1 and where the likelihood has no root — with one
-    neighbour search per subsample (:func:`repgeom.metrics.estimators.estimate_sample`).
-
-    The subsamples depend only on ``seed`` and the number of rows, so a store's tokens are
-    subsampled the same way at every layer.
-    """
-    if name not in ID_ESTIMATORS:
-        raise ValueError(f"unknown ID estimator {name!r}; choose one of {sorted(ID_ESTIMATORS)}")
-    if sample < 3:
-        raise ValueError(f"id_sample must be ≥ 3, got {sample}")
-    if repeats < 1:
-        raise ValueError(f"id_repeats must be ≥ 1, got {repeats}")
-    which, options = ID_ESTIMATORS[name]
-    options = dataclasses.replace(options, gride_scales=gride_scales)
-    value = REGISTRY[which].variables[0].name
-    first = (which, "gride") if gride_scales else (which,)
-
-    def fn(x: np.ndarray) -> IDValues:
-        x = np.asarray(x)
-        values: list[float] = []
-        gride = (np.zeros(0), np.zeros(0))
-        for r in range(repeats):
-            rows = seeded_subsample(x.shape[0], sample, seed, r)
-            if r > 0 and len(rows) == x.shape[0]:
-                values.append(values[0])  # every repeat is the whole array
-                continue
-            est = estimate_sample(x[rows], options, first if r == 0 else (which,))
-            values.append(est[value])
-            if r == 0 and gride_scales:
-                gride = (est["gride"], est["gride_error"])
-        return IDValues(np.array(values), *gride)
-
-    fn.__name__ = name
-    return fn
+) -> IDFunction:
+    """The :class:`IDFunction` of the estimator ``name`` (a name of :data:`ID_ESTIMATORS` or an
+    alias of :data:`ID_ALIASES`)."""
+    return IDFunction(name, sample, repeats, seed, gride_scales)
 
 
-def id_function(
-    name: str, sample: int, repeats: int = 1, seed: int = 0
-) -> Callable[[np.ndarray], np.ndarray]:
+def id_function(name: str, sample: int, repeats: int = 1, seed: int = 0) -> IDValuesFunction:
     """``id_fn(x)``: the named estimator on ``repeats`` seeded subsamples of ``sample`` rows of
     x, one value per repeat (:func:`id_gride_function` without GRIDE)."""
-    fn = id_gride_function(name, sample, repeats, seed)
+    return IDValuesFunction(name, sample, repeats, seed)
 
-    def id_fn(x: np.ndarray) -> np.ndarray:
-        return fn(x).values
 
-    id_fn.__name__ = name
-    return id_fn
+def gride_variables() -> tuple[Variable, Variable]:
+    """The registry's ``gride`` and ``gride_error`` variables."""
+    table = variables(REGISTRY)
+    return table["gride"][0], table["gride_error"][0]
+
+
+def check_rows(id_fn: IdFn, rows: int, where: str, unit: str) -> None:
+    """:meth:`IDFunction.check` of an :class:`IDFunction`; nothing for any other function."""
+    if isinstance(id_fn, IDFunction):
+        id_fn.check(rows, where, unit)
 
 
 def float64_rows(x: np.ndarray) -> np.ndarray:

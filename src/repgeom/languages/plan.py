@@ -14,6 +14,7 @@ from typing import Any
 from repgeom.languages.corpora import ORIGINAL_SCRIPT, PAIR_SIDES, derived_name
 from repgeom.languages.readers import find_flores
 from repgeom.languages.transliteration import SCRIPT_LETTERS, script_group
+from repgeom.metrics.estimators import check_gride_scale
 from repgeom.steps import last_label
 from repgeom.workflow.config import ConfigError, schema_defaults
 from repgeom.workflow.paths import PATHS, Paths
@@ -209,12 +210,7 @@ def study_plan(
     from repgeom.workflow.config import ConfigError
 
     section = config["languages"]
-    n1 = [2**s for s in range(section["gride_scales"])]
-    if section["gride_scale"] not in n1:
-        raise ConfigError(
-            f"config key 'languages.gride_scale': {section['gride_scale']} is not among the GRIDE "
-            f"scales n1 = {n1} (languages.gride_scales = {section['gride_scales']}); choose one"
-        )
+    check_gride_scale(section["gride_scale"], section["gride_scales"], "languages", ConfigError)
     groups, pairs = study_groups(section, config["corpora"])
     checkpoints = study_checkpoints(section, steps, last)
     corpora = study_corpora(groups, pairs)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from repgeom.metrics.gride import gride_of, gride_ranks
+from repgeom.metrics.gride import gride_of, gride_ranks, gride_scales
 from repgeom.metrics.intrinsic import (
     IDEstimate,
     mle_from_distances,
@@ -191,6 +191,32 @@ def variables(
 ) -> dict[str, tuple[Variable, tuple[str, ...]]]:
     """Every estimator's variables by name, in registry order, each with its dims."""
     return {v.name: (v, e.dims) for e in registry.values() for v in e.variables}
+
+
+def spread_variable(v: Variable) -> Variable:
+    """``<name>_std``: the spread (:func:`repeat_spread`) of a variable over its repeats, in the
+    variable's units."""
+    return Variable(
+        f"{v.name}_std",
+        f"spread over seeded subsamples (standard deviation, ddof = 1) of {v.long_name}",
+        v.units,
+    )
+
+
+def check_gride_scale(
+    scale: int, scales: int, section: str, error: type[Exception] = ValueError
+) -> None:
+    """Refuse a reported GRIDE scale ``<section>.gride_scale`` that is not among the scales
+    n1 = 1, 2, 4, …, 2^(scales − 1) of ``<section>.gride_scales`` (nothing to check when
+    ``scales`` is 0: no GRIDE); raises ``error`` naming both keys."""
+    if not scales:
+        return
+    n1 = gride_scales(scales)[0].tolist()
+    if scale not in n1:
+        raise error(
+            f"config key {section}.gride_scale {scale} is not among the GRIDE scales n1 = {n1} "
+            f"({section}.gride_scales = {scales}); choose one of them"
+        )
 
 
 # --- one search per sample --------------------------------------------------------------------

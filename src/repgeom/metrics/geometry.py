@@ -16,6 +16,7 @@ from repgeom.metrics.estimators import (
     REPORTED,
     IDOptions,
     Variable,
+    check_gride_scale,
     estimate_sample,
     variables,
 )
@@ -88,12 +89,7 @@ class GeometryOptions:
         bad = [p for p in self.positions if p not in POSITIONS]
         if bad:
             raise ValueError(f"positions {bad} unknown; choose from {sorted(POSITIONS)}")
-        if self.gride_scales and self.gride_scale not in gride_scales(self.gride_scales)[0]:
-            raise ValueError(
-                f"metrics.geometry.gride_scale {self.gride_scale} is not among the GRIDE scales "
-                f"n1 = {gride_scales(self.gride_scales)[0].tolist()} (gride_scales = "
-                f"{self.gride_scales}); choose one of them"
-            )
+        check_gride_scale(self.gride_scale, self.gride_scales, "metrics.geometry")
 
     @property
     def id_options(self) -> IDOptions:
@@ -124,7 +120,11 @@ def _variant(
 ) -> dict[str, xr.Dataset]:
     rows = select_rows(source, drop_first, o.token_budget, o.seed)
     pool = source.n_tokens if rows is None else rows
-    check_id_sample(source, source.n_tokens if rows is None else len(rows), drop_first, o)
+    store = getattr(source, "path", "the activation store")
+    where = f"without position 0 of {store}" if drop_first else f"of {store}"
+    check_id_sample(
+        o.id_sample, o.id_repeats, source.n_tokens if rows is None else len(rows), where
+    )
     samples = [seeded_subsample(pool, o.id_sample, o.seed, r) for r in range(o.id_repeats)]
     size = len(samples[0])
     id_vars = variables(REGISTRY)
@@ -192,17 +192,24 @@ def _variant(
     return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}
 
 
-def check_id_sample(source: LayerSource, pool: int, drop_first: bool, o: GeometryOptions) -> None:
-    """Refuse repeats that would all be the same full set of tokens: ``id_repeats`` > 1 with
-    ``id_sample`` ≥ the tokens a positions variant has (their spread would read 0)."""
-    if o.id_repeats > 1 and o.id_sample >= pool:
-        store = getattr(source, "path", "the activation store")
-        which = " without position 0" if drop_first else ""
+def check_id_sample(
+    id_sample: int,
+    id_repeats: int,
+    rows: int,
+    where: str,
+    key: str = "metrics.geometry.id_sample",
+    unit: str = "tokens",
+) -> None:
+    """Refuse repeats that would all be the same full set of rows: ``id_repeats`` > 1 with
+    ``id_sample`` ≥ the ``rows`` available (their spread would read 0). The message names the
+    config ``key`` and the ``rows`` ``unit`` ``where`` (e.g. "of <store>", "of 'fra_Latn'")."""
+    if id_repeats > 1 and id_sample >= rows:
+        one = unit.removesuffix("s")
         raise ValueError(
-            f"config key 'metrics.geometry.id_sample' ({o.id_sample}) is not below the "
-            f"{pool} tokens{which} of {store}, so all {o.id_repeats} intrinsic-dimension "
-            "repeats would be the same full set of tokens (a spread of 0); set id_sample "
-            f"below {pool}, or id_repeats: 1 to use every token once"
+            f"config key '{key}' ({id_sample}) is not below the {rows} {unit} {where}, so all "
+            f"{id_repeats} intrinsic-dimension repeats would be the same full set of {unit} (a "
+            f"spread of 0); set {key.rsplit('.', 1)[-1]} below {rows}, or id_repeats: 1 to use "
+            f"every {one} once"
         )
 
 
