@@ -63,6 +63,8 @@ def runs(tmp_path_factory, tokenizer, docs):
             }
         },
         "bottleneck": {"heads": {"token_budget": 512, "batch_size": 128}, "ngram": {"k": 32}},
+        "logit_lens": {},
+        "shape_of_learning": {},
     }
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
     return root, cfg
