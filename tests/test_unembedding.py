@@ -34,6 +34,7 @@ from repgeom.bottleneck.heads import (
 )
 from repgeom.data.tokens import Windows
 from tests.conftest import TINY
+from tests.test_lens import ragged
 
 ROOT = Path(__file__).resolve().parents[1]
 CAP = 0.1  # small against the tiny model's logits (|z| up to ~0.3), so the cap bites
@@ -60,14 +61,6 @@ def gemma(tokenizer):
     )
     torch.manual_seed(0)
     return Gemma2ForCausalLM(cfg).eval()
-
-
-def ragged(windows: Windows) -> Windows:
-    lengths = np.array([32, 9, 20, 2, 32], dtype=np.int32)
-    ids = windows.ids[:5].copy()
-    for i, n in enumerate(lengths):
-        ids[i, n:] = 1
-    return Windows(ids, lengths)
 
 
 def own_loss(model, w: Windows) -> tuple[float, int]:

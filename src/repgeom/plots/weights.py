@@ -69,6 +69,17 @@ def _plot_marked(
     mark_duplicates(ax, x, y, dup, color=color, marker=marker, markersize=3.5, legend=False)
 
 
+def _ring(
+    ax: plt.Axes, x: np.ndarray, y: np.ndarray, where: np.ndarray, style: dict, gid: str
+) -> np.ndarray:
+    """Open markers around the points ``where`` (and finite), drawn over the lines; returns
+    the points marked."""
+    mask = np.asarray(where, dtype=bool) & np.isfinite(y)
+    if mask.any():
+        ax.plot(x[mask], y[mask], ls="none", mfc="none", zorder=4, gid=gid, **style)
+    return mask
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -95,35 +106,12 @@ def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
     for ref, color in REFERENCES.items():
         _plot_marked(ax, x, ds[f"distance_to_{ref}"].values, dup, color, f"to the {ref}")
     previous = np.asarray(ds["distance_to_previous"].values, dtype=np.float64)
-    ring = jumps & np.isfinite(previous)
-    if ring.any():
-        ax.plot(
-            x[ring],
-            previous[ring],
-            ls="none",
-            marker="o",
-            ms=12,
-            mfc="none",
-            mec="red",
-            mew=1.6,
-            zorder=4,
-            gid="discontinuities",
-        )
+    ring = _ring(
+        ax, x, previous, jumps, dict(marker="o", ms=12, mec="red", mew=1.6), "discontinuities"
+    )
     first = np.asarray(ds["distance_to_first"].values, dtype=np.float64)
-    shared = (partial != "") & np.isfinite(first)
-    if shared.any():
-        ax.plot(
-            x[shared],
-            first[shared],
-            ls="none",
-            marker="D",
-            ms=8,
-            mfc="none",
-            mec="purple",
-            mew=1.2,
-            zorder=4,
-            gid="partial_duplicates",
-        )
+    style = dict(marker="D", ms=8, mec="purple", mew=1.2)
+    shared = _ring(ax, x, first, partial != "", style, "partial_duplicates")
     scale = distance_scale(ax, np.concatenate([ds[f"distance_to_{r}"].values for r in REFERENCES]))
     format_step_axis(ax, ticks)
     _pad_right(ax, x, ticks is not None)
