@@ -1,10 +1,8 @@
 """Snakemake adapter: a model's duplicates from its checkpoints' fingerprints; the gate."""
 
-import json
 import logging
-from pathlib import Path
 
-from repgeom.activations.weights import duplicates_message, integrity_dataset, read_weight_record
+from repgeom.activations.weights import duplicates_message, integrity_dataset, read_weight_records
 from repgeom.io import write_dataset
 from repgeom.provenance import provenance
 from repgeom.runtime import fail, log_to
@@ -12,7 +10,7 @@ from repgeom.steps import as_checkpoints
 
 log_to(snakemake.log[0])
 p = snakemake.params
-prints = [read_weight_record(json.loads(Path(f).read_text())) for f in snakemake.input]
+prints = read_weight_records(snakemake.input)
 ds = integrity_dataset(as_checkpoints(p.checkpoints), prints, p.model)
 message = duplicates_message(p.model, ds, p.labels_key, partial=False)
 if message and p.duplicates == "error":

@@ -1,11 +1,8 @@
 """Snakemake adapter: the weights dataset of one model (fingerprints, duplicates, distances)."""
 
-import json
-from pathlib import Path
-
 from repgeom.activations.weights import (
     checkpoint_directory,
-    read_weight_record,
+    read_weight_records,
     weights_dataset,
 )
 from repgeom.io import write_dataset
@@ -15,7 +12,7 @@ from repgeom.steps import as_checkpoints
 
 log_to(snakemake.log[0])
 p = snakemake.params
-prints = [read_weight_record(json.loads(Path(f).read_text())) for f in snakemake.input.fingerprints]
+prints = read_weight_records(snakemake.input.fingerprints)
 dirs = [checkpoint_directory(s["path"], s["revision"], s["commit"]) for s in p.sources]
 checkpoints = list(zip(as_checkpoints(p.checkpoints), dirs, strict=True))
 ds = weights_dataset(checkpoints, p.model, threads=snakemake.threads, prints=prints)

@@ -625,6 +625,11 @@ def read_weight_record(record: Mapping[str, Any]) -> CheckpointWeights:
     )
 
 
+def read_weight_records(paths: Sequence[str | Path]) -> list[CheckpointWeights]:
+    """The :class:`CheckpointWeights` of fingerprint files (:func:`weight_record` as JSON)."""
+    return [read_weight_record(json.loads(Path(p).read_text())) for p in paths]
+
+
 def sweep_fingerprints(
     directories: Sequence[str | Path], threads: int = 1
 ) -> list[CheckpointWeights]:
