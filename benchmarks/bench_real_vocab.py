@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import numpy as np
@@ -32,6 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_extraction import bare_forward, model_and_windows  # noqa: E402
+
+if TYPE_CHECKING:
+    from repgeom.activations.lens import LensSample
+    from repgeom.data.tokens import Windows
 
 VOCAB = 50304
 WINDOW, BATCH = 512, 4
@@ -98,72 +103,85 @@ def head_versus_matmul(hidden: int, rows: int = 4096) -> None:
     )
 
 
-def run_shape(name: str, rounds: int) -> None:
-    """Bare forward, (a), (b), (c) and the head matmuls of one shape, side by side."""
-    from repgeom.activations import extraction, lens
-    from repgeom.activations.extraction import batches_in_order, extract
-    from repgeom.activations.lens import LensSample
-    from repgeom.workflow.config import schema_defaults
+def recording(
+    calls: dict[str, list[int]], key: str
+) -> Callable[[torch.nn.Module], Callable[[torch.Tensor], torch.Tensor]]:
+    """A stand-in for ``causal_logits`` that records the rows of each LM-head call in
+    ``calls[key]``."""
+    from repgeom.activations import lens
 
-    hidden, layers, heads, inter, tokens = SHAPES[name]
-    budget = schema_defaults("logit_lens")["tokens"]
-    print(f"Pythia-{name} shape: d {hidden}, {layers} layers, {tokens} tokens, lens {budget}")
-    head_versus_matmul(hidden)
-    model, w = model_and_windows(tokens // WINDOW, WINDOW, config(hidden, layers, heads, inter))
-    rows = batches_in_order(len(w.lengths), BATCH)
-    weight = model.get_output_embeddings().weight
-    calls: dict[str, list[int]] = {}
     real = lens.causal_logits
 
-    def recording(key: str) -> Callable:
-        def make(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-            inner = real(m)
+    def make(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        inner = real(m)
 
-            def logits(h: torch.Tensor) -> torch.Tensor:
-                calls[key].append(h.shape[0])
-                return inner(h)
+        def logits(h: torch.Tensor) -> torch.Tensor:
+            calls[key].append(h.shape[0])
+            return inner(h)
 
-            return logits
+        return logits
 
-        return make
+    return make
 
-    def run(key: str, eval_loss: bool, sample: LensSample | None) -> Callable[[], None]:
-        def fn() -> None:
-            calls[key] = []
-            rec = recording(key)
-            with (
-                tempfile.TemporaryDirectory() as tmp,
-                mock.patch.object(extraction, "causal_logits", rec),
-                mock.patch.object(lens, "causal_logits", rec),
-            ):
-                extract(model, w, f"{tmp}/s.zarr", BATCH, {}, eval_loss, sample)
 
-        return fn
+def extraction_job(
+    model: torch.nn.Module,
+    w: Windows,
+    calls: dict[str, list[int]],
+    key: str,
+    eval_loss: bool,
+    sample: LensSample | None,
+) -> Callable[[], None]:
+    """One extraction into a temporary store, its LM-head calls recorded in ``calls[key]``."""
+    from repgeom.activations import extraction, lens
+    from repgeom.activations.extraction import extract
 
-    def matmuls(key: str) -> Callable[[], None]:
-        def fn() -> None:
-            with torch.inference_mode():
-                for n in calls[key]:
-                    torch.nn.functional.linear(torch.randn(n, hidden), weight)
+    def fn() -> None:
+        calls[key] = []
+        rec = recording(calls, key)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mock.patch.object(extraction, "causal_logits", rec),
+            mock.patch.object(lens, "causal_logits", rec),
+        ):
+            extract(model, w, f"{tmp}/s.zarr", BATCH, {}, eval_loss, sample)
 
-        return fn
+    return fn
 
-    sample = LensSample(budget, 0)
-    jobs = {
-        "bare": lambda: bare_forward(model.base_model, w, rows),
-        "a": run("a", False, None),
-        "b": run("b", True, None),
-        "c": run("c", True, sample),
-    }
-    bare_forward(model.base_model, w, rows[:1])  # warm-up
+
+def head_matmuls(calls: list[int], hidden: int, weight: torch.Tensor) -> Callable[[], None]:
+    """The recorded LM-head calls again, as bare ``F.linear`` products of the same shapes."""
+
+    def fn() -> None:
+        with torch.inference_mode():
+            for n in calls:
+                torch.nn.functional.linear(torch.randn(n, hidden), weight)
+
+    return fn
+
+
+def best_times(
+    jobs: dict[str, Callable[[], None]],
+    calls: dict[str, list[int]],
+    hidden: int,
+    weight: torch.Tensor,
+    rounds: int,
+) -> dict[str, np.ndarray]:
+    """Best (wall, CPU) of each job over rounds alternating, and of the head matmuls of (b) and
+    (c) as ``mm_b``, ``mm_c``, each round after the jobs."""
     best: dict[str, np.ndarray] = {}
     for _ in range(rounds):
         for key, fn in jobs.items():
             best[key] = np.minimum(best.get(key, np.inf), timed(fn))
         for key in ("b", "c"):
-            best[f"mm_{key}"] = np.minimum(best.get(f"mm_{key}", np.inf), timed(matmuls(key)))
+            mm = head_matmuls(calls[key], hidden, weight)
+            best[f"mm_{key}"] = np.minimum(best.get(f"mm_{key}", np.inf), timed(mm))
+    return best
+
+
+def report(best: dict[str, np.ndarray], n: int, calls: dict[str, list[int]]) -> None:
+    """Print tokens/s of each job and the ratios against the bare forward and the floors."""
     bare = best["bare"]
-    n = w.n_tokens
     print(f"  bare forward         {bare[0]:7.1f} s  {n / bare[0]:7.0f} tok/s")
     print(
         f"  (a) nothing asked    {best['a'][0]:7.1f} s  {n / best['a'][0]:7.0f} tok/s  "
@@ -178,6 +196,31 @@ def run_shape(name: str, rounds: int) -> None:
             f"{sum(calls[key])} rows): {floor[0] / t[0]:.3f} of floor "
             f"(CPU {floor[1] / t[1]:.3f})  (target ≥ 0.8)"
         )
+
+
+def run_shape(name: str, rounds: int) -> None:
+    """Bare forward, (a), (b), (c) and the head matmuls of one shape, side by side."""
+    from repgeom.activations.extraction import batches_in_order
+    from repgeom.activations.lens import LensSample
+    from repgeom.workflow.config import schema_defaults
+
+    hidden, layers, heads, inter, tokens = SHAPES[name]
+    budget = schema_defaults("logit_lens")["tokens"]
+    print(f"Pythia-{name} shape: d {hidden}, {layers} layers, {tokens} tokens, lens {budget}")
+    head_versus_matmul(hidden)
+    model, w = model_and_windows(tokens // WINDOW, WINDOW, config(hidden, layers, heads, inter))
+    rows = batches_in_order(len(w.lengths), BATCH)
+    weight = model.get_output_embeddings().weight
+    calls: dict[str, list[int]] = {}
+    sample = LensSample(budget, 0)
+    jobs = {
+        "bare": lambda: bare_forward(model.base_model, w, rows),
+        "a": extraction_job(model, w, calls, "a", False, None),
+        "b": extraction_job(model, w, calls, "b", True, None),
+        "c": extraction_job(model, w, calls, "c", True, sample),
+    }
+    bare_forward(model.base_model, w, rows[:1])  # warm-up
+    report(best_times(jobs, calls, hidden, weight, rounds), w.n_tokens, calls)
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import shutil
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -16,6 +18,9 @@ from repgeom.bottleneck.ngram_werror import werror_thresholds
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.io import read_dataset
 from tests.workflow import check_figure, snakemake, table_rows
+
+if TYPE_CHECKING:
+    from matplotlib.lines import Line2D
 
 pytestmark = pytest.mark.slow
 STEPS = ["step0", "step4", "step8"]
@@ -148,43 +153,50 @@ def test_figures_are_drawn_from_the_study_datasets(run_dir):
         check_figure(run_dir, fig / f"{stem}.png", "bottleneck_figures", FIGURE_INPUTS)
 
 
-def test_figures_plot_the_study_datasets(run_dir):
-    """The plotting functions the figures job calls, on this run's datasets, draw their values:
-    eval loss, singular values, entropy / cosine / loss panels, head perplexity, W-error."""
+def _xy(line: Line2D) -> tuple[np.ndarray, np.ndarray]:
+    """A line's x and y as float arrays."""
+    return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+
+
+def _check_eval_loss_figure(B: ModuleType, eval_loss: xr.DataArray, steps: list[int]) -> None:
+    """The eval loss over steps, its best checkpoint starred."""
     import matplotlib.pyplot as plt
 
-    from repgeom.bottleneck import plots as B
-
-    res = results(run_dir)
-    loss = read_dataset(res / "metrics" / "eval_loss" / "decoder.nc")
-    cos = read_dataset(res / "metrics" / "last_layer_cosine" / "decoder.nc")
-    spectrum = read_dataset(res / "metrics" / "lm_head" / "decoder.nc")
-    heads = read_dataset(res / "heads" / "decoder" / "step8.nc")
-    ngram = read_dataset(res / "ngram" / "bpe" / "docs.nc")
-    steps = [0, 4, 8]  # the x of the step-axis figures: training steps
-
-    def xy(line):
-        return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
-
-    eval_loss = loss.eval_loss.sel(corpus="docs", drop=True)
     f = B.eval_loss_vs_step({"decoder": eval_loss})
     (line, star, _) = f.axes[0].lines  # the model, its best checkpoint, the legend's star
-    np.testing.assert_array_equal(xy(line)[0], steps)
-    np.testing.assert_array_equal(xy(line)[1], eval_loss.values)
+    np.testing.assert_array_equal(_xy(line)[0], steps)
+    np.testing.assert_array_equal(_xy(line)[1], eval_loss.values)
     best = int(np.argmin(eval_loss.values))
-    np.testing.assert_array_equal(xy(star)[1], [eval_loss.values[best]])
+    np.testing.assert_array_equal(_xy(star)[1], [eval_loss.values[best]])
     assert line.get_label() == "decoder"
     plt.close(f)
+
+
+def _check_spectrum_figure(B: ModuleType, spectrum: xr.Dataset) -> None:
+    """One line of normalised singular values per checkpoint."""
+    import matplotlib.pyplot as plt
 
     f = B.singular_spectrum_over_training(spectrum)
     lines = f.axes[0].lines
     assert len(lines) == len(STEPS)
     for step, line in zip(STEPS, lines, strict=True):  # step0, step4, step8
         sigma = spectrum.sigma.sel(step=step).values.astype(float)
-        x, y = xy(line)
+        x, y = _xy(line)
         np.testing.assert_allclose(x, np.arange(1, 33) / 32)
         np.testing.assert_allclose(y, sigma / sigma[0], rtol=1e-12)
     plt.close(f)
+
+
+def _check_panels_figure(
+    B: ModuleType,
+    spectrum: xr.Dataset,
+    cos: xr.Dataset,
+    loss: xr.Dataset,
+    eval_loss: xr.DataArray,
+    steps: list[int],
+) -> None:
+    """The singular entropy, mean cosine and eval loss panels over steps."""
+    import matplotlib.pyplot as plt
 
     panels = xr.merge(
         [
@@ -203,27 +215,57 @@ def test_figures_plot_the_study_datasets(run_dir):
     ]
     for ax, values in zip(f.axes, expected, strict=True):
         (line,) = ax.lines
-        np.testing.assert_array_equal(xy(line)[0], steps)
-        np.testing.assert_allclose(xy(line)[1], values, rtol=1e-12)
+        np.testing.assert_array_equal(_xy(line)[0], steps)
+        np.testing.assert_allclose(_xy(line)[1], values, rtol=1e-12)
     plt.close(f)
+
+
+def _check_heads_figure(B: ModuleType, heads: xr.Dataset) -> None:
+    """The heads' perplexity by rank, with the full-rank and model-head references."""
+    import matplotlib.pyplot as plt
 
     f = B.perplexity_vs_rank({"decoder · step8": heads})
     line = f.axes[0].lines[0]
-    np.testing.assert_array_equal(xy(line)[0], [1, 2, 4, 8, 16, 32])
-    np.testing.assert_allclose(xy(line)[1], heads.perplexity.values, rtol=1e-12)
-    refs = {ln.get_linestyle(): xy(ln)[1][0] for ln in f.axes[0].lines[1:3]}
+    np.testing.assert_array_equal(_xy(line)[0], [1, 2, 4, 8, 16, 32])
+    np.testing.assert_allclose(_xy(line)[1], heads.perplexity.values, rtol=1e-12)
+    refs = {ln.get_linestyle(): _xy(ln)[1][0] for ln in f.axes[0].lines[1:3]}
     assert refs["--"] == pytest.approx(float(heads.full_rank_perplexity))
     assert refs[":"] == pytest.approx(float(heads.model_head_perplexity))
     plt.close(f)
 
+
+def _check_werror_figure(B: ModuleType, ngram: xr.Dataset) -> None:
+    """The n-gram W-error by rank, with its thresholds."""
+    import matplotlib.pyplot as plt
+
     f = B.werror_vs_rank({"docs × bpe": ngram})
     line = f.axes[0].lines[0]
-    np.testing.assert_array_equal(xy(line)[0], ngram["rank"].values)
-    np.testing.assert_allclose(xy(line)[1], ngram.werror.values, rtol=1e-12)
-    assert xy(line)[1][0] == pytest.approx(1.0)  # d = 0: nothing of P is kept
-    thresholds = [xy(ln)[1][0] for ln in f.axes[0].lines[1:]]
+    np.testing.assert_array_equal(_xy(line)[0], ngram["rank"].values)
+    np.testing.assert_allclose(_xy(line)[1], ngram.werror.values, rtol=1e-12)
+    assert _xy(line)[1][0] == pytest.approx(1.0)  # d = 0: nothing of P is kept
+    thresholds = [_xy(ln)[1][0] for ln in f.axes[0].lines[1:]]
     assert thresholds == [0.5, 0.2, 0.1]
     plt.close(f)
+
+
+def test_figures_plot_the_study_datasets(run_dir):
+    """The plotting functions the figures job calls, on this run's datasets, draw their values:
+    eval loss, singular values, entropy / cosine / loss panels, head perplexity, W-error."""
+    from repgeom.bottleneck import plots as B
+
+    res = results(run_dir)
+    loss = read_dataset(res / "metrics" / "eval_loss" / "decoder.nc")
+    cos = read_dataset(res / "metrics" / "last_layer_cosine" / "decoder.nc")
+    spectrum = read_dataset(res / "metrics" / "lm_head" / "decoder.nc")
+    heads = read_dataset(res / "heads" / "decoder" / "step8.nc")
+    ngram = read_dataset(res / "ngram" / "bpe" / "docs.nc")
+    steps = [0, 4, 8]  # the x of the step-axis figures: training steps
+    eval_loss = loss.eval_loss.sel(corpus="docs", drop=True)
+    _check_eval_loss_figure(B, eval_loss, steps)
+    _check_spectrum_figure(B, spectrum)
+    _check_panels_figure(B, spectrum, cos, loss, eval_loss, steps)
+    _check_heads_figure(B, heads)
+    _check_werror_figure(B, ngram)
 
 
 def edited(run_dir, tmp_path, **bottleneck):
@@ -255,7 +297,7 @@ def test_ngram_svd_beyond_memory_stops_the_job_with_its_message(run_dir, tmp_pat
     for part in ("corpora", "tokenizers", "tokens"):
         shutil.copytree(run_dir / "results" / part, work / "results" / part)
     tokens = read_tokens(work / "results" / "tokens" / "bpe" / "docs.zarr", "train")
-    est = ngram_memory_estimate(len(tokens.lengths), tokens.ids.shape[1], 512, 32)
+    est = ngram_memory_estimate(len(tokens.lengths), tokens.ids.shape[1], 512, 32, 1, 5)
     budget_mb = math.ceil(est["counting"] / 2**20) + 1
     config = edited(run_dir, tmp_path, ngram={"memory_mb": budget_mb})
     res = snakemake(

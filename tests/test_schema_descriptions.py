@@ -71,26 +71,54 @@ def missing_descriptions(
     object ``node`` is a combinator branch of, which its own conditional blocks may re-state."""
     if not isinstance(node, dict):
         return []
-    out: list[str] = []
     properties = node.get("properties")
     properties = properties if isinstance(properties, dict) else {}
+    out = _missing_in_properties(properties, path, skip)
+    # what the conditional blocks of this object (and of its combinator branches) may re-state
+    own = conditioned | skip | {name for name, sub in properties.items() if _described(sub)}
+    out += _missing_in_named(node, path, own)
+    out += _missing_in_values(node, path)
+    out += _missing_in_branches(node, path, own)
+    return out
+
+
+def _missing_in_properties(properties: dict, path: str, skip: frozenset[str]) -> list[str]:
+    """The properties without a description (but those in ``skip``), and what each holds."""
+    out: list[str] = []
     for name, sub in properties.items():
         key = _join(path, str(name))
         if not _described(sub) and name not in skip:
             out.append(key)
         out += missing_descriptions(sub, key)
-    # what the conditional blocks of this object (and of its combinator branches) may re-state
-    own = conditioned | skip | {name for name, sub in properties.items() if _described(sub)}
+    return out
+
+
+def _missing_in_named(node: dict, path: str, own: frozenset[str]) -> list[str]:
+    """Under the subschemas of ``$defs``, ``patternProperties`` and ``dependentSchemas``."""
+    out: list[str] = []
     for name, sub in (node.get("$defs") or {}).items():
         out += missing_descriptions(sub, _join(path, f"$defs.{name}"))
     for name, sub in (node.get("patternProperties") or {}).items():
         out += missing_descriptions(sub, _join(path, f"<{name}>"))
     for name, sub in (node.get("dependentSchemas") or {}).items():
         out += missing_descriptions(sub, _join(path, f"<if {name}>"), conditioned=own)
+    return out
+
+
+def _missing_in_values(node: dict, path: str) -> list[str]:
+    """Under the subschemas of other values than the object's keys (:data:`_SUBSCHEMAS`)."""
+    out: list[str] = []
     for word, tag in _SUBSCHEMAS.items():
         subs = node.get(word)
         for sub in subs if isinstance(subs, list) else [subs]:
             out += missing_descriptions(sub, path + tag if tag == "[]" else _join(path, tag))
+    return out
+
+
+def _missing_in_branches(node: dict, path: str, own: frozenset[str]) -> list[str]:
+    """Under the combinator branches and the ``if``/``then``/``else`` blocks, which may
+    re-state the names in ``own`` without a description."""
+    out: list[str] = []
     for word in _COMBINATORS:
         for i, sub in enumerate(node.get(word) or []):
             out += missing_descriptions(sub, _join(path, f"{word}[{i}]"), conditioned=own)

@@ -153,15 +153,19 @@ def sacct(jobids: list[str]) -> list[dict[str, str]]:
     return [dict(zip(SACCT_FIELDS, line.split("|"), strict=True)) for line in out.splitlines()]
 
 
-def test_slurm_run_matches_local_run(cluster, tmp_path):
-    local, work = tmp_path / "local", tmp_path / "slurm"
-    local.mkdir()
-    work.mkdir()
+def run_local(local: Path) -> float:
+    """Wall seconds of config/test.yaml run with ``--cores 2`` in ``local`` (which must pass)."""
     t0 = time.monotonic()
     res = snakemake(local, CONFIG, "--cores", "2", timeout=3600)
     local_s = time.monotonic() - t0
     assert res.returncode == 0, res.stderr[-5000:]
+    return local_s
 
+
+def run_slurm(work: Path) -> tuple[dict[str, int], str, str, float]:
+    """config/test.yaml through the SLURM profile in ``work``, the first extract job's script
+    killed: the jobs planned by rule, the run's log (it must pass), the killed job's SLURM id
+    and the wall seconds."""
     plan = planned_jobs(snakemake(work, CONFIG, "-n", "--profile", str(PROFILE)))
     jobs = {rule: n for rule, n in plan.items() if rule != "all"}  # `all` runs no job
     log = work / "snakemake.out"
@@ -182,14 +186,25 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
     slurm_s = time.monotonic() - t0
     text = log.read_text()
     assert proc.returncode == 0, text[-5000:]
+    return jobs, text, failed, slurm_s
 
-    # every job went through sbatch (the retried one twice), none ran on this host
+
+def check_submissions(text: str, jobs: dict[str, int]) -> tuple[dict[str, str], list[str]]:
+    """Every job went through sbatch (the retried one twice), none ran on this host; returns
+    the SLURM id by Snakemake job id and every submission's SLURM id."""
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", text))
     submissions = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
     assert len(submitted) == sum(jobs.values())
     assert len(submissions) == sum(jobs.values()) + 1
     assert re.findall(r"^localrule (\S+):", text, re.M) == ["all"]
+    return submitted, submissions
 
+
+def accounted_jobs(
+    submissions: list[str], jobs: dict[str, int], failed: str
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """sacct's rows of the submissions (each with its ``rule``) and those completed: all but
+    the killed one, as many of each rule as were planned."""
     rows = sacct(submissions)
     assert sorted(r["JobID"] for r in rows) == sorted(submissions)
     for row in rows:
@@ -198,8 +213,13 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
     assert [r["JobID"] for r in rows if r["State"] != "COMPLETED"] == [failed]
     counts = {rule: sum(r["rule"] == rule for r in done) for rule in jobs}
     assert counts == jobs
+    return rows, done
 
-    # the failed job was reported, retried (retries in the profile) and completed
+
+def check_retry(
+    text: str, rows: list[dict[str, str]], failed: str, work: Path, submitted: dict[str, str]
+) -> None:
+    """The failed job was reported, retried (retries in the profile) and completed."""
     assert profile()["retries"] >= 1
     comment = next(r["Comment"] for r in rows if r["JobID"] == failed)
     again = sorted((r for r in rows if r["Comment"] == comment), key=lambda r: int(r["JobID"]))
@@ -209,7 +229,9 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
     snakemake_id = next(k for k, v in submitted.items() if v == again[-1]["JobID"])
     assert f"Trying to restart job {snakemake_id}." in text
 
-    # resources reached SLURM: the profile's values for extract, GPUs only where rules ask
+
+def check_resources(done: list[dict[str, str]]) -> None:
+    """Resources reached SLURM: the profile's values for extract, GPUs only where rules ask."""
     prof, parts = profile(), partitions()
     cpu_partition = next(name for name, limits in parts.items() if not limits.get("max_gpu"))
     gpu_partitions = {name for name, limits in parts.items() if limits.get("max_gpu")}
@@ -230,10 +252,10 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
                 assert row["Timelimit"] == slurm_time(prof["default-resources"]["runtime"])
     assert {r["rule"] for r in done} & GPU_RULES == GPU_RULES
 
-    assert differences(local / "results", work / "results") == []
 
-    # figures for the README: wall times, and the time a SLURM job spends around its script
-    # (Snakemake starting twice inside the allocation, srun)
+def print_timings(work: Path, done: list[dict[str, str]], local_s: float, slurm_s: float) -> None:
+    """Figures for the README: wall times, and the time a SLURM job spends around its script
+    (Snakemake starting twice inside the allocation, srun)."""
     bench = [
         float(f.read_text().splitlines()[1].split("\t")[0])
         for f in (work / "benchmarks" / "runs").rglob("*.tsv")
@@ -244,3 +266,17 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
         f"per job: {(sum(elapsed) - sum(bench)) / len(done):.1f} s in the allocation around "
         f"the script (median job {sorted(elapsed)[len(elapsed) // 2]} s)"
     )
+
+
+def test_slurm_run_matches_local_run(cluster, tmp_path):
+    local, work = tmp_path / "local", tmp_path / "slurm"
+    local.mkdir()
+    work.mkdir()
+    local_s = run_local(local)
+    jobs, text, failed, slurm_s = run_slurm(work)
+    submitted, submissions = check_submissions(text, jobs)
+    rows, done = accounted_jobs(submissions, jobs, failed)
+    check_retry(text, rows, failed, work, submitted)
+    check_resources(done)
+    assert differences(local / "results", work / "results") == []
+    print_timings(work, done, local_s, slurm_s)

@@ -689,6 +689,111 @@ def integrity_dataset(
     )
 
 
+def _pair(stats: Mapping[tuple[int, int], PairStats], n: int, t: int, r: int) -> PairStats | None:
+    """Sums with t the target and r the reference (None when r is out of range or is t)."""
+    if not 0 <= r < n:
+        return None
+    if r == t:
+        return None
+    s = stats[(min(r, t), max(r, t))]
+    return s if t > r else s.swapped()
+
+
+@dataclass(frozen=True)
+class _SweepDistances:
+    """The distances and cosines of a sweep's checkpoints, by step (and group)."""
+
+    whole: dict[str, np.ndarray]  # relative, to 'first', 'previous', 'last'; 'neighbours'
+    grouped: dict[str, np.ndarray]  # relative, per group, to 'first', 'previous', 'last'
+    cos: np.ndarray  # cosine to the first
+    cos_g: np.ndarray  # cosine to the first, per group
+    absolute: dict[str, np.ndarray]  # to 'previous', 'next'; between the 'neighbours'
+
+
+def _sweep_distances(
+    stats: Mapping[tuple[int, int], PairStats],
+    norms: Sequence[np.ndarray],
+    count: np.ndarray,
+    n: int,
+) -> _SweepDistances:
+    """Every checkpoint's distances to the first, previous and last (0 to itself, NaN with
+    nothing measured), its cosine to the first and, inside the sweep, the absolute distances
+    :func:`discontinuities` compares."""
+    g = len(GROUPS)
+    whole = {k: np.full(n, np.nan) for k in ("first", "previous", "last", "neighbours")}
+    grouped = {k: np.full((n, g), np.nan) for k in ("first", "previous", "last")}
+    cos, cos_g = np.full(n, np.nan), np.full((n, g), np.nan)
+    absolute = {k: np.full(n, np.nan) for k in ("previous", "next", "neighbours")}
+    for t in range(n):
+        for key, r in (("first", 0), ("previous", t - 1), ("last", n - 1)):
+            s = _pair(stats, n, t, r)
+            if s is not None:
+                whole[key][t] = s.distance("ref")
+                grouped[key][t] = s.distance("ref", by_group=True)
+            elif r == t:
+                whole[key][t] = 0.0 if count.sum() else np.nan
+                grouped[key][t] = np.where(count > 0, 0.0, np.nan)
+        s = _pair(stats, n, t, 0)
+        if s is not None:
+            cos[t], cos_g[t] = s.cosine(), s.cosine(by_group=True)
+        else:  # the first checkpoint against itself
+            itself = PairStats(np.zeros(g), norms[t], norms[t], norms[t], count)
+            cos[t], cos_g[t] = itself.cosine(), itself.cosine(by_group=True)
+        if 0 < t < n - 1:
+            s = _pair(stats, n, t + 1, t - 1)
+            assert s is not None
+            whole["neighbours"][t] = s.distance("ref")
+            absolute["neighbours"][t] = s.distance("none")
+            before, after = _pair(stats, n, t, t - 1), _pair(stats, n, t + 1, t)
+            absolute["previous"][t] = before.distance("none")  # type: ignore[union-attr]
+            absolute["next"][t] = after.distance("none")  # type: ignore[union-attr]
+    return _SweepDistances(whole, grouped, cos, cos_g, absolute)
+
+
+def _distance_variables(d: _SweepDistances, jumps: np.ndarray, factor: float) -> dict[str, Any]:
+    """The ``weights`` dataset's distance, cosine and discontinuity variables."""
+    where = {
+        "first": "the first checkpoint",
+        "previous": "the previous checkpoint",
+        "last": "the last checkpoint",
+    }
+    data_vars: dict[str, Any] = {}
+    for key, text in where.items():
+        data_vars[f"distance_to_{key}"] = (
+            "step",
+            d.whole[key],
+            _attrs(f"relative L2 distance ‖θ − θ_ref‖ / ‖θ_ref‖ to {text}"),
+        )
+        data_vars[f"distance_to_{key}_by_group"] = (
+            ("step", "group"),
+            d.grouped[key],
+            _attrs(f"relative L2 distance to {text}, per tensor group"),
+        )
+    data_vars["distance_between_neighbours"] = (
+        "step",
+        d.whole["neighbours"],
+        _attrs("relative L2 distance between the previous and the next checkpoint"),
+    )
+    data_vars["cosine_to_first"] = (
+        "step",
+        d.cos,
+        _attrs("cosine between the parameter vectors and the first checkpoint's"),
+    )
+    data_vars["cosine_to_first_by_group"] = (
+        ("step", "group"),
+        d.cos_g,
+        _attrs("cosine to the first checkpoint, per tensor group"),
+    )
+    data_vars["discontinuity"] = (
+        "step",
+        jumps,
+        _attrs(
+            f"farther than {factor:g}× the distance between its neighbours from each of them", ""
+        ),
+    )
+    return data_vars
+
+
 def weights_dataset(
     checkpoints: Sequence[tuple[str | Checkpoint, str | Path]],
     model: str = "",
@@ -700,93 +805,18 @@ def weights_dataset(
     :func:`integrity_dataset` and the distances (``prints``: fingerprints already taken)."""
     ckpts = as_checkpoints([c for c, _ in checkpoints])
     dirs = [Path(d) for _, d in checkpoints]
-    n = len(ckpts)
     prints = list(prints) if prints is not None else sweep_fingerprints(dirs, threads)
     base = integrity_dataset(ckpts, prints, model)
     fps = [p.fingerprint for p in prints]
     stats, norms, count = sweep_stats(dirs, fps, threads)
-
-    def pair(t: int, r: int) -> PairStats | None:
-        """Sums with t the target and r the reference (None when r is out of range)."""
-        if not 0 <= r < n:
-            return None
-        if r == t:
-            return None
-        s = stats[(min(r, t), max(r, t))]
-        return s if t > r else s.swapped()
-
-    g = len(GROUPS)
-    whole = {k: np.full(n, np.nan) for k in ("first", "previous", "last", "neighbours")}
-    grouped = {k: np.full((n, g), np.nan) for k in ("first", "previous", "last")}
-    cos, cos_g = np.full(n, np.nan), np.full((n, g), np.nan)
-    absolute = {k: np.full(n, np.nan) for k in ("previous", "next", "neighbours")}
-    for t in range(n):
-        for key, r in (("first", 0), ("previous", t - 1), ("last", n - 1)):
-            s = pair(t, r)
-            if s is not None:
-                whole[key][t] = s.distance("ref")
-                grouped[key][t] = s.distance("ref", by_group=True)
-            elif r == t:
-                whole[key][t] = 0.0 if count.sum() else np.nan
-                grouped[key][t] = np.where(count > 0, 0.0, np.nan)
-        s = pair(t, 0)
-        if s is not None:
-            cos[t], cos_g[t] = s.cosine(), s.cosine(by_group=True)
-        else:  # the first checkpoint against itself
-            itself = PairStats(np.zeros(g), norms[t], norms[t], norms[t], count)
-            cos[t], cos_g[t] = itself.cosine(), itself.cosine(by_group=True)
-        if 0 < t < n - 1:
-            s = pair(t + 1, t - 1)
-            assert s is not None
-            whole["neighbours"][t] = s.distance("ref")
-            absolute["neighbours"][t] = s.distance("none")
-            absolute["previous"][t] = pair(t, t - 1).distance("none")  # type: ignore[union-attr]
-            absolute["next"][t] = pair(t + 1, t).distance("none")  # type: ignore[union-attr]
+    d = _sweep_distances(stats, norms, count, len(ckpts))
+    absolute = d.absolute
     jumps = discontinuities(absolute["previous"], absolute["next"], absolute["neighbours"], factor)
-    where = {
-        "first": "the first checkpoint",
-        "previous": "the previous checkpoint",
-        "last": "the last checkpoint",
-    }
-    data_vars: dict[str, Any] = {}
-    for key, text in where.items():
-        data_vars[f"distance_to_{key}"] = (
-            "step",
-            whole[key],
-            _attrs(f"relative L2 distance ‖θ − θ_ref‖ / ‖θ_ref‖ to {text}"),
-        )
-        data_vars[f"distance_to_{key}_by_group"] = (
-            ("step", "group"),
-            grouped[key],
-            _attrs(f"relative L2 distance to {text}, per tensor group"),
-        )
-    data_vars["distance_between_neighbours"] = (
-        "step",
-        whole["neighbours"],
-        _attrs("relative L2 distance between the previous and the next checkpoint"),
-    )
-    data_vars["cosine_to_first"] = (
-        "step",
-        cos,
-        _attrs("cosine between the parameter vectors and the first checkpoint's"),
-    )
-    data_vars["cosine_to_first_by_group"] = (
-        ("step", "group"),
-        cos_g,
-        _attrs("cosine to the first checkpoint, per tensor group"),
-    )
-    data_vars["discontinuity"] = (
-        "step",
-        jumps,
-        _attrs(
-            f"farther than {factor:g}× the distance between its neighbours from each of them", ""
-        ),
-    )
     coords: dict[str, Any] = {
         "group": ("group", list(GROUPS), _attrs("tensor group (by tensor name)", "")),
         "n_parameters": ("group", count, _attrs("floating-point elements measured", "")),
     }
-    out = base.assign(data_vars).assign_coords(coords)
+    out = base.assign(_distance_variables(d, jumps, factor)).assign_coords(coords)
     out.attrs.update(
         discontinuity_factor=float(factor),
         distances=(

@@ -449,6 +449,83 @@ def corpus_origin(name: str, cfg: Mapping[str, Any]) -> str:
     return f"config key 'corpora.{name}'{where}"
 
 
+def _read_corpus_file(
+    path: str | Path, field: str, cfg: Mapping[str, Any], origin: str
+) -> tuple[str | list[str], str, int, dict[str, str]]:
+    """One file of a text corpus by its format: its text (or a record file's documents), the
+    format, the characters replaced and the byte-order marks read; errors name ``origin``."""
+    fmt = corpus_file_format(path)
+    try:
+        if fmt == "jsonl":
+            text, n, named = read_jsonl_records(path, field, cfg["encoding"], cfg["errors"])
+        elif fmt == "parquet":
+            text, n = read_parquet_records(path, field, cfg["errors"])
+            named = {}
+        else:
+            text, n, named = _read_text(path, cfg["encoding"], cfg["errors"])
+    except DecodingError as err:
+        raise DecodingError(f"{origin}: {err}; {decoding_advice(err)}") from None
+    except RecordError as err:
+        raise RecordError(f"{origin}: {err}") from None
+    return text, fmt, n, named
+
+
+def _text_corpus_documents(
+    origin: str, cfg: Mapping[str, Any], paths: Sequence[str | Path], attrs: dict[str, Any]
+) -> list[str]:
+    """The documents of a text corpus's files (``min_chars`` applied, not yet sampled); its
+    stats attributes go into ``attrs``."""
+    if not paths:
+        raise ValueError(f"{origin}: no file matches; put the file there or change the path")
+    field = cfg.get("field", "text")
+    texts: list[str | list[str]] = []  # a text file's text, a record file's documents
+    formats: set[str] = set()
+    marks: dict[str, str] = {}
+    replaced = 0
+    for path in paths:
+        text, fmt, n, named = _read_corpus_file(path, field, cfg, origin)
+        texts.append(text)
+        formats.add(fmt)
+        marks.update(named)
+        replaced += n
+    if replaced:
+        logging.getLogger(__name__).warning(
+            "%s: %d undecodable byte sequence(s) or NUL(s) read as U+FFFD (errors: replace, "
+            "encoding: %s)",
+            origin,
+            replaced,
+            cfg["encoding"],
+        )
+    try:
+        docs = text_documents(
+            texts, cfg["split_by"], cfg["n_chunks"], cfg["chunk_chars"], cfg["seed"]
+        )
+    except ValueError as err:  # fewer characters than one chunk
+        raise ValueError(f"{origin}: {err}") from None
+    docs = [d for d in docs if len(d) >= cfg["min_chars"]]
+    attrs.update(
+        source_files=[str(p) for p in paths],
+        format="+".join(sorted(formats)),  # text, jsonl, parquet, or a mix: jsonl+text
+        encoding=cfg["encoding"],
+        errors=cfg["errors"],
+        replaced_characters=replaced,
+    )
+    if formats - {"text"}:
+        attrs["field"] = field
+    if marks:  # files read by their byte-order mark, not by `encoding`
+        attrs["byte_order_marks"] = marks
+    return docs
+
+
+def _sample_documents(docs: list[str], max_documents: int | None, seed: int) -> list[str]:
+    """A seeded sample of ``max_documents`` documents, in corpus order (all when fewer)."""
+    if max_documents and len(docs) > max_documents:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(docs), max_documents, replace=False))
+        docs = [docs[i] for i in keep]
+    return docs
+
+
 def corpus_documents(
     name: str, cfg: Mapping[str, Any], paths: Sequence[str | Path]
 ) -> tuple[list[str], dict[str, Any]]:
@@ -467,68 +544,14 @@ def corpus_documents(
         docs = python_docs(min_chars=cfg["min_chars"])
         attrs.update(python_docs_attrs())
     else:
-        if not paths:
-            raise ValueError(f"{origin}: no file matches; put the file there or change the path")
-        field = cfg.get("field", "text")
-        texts: list[str | list[str]] = []  # a text file's text, a record file's documents
-        formats: set[str] = set()
-        marks: dict[str, str] = {}
-        replaced = 0
-        for path in paths:
-            fmt = corpus_file_format(path)
-            try:
-                if fmt == "jsonl":
-                    text, n, named = read_jsonl_records(path, field, cfg["encoding"], cfg["errors"])
-                elif fmt == "parquet":
-                    text, n = read_parquet_records(path, field, cfg["errors"])
-                    named = {}
-                else:
-                    text, n, named = _read_text(path, cfg["encoding"], cfg["errors"])
-            except DecodingError as err:
-                raise DecodingError(f"{origin}: {err}; {decoding_advice(err)}") from None
-            except RecordError as err:
-                raise RecordError(f"{origin}: {err}") from None
-            texts.append(text)
-            formats.add(fmt)
-            marks.update(named)
-            replaced += n
-        if replaced:
-            logging.getLogger(__name__).warning(
-                "%s: %d undecodable byte sequence(s) or NUL(s) read as U+FFFD (errors: replace, "
-                "encoding: %s)",
-                origin,
-                replaced,
-                cfg["encoding"],
-            )
-        try:
-            docs = text_documents(
-                texts, cfg["split_by"], cfg["n_chunks"], cfg["chunk_chars"], cfg["seed"]
-            )
-        except ValueError as err:  # fewer characters than one chunk
-            raise ValueError(f"{origin}: {err}") from None
-        docs = [d for d in docs if len(d) >= cfg["min_chars"]]
-        attrs.update(
-            source_files=[str(p) for p in paths],
-            format="+".join(sorted(formats)),  # text, jsonl, parquet, or a mix: jsonl+text
-            encoding=cfg["encoding"],
-            errors=cfg["errors"],
-            replaced_characters=replaced,
-        )
-        if formats - {"text"}:
-            attrs["field"] = field
-        if marks:  # files read by their byte-order mark, not by `encoding`
-            attrs["byte_order_marks"] = marks
+        docs = _text_corpus_documents(origin, cfg, paths, attrs)
     if not docs:
         files = ", ".join(attrs.get("source_files", [])) or attrs.get("stdlib", "")
         raise ValueError(
             f"{origin}: no documents (read from {files}; min_chars={cfg['min_chars']}); "
             "give it text, or lower min_chars"
         )
-    if cfg["max_documents"] and len(docs) > cfg["max_documents"]:
-        rng = np.random.default_rng(cfg["seed"])
-        keep = np.sort(rng.choice(len(docs), cfg["max_documents"], replace=False))
-        docs = [docs[i] for i in keep]
-    return docs, attrs
+    return _sample_documents(docs, cfg["max_documents"], cfg["seed"]), attrs
 
 
 def is_eval(doc: str, eval_fraction: float) -> bool:

@@ -115,9 +115,83 @@ def _var(dims: tuple[str, ...], values: Any, name: str | Variable) -> tuple:
     return (dims, np.asarray(values), {"long_name": long_name, "units": units})
 
 
+def _family_of_layer(acc: FamilyAccumulator, o: GeometryOptions) -> dict[str, Any]:
+    """The anisotropy family of one layer from its streamed moments, by variable of FAMILY."""
+    w = acc.moments.eigvalsh()
+    power = anisotropy_power(acc.moments.scatter(), o.power_tol, o.power_max_iter, o.seed)
+    span = min(len(w), acc.moments.n - 1)  # ranks the centred tokens can fill
+    last = span if o.alpha_req_last is None else min(o.alpha_req_last, span)
+    return {
+        "anisotropy": anisotropy_from_eigvals(w),
+        "explained_variance": explained_variance(w, o.top_k),
+        "effective_rank": effective_rank(w),
+        "rankme": rankme(w),
+        "alpha_req": alpha_req(w, o.alpha_req_first, last),
+        "anisotropy_power": power.value,
+        "power_iterations": power.iterations,
+        "power_residual": power.residual,
+        "power_converged": int(power.converged),
+        "mean_cosine": mean_cosine_from_sum(acc.unit_sum, acc.moments.n),
+    }
+
+
+def _anisotropy_dataset(
+    fam: dict[str, list], layers: list[int], n: int, o: GeometryOptions
+) -> xr.Dataset:
+    """The anisotropy family by layer (and principal direction), with the tokens used."""
+    anis = xr.Dataset(
+        {
+            k: _var(("layer", "component") if k == "explained_variance" else ("layer",), v, k)
+            for k, v in fam.items()
+        },
+        coords={"layer": layers, "component": np.arange(1, o.top_k + 1)},
+    )
+    anis["n_tokens"] = _var((), n, "n_tokens")
+    return anis
+
+
+def _id_dataset(
+    ids: dict[str, list], layers: list[int], size: int, o: GeometryOptions
+) -> xr.Dataset:
+    """Every registered ID estimate by layer, repeat (and GRIDE scale), with the subsample
+    size and, with GRIDE, its estimate at the reported scale and the TwoNN–GRIDE flag."""
+    id_vars = variables(REGISTRY)
+    n1, n2 = gride_scales(o.gride_scales) if o.gride_scales else (np.zeros(0, int),) * 2
+    idd = xr.Dataset(
+        {k: _var(("layer", *dims), ids[k], v) for k, (v, dims) in id_vars.items()},
+        coords={
+            "layer": layers,
+            "repeat": np.arange(o.id_repeats),
+            "scale": n1,
+            "n2": ("scale", n2),
+        },
+    )
+    idd["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
+    idd["n_tokens"] = _var((), size, "n_tokens")
+    idd["id_sample_used"] = _var((), size, "id_sample_used")
+    if o.gride_scales:
+        _add_gride_at_scale(idd, o)
+    return idd
+
+
+def _add_gride_at_scale(idd: xr.Dataset, o: GeometryOptions) -> None:
+    """Add GRIDE at ``o.gride_scale`` (and its error) and the flag of layers where TwoNN and
+    it disagree by more than ``o.id_disagreement`` combined errors, in place."""
+    at = idd["gride"].sel(scale=o.gride_scale)
+    err = idd["gride_error"].sel(scale=o.gride_scale)
+    rep = _REPORTED
+    idd["gride_at_scale"] = _var(("layer", "repeat"), at.values, rep["gride_at_scale"])
+    idd["gride_at_scale_error"] = _var(("layer", "repeat"), err.values, rep["gride_at_scale_error"])
+    gap = np.abs(idd["twonn"].mean("repeat") - at.mean("repeat"))
+    combined = np.sqrt(idd["twonn_error"].mean("repeat") ** 2 + err.mean("repeat") ** 2)
+    flag = (gap > o.id_disagreement * combined).astype(np.int8)
+    idd["twonn_gride_disagree"] = _var(("layer",), flag.values, rep["twonn_gride_disagree"])
+
+
 def _variant(
     source: LayerSource, layers: list[int], drop_first: bool, o: GeometryOptions
 ) -> dict[str, xr.Dataset]:
+    """The three datasets of one ``positions`` variant (with or without position 0)."""
     rows = select_rows(source, drop_first, o.token_budget, o.seed)
     pool = source.n_tokens if rows is None else rows
     store = getattr(source, "path", "the activation store")
@@ -127,27 +201,14 @@ def _variant(
     )
     samples = [seeded_subsample(pool, o.id_sample, o.seed, r) for r in range(o.id_repeats)]
     size = len(samples[0])
-    id_vars = variables(REGISTRY)
     fam: dict[str, list] = {k: [] for k in FAMILY}
-    ids: dict[str, list] = {k: [] for k in id_vars}
+    ids: dict[str, list] = {k: [] for k in variables(REGISTRY)}
     lin: list[float] = []
     previous = None
     for layer in layers:
         acc = FamilyAccumulator.of(source.iter_blocks(layer, rows), source.hidden_size)
-        w = acc.moments.eigvalsh()
-        power = anisotropy_power(acc.moments.scatter(), o.power_tol, o.power_max_iter, o.seed)
-        fam["anisotropy"].append(anisotropy_from_eigvals(w))
-        fam["explained_variance"].append(explained_variance(w, o.top_k))
-        fam["effective_rank"].append(effective_rank(w))
-        fam["rankme"].append(rankme(w))
-        span = min(len(w), acc.moments.n - 1)  # ranks the centred tokens can fill
-        last = span if o.alpha_req_last is None else min(o.alpha_req_last, span)
-        fam["alpha_req"].append(alpha_req(w, o.alpha_req_first, last))
-        fam["anisotropy_power"].append(power.value)
-        fam["power_iterations"].append(power.iterations)
-        fam["power_residual"].append(power.residual)
-        fam["power_converged"].append(int(power.converged))
-        fam["mean_cosine"].append(mean_cosine_from_sum(acc.unit_sum, acc.moments.n))
+        for key, value in _family_of_layer(acc, o).items():
+            fam[key].append(value)
         per_repeat = []
         for r, sample in enumerate(samples):
             x = source.read(layer, sample)
@@ -158,36 +219,9 @@ def _variant(
         for key in ids:
             ids[key].append([e[key] for e in per_repeat])
     n = source.n_tokens if rows is None else len(rows)
-    coords = {"layer": layers}
-    anis = xr.Dataset(
-        {
-            k: _var(("layer", "component") if k == "explained_variance" else ("layer",), v, k)
-            for k, v in fam.items()
-        },
-        coords={**coords, "component": np.arange(1, o.top_k + 1)},
-    )
-    anis["n_tokens"] = _var((), n, "n_tokens")
-    n1, n2 = gride_scales(o.gride_scales) if o.gride_scales else (np.zeros(0, int),) * 2
-    idd = xr.Dataset(
-        {k: _var(("layer", *dims), ids[k], v) for k, (v, dims) in id_vars.items()},
-        coords={**coords, "repeat": np.arange(o.id_repeats), "scale": n1, "n2": ("scale", n2)},
-    )
-    idd["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
-    idd["n_tokens"] = _var((), size, "n_tokens")
-    idd["id_sample_used"] = _var((), size, "id_sample_used")
-    if o.gride_scales:
-        at = idd["gride"].sel(scale=o.gride_scale)
-        err = idd["gride_error"].sel(scale=o.gride_scale)
-        rep = _REPORTED
-        idd["gride_at_scale"] = _var(("layer", "repeat"), at.values, rep["gride_at_scale"])
-        idd["gride_at_scale_error"] = _var(
-            ("layer", "repeat"), err.values, rep["gride_at_scale_error"]
-        )
-        gap = np.abs(idd["twonn"].mean("repeat") - at.mean("repeat"))
-        combined = np.sqrt(idd["twonn_error"].mean("repeat") ** 2 + err.mean("repeat") ** 2)
-        flag = (gap > o.id_disagreement * combined).astype(np.int8)
-        idd["twonn_gride_disagree"] = _var(("layer",), flag.values, rep["twonn_gride_disagree"])
-    lind = xr.Dataset({"linearity": _var(("layer",), lin, "linearity")}, coords=coords)
+    anis = _anisotropy_dataset(fam, layers, n, o)
+    idd = _id_dataset(ids, layers, size, o)
+    lind = xr.Dataset({"linearity": _var(("layer",), lin, "linearity")}, coords={"layer": layers})
     lind["n_tokens"] = _var((), size, "n_tokens")
     return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}
 

@@ -128,6 +128,37 @@ def _at_ranks(
     return dist, found
 
 
+def _checked_ranks(ranks: np.ndarray | None, k: int, n_ref: int) -> np.ndarray | None:
+    """``ranks`` as int64, ValueError unless they lie in 1 … k − RANK_WINDOW (1 … k when k is
+    every one of the ``n_ref`` reference points)."""
+    if ranks is None:
+        return None
+    ranks = np.asarray(ranks, dtype=np.int64)
+    top = k if k == n_ref else k - RANK_WINDOW  # with every point a candidate, all of k
+    if ranks.ndim != 1 or len(ranks) == 0 or ranks.min() < 1 or ranks.max() > top:
+        raise ValueError(f"ranks must lie in 1 … {top} (k={k}, {n_ref} reference points)")
+    return ranks
+
+
+def _candidates(
+    q: torch.Tensor, r: torch.Tensor, k: int, block: int, backend: str, self_search: bool
+) -> np.ndarray:
+    """Indices (n, k) of each centred float32 query row's k nearest rows of r (nearest first by
+    float32 distance), by the backend; in a self-search (q is r) not the row itself."""
+    if backend == "faiss":
+        kk = k + 1 if self_search else k  # faiss returns the point itself among its neighbours
+        found = _faiss_search(q.numpy(), r.numpy(), kk)
+        if self_search:
+            own = found == np.arange(len(found))[:, None]
+            # drop the point itself, or the last neighbour where a tie pushed it out
+            own[~own.any(axis=1), -1] = True
+            found = found[~own].reshape(len(found), k)
+        return found.astype(np.int64)
+    if self_search and k <= _SYMMETRIC_MAX_K:
+        return _self_search_torch(q, k, block)
+    return _rows_search_torch(q, r, k, block, self_search)
+
+
 def knn(
     query: np.ndarray,
     ref: np.ndarray | None = None,
@@ -162,11 +193,7 @@ def knn(
     n_ref = r64.shape[0] - (1 if self_search else 0)
     if k > n_ref:
         raise ValueError(f"k={k} neighbours asked for but only {n_ref} reference points")
-    if ranks is not None:
-        ranks = np.asarray(ranks, dtype=np.int64)
-        top = k if k == n_ref else k - RANK_WINDOW  # with every point a candidate, all of k
-        if ranks.ndim != 1 or len(ranks) == 0 or ranks.min() < 1 or ranks.max() > top:
-            raise ValueError(f"ranks must lie in 1 … {top} (k={k}, {n_ref} reference points)")
+    ranks = _checked_ranks(ranks, k, n_ref)
     centre = r64.mean(axis=0)
 
     def centred32(a: np.ndarray) -> torch.Tensor:  # one pass: float64 difference, float32 out
@@ -175,19 +202,7 @@ def knn(
 
     q = centred32(q64)
     r = q if self_search else centred32(r64)
-    if backend == "faiss":
-        kk = k + 1 if self_search else k  # faiss returns the point itself among its neighbours
-        found = _faiss_search(q.numpy(), r.numpy(), kk)
-        if self_search:
-            own = found == np.arange(len(found))[:, None]
-            # drop the point itself, or the last neighbour where a tie pushed it out
-            own[~own.any(axis=1), -1] = True
-            found = found[~own].reshape(len(found), k)
-        idx = found.astype(np.int64)
-    elif self_search and k <= _SYMMETRIC_MAX_K:
-        idx = _self_search_torch(q, k, block)
-    else:
-        idx = _rows_search_torch(q, r, k, block, self_search)
+    idx = _candidates(q, r, k, block, backend, self_search)
     if ranks is not None:
         return _at_ranks(q64, r64, idx, ranks)
     dist = _exact_distances(q64, r64, idx)

@@ -91,18 +91,70 @@ def _pad_right(ax: plt.Axes, x: np.ndarray, ordinal: bool) -> None:
     ax.xaxis.label.set_fontsize(8)  # three panels side by side: the shared label must fit
 
 
-def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """Distances to first/previous/last, per group, and the cosine to the first, over steps."""
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2), constrained_layout=True)
-    ticks = step_axis(ds)
-    x = step_positions(ds, ticks is not None)
+def _style_panel(
+    ax: plt.Axes, x: np.ndarray, ticks: list[str] | None, ylabel: str, title: str
+) -> None:
+    """The step axis (padded right), y label, title and grid of one panel."""
+    format_step_axis(ax, ticks)
+    _pad_right(ax, x, ticks is not None)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def _legend_below(ax: plt.Axes, ncols: int, handles: list | None = None) -> None:
+    """The panel's legend below its axes, frameless."""
+    extra = {} if handles is None else {"handles": handles}
+    ax.legend(
+        **extra,
+        fontsize=7,
+        ncols=ncols,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        frameon=False,
+    )
+
+
+def _marker_handles(ax: plt.Axes, dup: np.ndarray, ring: np.ndarray, shared: np.ndarray) -> list:
+    """The distance panel's legend handles: its lines, then the duplicate, discontinuity and
+    partial-duplicate markers that are drawn."""
+    handles, _ = ax.get_legend_handles_labels()
+    for present, key in (
+        ((dup != "").any(), dict(marker="o", mfc="white", mec="black", label="duplicate (kept)")),
+        (ring.any(), dict(marker="o", ms=10, mfc="none", mec="red", label="discontinuity")),
+        (shared.any(), dict(marker="D", mfc="none", mec="purple", label="partial duplicate")),
+    ):
+        if present:
+            handles.append(Line2D([], [], ls="none", **key))
+    return handles
+
+
+def _marked_texts(
+    labels: list[str], dup: np.ndarray, ring: np.ndarray, shared: np.ndarray, partial: np.ndarray
+) -> dict[int, list[str]]:
+    """The labels of the marked checkpoints by position: one per point, "step1, step2 = step0"
+    once (at the last copy), jumps and partial duplicates."""
+    marked: dict[int, list[str]] = {}
+    for original in dict.fromkeys(d for d in dup if d):
+        copies = np.flatnonzero(dup == original)
+        names = ", ".join(labels[i] for i in copies)
+        marked.setdefault(int(copies[-1]), []).append(f"{names} = {original}")
+    for i in np.flatnonzero(ring):
+        marked.setdefault(int(i), []).append(f"{labels[i]}: jump")
+    for i in np.flatnonzero(shared):
+        marked.setdefault(int(i), []).append(f"{labels[i]}: tensors of {partial[i]}")
+    return marked
+
+
+def _distance_panel(
+    ax: plt.Axes, ds: xr.Dataset, x: np.ndarray, ticks: list[str] | None, dup: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances to the first, previous and last checkpoint, duplicates hollow, jumps and
+    partial duplicates ringed and the marked ones labelled; returns the rings and the partial
+    duplicates drawn."""
     labels = [str(s) for s in ds["step"].values]
-    dup = np.array([str(v) for v in ds["duplicate_of"].values])
     partial = np.array([str(v) for v in ds["partial_duplicate_of"].values])
     jumps = np.asarray(ds["discontinuity"].values, dtype=bool)
-    groups = [str(g) for g in ds["group"].values]
-
-    ax = axes[0]
     for ref, color in REFERENCES.items():
         _plot_marked(ax, x, ds[f"distance_to_{ref}"].values, dup, color, f"to the {ref}")
     previous = np.asarray(ds["distance_to_previous"].values, dtype=np.float64)
@@ -113,42 +165,26 @@ def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
     style = dict(marker="D", ms=8, mec="purple", mew=1.2)
     shared = _ring(ax, x, first, partial != "", style, "partial_duplicates")
     scale = distance_scale(ax, np.concatenate([ds[f"distance_to_{r}"].values for r in REFERENCES]))
-    format_step_axis(ax, ticks)
-    _pad_right(ax, x, ticks is not None)
-    ax.set_ylabel(f"‖θ − θ_ref‖ / ‖θ_ref‖ ({scale})", fontsize=8)
-    ax.set_title("distance between checkpoints", fontsize=9)
-    ax.grid(alpha=0.3)
-    handles, _ = ax.get_legend_handles_labels()
-    for present, key in (
-        ((dup != "").any(), dict(marker="o", mfc="white", mec="black", label="duplicate (kept)")),
-        (ring.any(), dict(marker="o", ms=10, mfc="none", mec="red", label="discontinuity")),
-        (shared.any(), dict(marker="D", mfc="none", mec="purple", label="partial duplicate")),
-    ):
-        if present:
-            handles.append(Line2D([], [], ls="none", **key))
-    ax.legend(
-        handles=handles,
-        fontsize=7,
-        ncols=2,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.22),
-        frameon=False,
-    )
-    marked: dict[int, list[str]] = {}  # one label per point, "step1, step2 = step0" once
-    for original in dict.fromkeys(d for d in dup if d):
-        copies = np.flatnonzero(dup == original)
-        names = ", ".join(labels[i] for i in copies)
-        marked.setdefault(int(copies[-1]), []).append(f"{names} = {original}")
-    for i in np.flatnonzero(ring):
-        marked.setdefault(int(i), []).append(f"{labels[i]}: jump")
-    for i in np.flatnonzero(shared):
-        marked.setdefault(int(i), []).append(f"{labels[i]}: tensors of {partial[i]}")
+    ylabel = f"‖θ − θ_ref‖ / ‖θ_ref‖ ({scale})"
+    _style_panel(ax, x, ticks, ylabel, "distance between checkpoints")
+    _legend_below(ax, 2, _marker_handles(ax, dup, ring, shared))
+    marked = _marked_texts(labels, dup, ring, shared, partial)
     if len(marked) <= MAX_ANNOTATIONS:
         for i, texts in marked.items():
             y = previous[i] if np.isfinite(previous[i]) else first[i]
             _annotate_inside(ax, float(x[i]), float(y), "\n".join(texts), "dimgray")
+    return ring, shared
 
-    ax = axes[1]
+
+def _group_panel(
+    ax: plt.Axes,
+    ds: xr.Dataset,
+    x: np.ndarray,
+    ticks: list[str] | None,
+    dup: np.ndarray,
+    groups: list[str],
+) -> None:
+    """The distance to the first checkpoint of each tensor group (those measured)."""
     by_group = ds["distance_to_first_by_group"]
     for g in groups:
         y = by_group.sel(group=g).values
@@ -156,14 +192,19 @@ def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
             color, marker = GROUP_STYLES.get(g, GROUP_STYLES["other"])
             _plot_marked(ax, x, y, dup, color, g, marker)
     scale = distance_scale(ax, by_group.values)
-    format_step_axis(ax, ticks)
-    _pad_right(ax, x, ticks is not None)
-    ax.set_ylabel(f"distance to the first, per group ({scale})", fontsize=8)
-    ax.set_title("by tensor group", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    _style_panel(ax, x, ticks, f"distance to the first, per group ({scale})", "by tensor group")
+    _legend_below(ax, 3)
 
-    ax = axes[2]
+
+def _cosine_panel(
+    ax: plt.Axes,
+    ds: xr.Dataset,
+    x: np.ndarray,
+    ticks: list[str] | None,
+    dup: np.ndarray,
+    groups: list[str],
+) -> None:
+    """The cosine to the first checkpoint, of the whole model and of each tensor group."""
     _plot_marked(ax, x, ds["cosine_to_first"].values, dup, "black", "whole model")
     cos_g = ds["cosine_to_first_by_group"]
     for g in groups:
@@ -171,13 +212,20 @@ def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
         if np.isfinite(y).any():
             color, marker = GROUP_STYLES.get(g, GROUP_STYLES["other"])
             ax.plot(x, y, lw=0.9, ls="--", marker=marker, ms=2.5, color=color, label=g)
-    format_step_axis(ax, ticks)
-    _pad_right(ax, x, ticks is not None)
-    ax.set_ylabel("cosine to the first checkpoint", fontsize=8)
-    ax.set_title("direction", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    _style_panel(ax, x, ticks, "cosine to the first checkpoint", "direction")
+    _legend_below(ax, 3)
 
+
+def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """Distances to first/previous/last, per group, and the cosine to the first, over steps."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2), constrained_layout=True)
+    ticks = step_axis(ds)
+    x = step_positions(ds, ticks is not None)
+    dup = np.array([str(v) for v in ds["duplicate_of"].values])
+    groups = [str(g) for g in ds["group"].values]
+    ring, shared = _distance_panel(axes[0], ds, x, ticks, dup)
+    _group_panel(axes[1], ds, x, ticks, dup, groups)
+    _cosine_panel(axes[2], ds, x, ticks, dup, groups)
     model = title or str(ds.attrs.get("model", ""))
     factor = ds.attrs.get("discontinuity_factor", "?")
     counts = [
