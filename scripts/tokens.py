@@ -1,6 +1,7 @@
 """Snakemake adapter: token windows of a corpus (or random tokens) for one tokenizer."""
 
 import json
+from pathlib import Path
 
 from repgeom.data import tokens as T
 from repgeom.data.corpus import read_documents
@@ -21,30 +22,18 @@ attrs = provenance(
     bos=p.tokenizer["bos"],
 )
 if p.corpus["kind"] == "random_tokens":
-    splits = {
-        name: T.random_windows(
-            p.corpus["n_sequences"], window, len(tok), special_ids(tok), bos, p.corpus["seed"] + i
-        )
-        for i, name in enumerate(T.SPLITS)
-    }
+    n, seed = p.corpus["n_sequences"], p.corpus["seed"]
+    splits = T.random_splits(n, window, len(tok), special_ids(tok), bos, seed)
     attrs["corpus_sha256"] = "random"
 else:
-    stats = json.load(open(snakemake.input.stats))
-    attrs["corpus_sha256"] = stats["sha256"]
-    sep = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    splits = {}
-    for name in T.SPLITS:
-        encoded = T.encode(read_documents(snakemake.input[name]), tok)
-        if p.corpus["windows"] == "document":
-            splits[name] = T.document_windows(encoded, window, pad, bos)
-        else:
-            if sep is None:
-                raise ValueError("the tokenizer has no EOS or SEP token to separate documents")
-            splits[name] = T.stream_windows(encoded, window, sep, bos)
-        if len(splits[name].lengths) == 0:
-            n = sum(len(d) + (p.corpus["windows"] != "document") for d in encoded)
-            corpus, tokenizer = snakemake.wildcards.corpus, snakemake.wildcards.tokenizer
-            fail(str(T.too_short(corpus, tokenizer, name, n, window, bos)))
+    attrs["corpus_sha256"] = json.loads(Path(snakemake.input.stats).read_text())["sha256"]
+    names = (snakemake.wildcards.corpus, snakemake.wildcards.tokenizer)
+    document = p.corpus["windows"] == "document"
+    try:
+        splits = T.corpus_splits(
+            tok, lambda split: read_documents(snakemake.input[split]), window, bos, document, names
+        )
+    except T.ShortCorpusError as err:
+        fail(str(err))
 T.write_tokens(snakemake.output[0], splits, attrs)
 print({k: (len(v.lengths), v.n_tokens) for k, v in splits.items()})

@@ -21,6 +21,24 @@ TINY = {
 }
 
 
+def stdlib_docstrings(
+    modules: tuple[str, ...] = ("argparse", "collections", "typing"),
+) -> list[str]:
+    """English documents for the bigram-trigger tests: the docstrings of a few stdlib modules
+    (``repgeom.data.corpus.docstrings``)."""
+    import importlib.util
+    from pathlib import Path
+
+    from repgeom.data.corpus import docstrings
+
+    docs: list[str] = []
+    for name in modules:
+        origin = importlib.util.find_spec(name).origin
+        docs.extend(docstrings(Path(origin).read_text(encoding="utf-8")))
+    assert docs, f"no docstrings found in {modules}"
+    return docs
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked slurm run only when asked for: REPGEOM_SLURM_TEST=1 or -m slurm."""
     if os.environ.get(SLURM_OPT_IN) == "1" or "slurm" in (config.getoption("markexpr") or ""):

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from repgeom.birth.config import BirthConfig
-from repgeom.birth.data import docstring_documents, make_language
+from repgeom.birth.data import make_language
 from repgeom.birth.models import FreezeSchedule, SimplifiedTransformer, build_model
 from repgeom.birth.plan import VARIANT
 from repgeom.birth.train import (
     METRICS,
-    drop_iteration,
     make_optimizer,
     objective,
     train_on_language,
@@ -23,6 +23,7 @@ from repgeom.birth.train import (
 from repgeom.io import read_dataset, write_dataset
 from repgeom.runtime import resolve_device
 from repgeom.workflow.config import options
+from tests.conftest import stdlib_docstrings
 
 #: A CPU-second configuration: short sequences, small width, a few hundred iterations.
 SMALL = {
@@ -47,7 +48,7 @@ def variant(name: str = "test", **settings) -> BirthConfig:
 
 @pytest.fixture(scope="module")
 def lang():
-    return make_language(docstring_documents(), 40)
+    return make_language(stdlib_docstrings(), 40)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,17 @@ def test_two_layers_beat_one_layer_in_context(runs):
     assert float(two["attn_induction"][-1]) > 0.7
     assert float(two["probe_wo2"][-1]) > 0.9
     assert float(two["probe_wk2"][-1]) >= 0.6  # 5 triggers: chance is 0.2
+
+
+def drop_iteration(ds, var: str, fraction: float = 0.5) -> float:
+    """First iteration at which ``var`` has covered ``fraction`` of its drop from start to
+    minimum (NaN when it never decreases)."""
+    v, its = ds[var].values, ds["iteration"].values
+    ok = np.isfinite(v)
+    v, its = v[ok], its[ok]
+    if not len(v) or not v.min() < v[0]:
+        return math.nan
+    return float(its[np.nonzero(v <= v[0] - fraction * (v[0] - v.min()))[0][0]])
 
 
 def test_bigram_loss_falls_before_incontext_loss(runs):

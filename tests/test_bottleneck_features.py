@@ -130,23 +130,32 @@ def test_final_features_equal_the_forward_pass(tmp_path, tokenizer, windows):
 def test_memory_estimate_counts_the_heads_built():
     v, d = 40, 8
     ranks = default_ranks(d)
-    cfg = options(
-        HeadTraining, "bottleneck.heads", dict(token_budget=1000, batch_size=64, bias=True)
-    )
-    heads, full = build_heads(v, d, ranks, cfg)
+
+    def cfg(**kw):
+        return options(HeadTraining, "bottleneck.heads", kw)
+
+    built = cfg(token_budget=1000, batch_size=64, bias=True, shuffle_buffer=0)
+    heads, full = build_heads(v, d, ranks, built)
     n_params = sum(p.numel() for h in [*heads.values(), full] for p in h.parameters())
-    est = heads_memory_estimate(v, d, None, 64, 1000, shuffle_buffer=0, block_rows=0, bias=True)
+    est = built.memory_estimate(v, d, block_rows=0)
+    assert est == heads_memory_estimate(v, d, None, 64, 1000, 0, "random", True, block_rows=0)
     assert est["params"] == 16 * n_params  # value, gradient and two AdamW moments, float32
     assert est["logits"] == 16 * 64 * v
     assert est["losses"] == 8 * 16 * (len(ranks) + 1)
     assert est["total"] == sum(v_ for k, v_ in est.items() if k != "total")
-    svd = heads_memory_estimate(v, d, [1, 2], 64, 1000, init="svd")
+    svd = cfg(ranks=[1, 2], batch_size=64, token_budget=1000, init="svd").memory_estimate(v, d)
     assert svd["reference"] == 36 * v * d
     check_heads_memory(est, budget=est["total"])
     with pytest.raises(MemoryError, match="lower batch_size"):
-        check_heads_memory(heads_memory_estimate(50_000, 8, [1], 10**6, 10**6), budget=10**9)
+        big_batch = cfg(ranks=[1], batch_size=10**6, token_budget=10**6)
+        check_heads_memory(big_batch.memory_estimate(50_000, 8), budget=10**9)
     with pytest.raises(MemoryError, match="drop the largest ranks"):
-        check_heads_memory(heads_memory_estimate(10**6, 4096, None, 1, 1, 0, 0), budget=10**9)
+        wide = cfg(batch_size=1, token_budget=1, shuffle_buffer=0)
+        check_heads_memory(wide.memory_estimate(10**6, 4096, block_rows=0), budget=10**9)
+    # the ranks are checked against the head, naming the config key and the model
+    with pytest.raises(ValueError, match=r"bottleneck\.heads\.ranks.*model 'm'"):
+        cfg(ranks=[16]).memory_estimate(v, d, "model 'm'")
+    assert cfg(ranks=[4, 1]).ranks_for(v, d) == [1, 4]
 
 
 def test_final_features_with_nan_raise_and_leave_nothing(tmp_path, tokenizer, windows):
@@ -157,3 +166,44 @@ def test_final_features_with_nan_raise_and_leave_nothing(tmp_path, tokenizer, wi
     with pytest.raises(FloatingPointError, match="layer 2 of checkpoint m/s .* window 0"):
         write_final_features(model, w, 2, tmp_path / "f.zarr", 2, {"model": "m", "step": "s"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_heads_are_the_heads_of_the_model_on_its_features(tmp_path, tokenizer, windows):
+    """The job's three steps: the model's unembedding and its memory checked, the features of
+    the sampled train windows written, the heads trained on them and evaluated on the store;
+    the same dataset as rank_restricted_heads on those features."""
+    from repgeom.activations.architectures import Unembedding
+    from repgeom.activations.extraction import extract
+    from repgeom.bottleneck.checkpoint_heads import CheckpointHeads, eval_batches
+    from repgeom.bottleneck.heads import rank_restricted_heads
+
+    model = build_model("gpt_neox", TINY, tokenizer, seed=0).eval()
+    w = Windows(windows.ids[:6], windows.lengths[:6])
+    write_tokens(tmp_path / "tokens.zarr", {"train": w, "eval": w}, {})
+    extract(model, w, tmp_path / "eval.zarr", 3, {"model": "m", "step": "s"}, eval_loss=True)
+    store = ActivationStore(tmp_path / "eval.zarr")
+    cfg = options(HeadTraining, "bottleneck.heads", dict(token_budget=90, batch_size=32, ranks=[2]))
+    with pytest.raises(MemoryError, match="heads of m s"):
+        CheckpointHeads.of(model, store, cfg, ("m", "s"), memory_mb=1)
+    too_big = options(HeadTraining, "bottleneck.heads", dict(ranks=[64]))
+    with pytest.raises(ValueError, match="bottleneck.heads.ranks.*model 'm'"):
+        CheckpointHeads.of(model, store, too_big, ("m", "s"), memory_mb=None)
+    job = CheckpointHeads.of(model, store, cfg, ("m", "s"), memory_mb=None)
+    assert job.layer == store.attrs["final_norm_index"] == 2
+    assert job.estimate == cfg.memory_estimate(*job.weight.shape)
+    features = job.write_features(model, tmp_path / "tokens.zarr", tmp_path / "f.zarr", 2, {})
+    ds = job.train(tmp_path / "f.zarr", features, "cpu", {"model": "m"})
+    w0 = Unembedding.of(model).weight.detach().numpy()
+    ref = rank_restricted_heads(
+        lambda: next_token_blocks(tmp_path / "f.zarr", 2),
+        eval_batches(tmp_path / "eval.zarr", 2, 32),
+        *w0.shape,
+        cfg,
+        w0,
+        device="cpu",
+    )
+    np.testing.assert_array_equal(ds["eval_loss"].values, ref["eval_loss"].values)
+    assert float(ds["model_head_loss"]) == pytest.approx(store.attrs["eval_loss"], rel=1e-5)
+    assert ds.attrs["model"] == "m" and ds.attrs["layer"] == 2
+    assert ds.attrs["estimated_peak_bytes"] == job.estimate["total"]
+    assert ds.attrs["n_train_windows"] == features["n_sequences"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -146,17 +148,21 @@ def test_seeded_runs_are_identical_and_bad_input_is_named(tmp_path):
     cfg = options(
         HeadTraining,
         "bottleneck.heads",
-        dict(token_budget=1200, batch_size=200, lr=0.01, seed=5, bias=True),
+        dict(token_budget=1200, batch_size=200, lr=0.01, seed=5, bias=True, ranks=[8, 2]),
     )
     run = [
-        rank_restricted_heads(blocks(x, y, 250), [(x, y)], 10, 8, cfg, ranks=[2, 8], device="cpu")
+        rank_restricted_heads(blocks(x, y, 250), [(x, y)], 10, 8, cfg, device="cpu")
         for _ in range(2)
     ]
+    assert list(run[0]["rank"].values) == [2, 8]
+    assert "head_ranks" not in run[0].attrs  # the ranks are the coordinate
+    assert run[0].attrs["head_betas"] == [0.9, 0.999] and run[0].attrs["head_eps"] == 1e-8
     np.testing.assert_array_equal(run[0]["eval_loss"].values, run[1]["eval_loss"].values)
     assert "model_head_loss" not in run[0]
     run[0].to_netcdf(tmp_path / "heads.nc", engine="h5netcdf")  # attrs are netCDF-safe
     with pytest.raises(ValueError, match="ranks"):
-        rank_restricted_heads(blocks(x, y, 250), [(x, y)], 10, 8, cfg, ranks=[9], device="cpu")
+        too_big = dataclasses.replace(cfg, ranks=(9,))
+        rank_restricted_heads(blocks(x, y, 250), [(x, y)], 10, 8, too_big, device="cpu")
     bad = x.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):

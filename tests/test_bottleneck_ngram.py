@@ -16,6 +16,13 @@ from repgeom.bottleneck.memory import COUNT_BYTES_PER_GRAM, ngram_memory_estimat
 from repgeom.bottleneck.ngram_counts import encode_rows, ngram_counts
 from repgeom.bottleneck.ngram_svd import top_singular_values
 from repgeom.bottleneck.ngram_werror import matrix_werror, werror_thresholds, wrank_estimate
+from repgeom.bottleneck.options import NgramOptions
+from repgeom.workflow.config import options
+
+
+def ngram(**section) -> NgramOptions:
+    """``bottleneck.ngram`` with these keys, the others the schema's defaults."""
+    return options(NgramOptions, "bottleneck.ngram", section)
 
 
 def brute_force(windows, lengths, n=5):
@@ -164,7 +171,7 @@ def markov_windows(v, s, length, seed=4):
 def test_wrank_estimate_end_to_end_and_memory_estimate_is_honest(tmp_path):
     w = markov_windows(400, 300, 64)
     tracemalloc.start()
-    ds = wrank_estimate(w, 400, k=30, min_count=2, max_tokens=200 * 64)
+    ds = wrank_estimate(w, 400, ngram(k=30, min_count=2, max_tokens=200 * 64))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert ds.attrs["n_windows"] == 200 and ds.attrs["svd_route"] == "propack"
@@ -183,18 +190,18 @@ def test_memory_refusal_before_allocating():
     huge = np.broadcast_to(np.zeros(1, dtype=np.int32), (10**7, 2048))  # 80 GB if real
     tracemalloc.start()
     with pytest.raises(MemoryError, match="max_tokens"):
-        wrank_estimate(huge, 50_000, k=1000, memory_budget=8 * 2**30)
+        wrank_estimate(huge, 50_000, ngram(k=1000), memory_budget=8 * 2**30)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 2**20  # refused before any array of the size of the data was allocated
     # counting fits, the SVD stage does not: k is named
     w = markov_windows(1000, 200, 64, seed=5)
     with pytest.raises(MemoryError, match=r"lower k .*min_count"):
-        wrank_estimate(w, 1000, k=500, memory_budget=8 * 2**20)
+        wrank_estimate(w, 1000, ngram(k=500), memory_budget=8 * 2**20)
 
 
 def test_memory_estimate_formula():
-    est = ngram_memory_estimate(1000, 128, 50_000, 100, n_contexts=5000, nnz=20_000)
+    est = ngram_memory_estimate(1000, 128, 50_000, 100, 1, 5, n_contexts=5000, nnz=20_000)
     assert est["n_grams"] == 1000 * 124
     assert est["counting"] == COUNT_BYTES_PER_GRAM * 124_000
     assert est["matrix"] == 20_000 * 12 + 5001 * 4
@@ -206,6 +213,11 @@ def test_memory_estimate_formula():
         == (8 * (5000 * (kx + 1) + 50_000 * kx + lwork + 55_000) + 4 * (2 * kx + 2))
     )
     assert est["peak"] == max(est["counting"], est["matrix"] + est["svd"])
+    # the options' estimate is the same, with their k, min_count and n
+    o = ngram(k=100, max_tokens=128 * 7 + 5)
+    assert o.memory_estimate(1000, 128, 50_000, n_contexts=5000, nnz=20_000) == est
+    assert o.windows_kept(50, 128) == 7 and o.windows_kept(3, 128) == 3
+    assert ngram(k=100).windows_kept(50, 128) == 50  # no token budget
 
 
 def test_propack_on_a_matrix_of_lower_rank_than_k_falls_back_to_exact():

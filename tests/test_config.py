@@ -174,12 +174,22 @@ def test_library_defaults_live_in_the_schema():
     take a config section have none, the geometry options come from the schema."""
     from dataclasses import MISSING, fields
 
+    from repgeom.activations.lens import LensSample
+    from repgeom.activations.options import ExtractionOptions
     from repgeom.activations.training import TrainConfig
-    from repgeom.bottleneck.heads import HeadTraining
+    from repgeom.bottleneck.options import HeadTraining, NgramOptions
+    from repgeom.languages.datasets import LanguagesOptions
     from repgeom.metrics import geometry
     from repgeom.workflow.config import schema_defaults
 
-    for cls, section in ((HeadTraining, "bottleneck.heads"), (TrainConfig, "$defs.training")):
+    for cls, section in (
+        (HeadTraining, "bottleneck.heads"),
+        (NgramOptions, "bottleneck.ngram"),
+        (ExtractionOptions, "extraction"),
+        (LanguagesOptions, "languages"),
+        (LensSample, "logit_lens"),
+        (TrainConfig, "$defs.training"),
+    ):
         keys = set(schema_defaults(section))
         defaulted = {
             f.name
@@ -188,6 +198,7 @@ def test_library_defaults_live_in_the_schema():
         }
         assert keys & {f.name for f in fields(cls)}, section
         assert not defaulted & keys, (cls.__name__, defaulted & keys)
+        options(cls, section, {})  # the schema's defaults make a whole options object
     assert not hasattr(geometry, "DEFAULTS")
     heads = options(HeadTraining, "bottleneck.heads", {"token_budget": 5})
     assert heads.batch_size == schema_defaults("bottleneck.heads")["batch_size"]

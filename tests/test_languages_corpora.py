@@ -8,8 +8,14 @@ import string
 import numpy as np
 import pytest
 
+from repgeom.languages.corpora import member_sentences
 from repgeom.languages.pairs import make_minimal_pairs, swap_adjacent_words
-from repgeom.languages.readers import flores_candidates, read_flores, read_minimal_pairs
+from repgeom.languages.readers import (
+    find_flores,
+    flores_candidates,
+    read_flores_file,
+    read_minimal_pairs,
+)
 from repgeom.languages.transliteration import (
     script_group,
     synthetic_code,
@@ -24,6 +30,12 @@ FRA = ["Le chat était assis.", "Un chien a couru.", "Les oiseaux volent au sud.
 def _write(path, lines, newline="\n"):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((newline.join(lines) + newline).encode("utf-8"))
+
+
+def read_flores(root, split, codes):
+    """Each language's sentences as the workflow reads them: the file the plan finds
+    (find_flores), read by the member's job (read_flores_file)."""
+    return {code: read_flores_file(find_flores(root, split, code)) for code in codes}
 
 
 def test_read_flores_200_layout(tmp_path):
@@ -69,15 +81,16 @@ def test_missing_language_names_every_path(tmp_path):
 def test_wrong_length_language_raises(tmp_path):
     _write(tmp_path / "dev" / "eng_Latn.dev", ENG)
     _write(tmp_path / "dev" / "fra_Latn.dev", FRA[:2])
+    files = {c: str(find_flores(tmp_path, "dev", c)) for c in ("eng_Latn", "fra_Latn")}
+    entry = {
+        "origin": "flores",
+        "group": "flores",
+        "members": list(files),
+        "anchor": files["eng_Latn"],
+    }
+    assert member_sentences({**entry, "member": "eng_Latn", "file": files["eng_Latn"]}) == ENG
     with pytest.raises(ValueError, match=r"fra_Latn.*2 sentences.*eng_Latn.*3"):
-        read_flores(tmp_path, "dev", ["eng_Latn", "fra_Latn"])
-
-
-def test_bad_split_and_duplicate_codes(tmp_path):
-    with pytest.raises(ValueError, match="split"):
-        read_flores(tmp_path, "test", ["eng_Latn"])
-    with pytest.raises(ValueError, match="repeated"):
-        read_flores(tmp_path, "dev", ["eng_Latn", "eng_Latn"])
+        member_sentences({**entry, "member": "fra_Latn", "file": files["fra_Latn"]})
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ from scipy.spatial.distance import cdist
 
 from repgeom.languages.compute import language_dataset, paired_bootstrap_diff
 from repgeom.languages.datasets import (
+    LanguagesOptions,
     check_aligned,
+    checkpoint_datasets,
     correlation_row,
     grammaticality_dataset,
     group_view,
@@ -19,11 +21,12 @@ from repgeom.languages.datasets import (
     scored_mean_id,
     study_dataset,
 )
-from repgeom.languages.estimates import ID_ESTIMATORS, id_function, id_gride_function
+from repgeom.languages.estimates import ID_ESTIMATORS, IDFunction
 from repgeom.languages.plan import figure_names
 from repgeom.metrics import neighbors
 from repgeom.metrics.gride import gride_function
 from repgeom.sampling import seeded_subsample
+from repgeom.workflow.config import options
 
 
 class FakeStore:
@@ -157,6 +160,26 @@ def test_grammaticality_dataset_matches_paired_bootstrap(stores):
         np.testing.assert_allclose(sub[var].values, ref[var].values, rtol=1e-12)
 
 
+def test_checkpoint_datasets_take_the_options(stores):
+    """The job's two datasets from the typed options: the study dataset with GRIDE from the ID's
+    neighbour search, the bootstrap with the ID alone, both as built from loose arguments."""
+    o = options(
+        LanguagesOptions,
+        "languages",
+        dict(id_estimator="skdim_twonn", id_sample=20, gride_scales=2, gride_scale=1, seed=3),
+    )
+    assert o.id_function(gride=True) == IDFunction("twonn", 20, 1, 3, 2)
+    assert o.id_function() == IDFunction("twonn", 20, 1, 3)
+    assert o.attrs()["id_estimator"] == "twonn"  # the alias resolved
+    ds, boot = checkpoint_datasets(stores, GROUPS, [GROUPS[1]], o, {"model": "m"})
+    ref = study_dataset(stores, GROUPS, o.id_function(gride=True), o.knn_k, 0, 3, {"model": "m"})
+    assert ds.identical(ref) and "gride" in ds
+    ref_boot = grammaticality_dataset(stores, [GROUPS[1]], o.id_function(), o.n_boot, 3, o.alpha)
+    np.testing.assert_array_equal(boot["id_boot"].values, ref_boot["id_boot"].values)
+    assert boot.attrs["model"] == "m"
+    assert checkpoint_datasets(stores, GROUPS[:1], [], o, {})[1] is None
+
+
 def skdim_twonn_reference(x: np.ndarray, discard: float = 0.1) -> float:
     """scikit-dimension's TwoNN written out on a brute-force distance matrix (float64)."""
     x = np.unique(np.asarray(x, dtype=np.float64), axis=0)
@@ -174,21 +197,21 @@ def test_id_function_by_name_against_references():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(300, 4)) @ rng.normal(size=(4, 12))  # 4-dimensional data in R^12
     x = np.concatenate([x, x[:10]])  # exact duplicates are removed before estimating
-    value = id_function("skdim_twonn", sample=1000)(x)
+    value = IDFunction("skdim_twonn", sample=1000)(x).values
     assert value.shape == (1,)
     np.testing.assert_allclose(value[0], skdim_twonn_reference(x), rtol=1e-9)
     assert 3 < value[0] < 5
     rows = [seeded_subsample(len(x), 100, 7, r) for r in range(3)]
-    values = id_function("skdim_twonn", sample=100, repeats=3, seed=7)(x)
+    values = IDFunction("skdim_twonn", sample=100, repeats=3, seed=7)(x).values
     expected = [skdim_twonn_reference(x[r]) for r in rows]
     np.testing.assert_allclose(values, expected, rtol=1e-9)
     assert set(ID_ESTIMATORS) == {"twonn", "twonn_microscope"}
-    np.testing.assert_array_equal(id_function("twonn", sample=1000)(x), value)  # the alias
-    assert np.isfinite(id_function("twonn_microscope", 1000)(x)).all()
+    np.testing.assert_array_equal(IDFunction("twonn", sample=1000)(x).values, value)  # the alias
+    assert np.isfinite(IDFunction("twonn_microscope", 1000)(x).values).all()
     with pytest.raises(ValueError, match="unknown ID estimator"):
-        id_function("pca", 100)
+        IDFunction("pca", 100)
     with pytest.raises(ValueError, match="id_sample"):
-        id_function("twonn", 2)
+        IDFunction("twonn", 2)
 
 
 def test_scores_are_matched_by_member_or_corpus_name(stores):
@@ -251,7 +274,7 @@ def test_checkpoint_figures_are_the_planned_ones(stores):
 
 
 def test_one_neighbour_search_per_subsample_gives_the_id_and_gride(stores, monkeypatch):
-    """id_gride_function: the ID on every subsample and GRIDE on the first from one search per
+    """An IDFunction with GRIDE scales: the ID on every subsample and GRIDE on the first from one search per
     subsample, equal to the ID and GRIDE functions run apart (two searches on the first)."""
     calls: list[int] = []
     search = neighbors.knn
@@ -260,7 +283,7 @@ def test_one_neighbour_search_per_subsample_gives_the_id_and_gride(stores, monke
         calls.append(len(query))
         return search(query, *args, **kwargs)
 
-    both = id_gride_function("skdim_twonn", sample=25, repeats=2, seed=4, gride_scales=3)
+    both = IDFunction("skdim_twonn", sample=25, repeats=2, seed=4, gride_scales=3)
     monkeypatch.setattr(neighbors, "knn", counted)
     ds = study_dataset(stores, GROUPS, both, seed=4)
     # 5 corpora × 3 layers × 2 levels (30 sentences, 40–60 tokens: all subsampled) × 2 repeats
@@ -269,7 +292,7 @@ def test_one_neighbour_search_per_subsample_gives_the_id_and_gride(stores, monke
     apart = study_dataset(
         stores,
         GROUPS,
-        id_function("skdim_twonn", 25, 2, 4),
+        IDFunction("skdim_twonn", 25, 2, 4),
         seed=4,
         gride_fn=gride_function(3, 25, 4),
     )

@@ -17,8 +17,6 @@ from repgeom.languages.estimates import (
     ID_OPTIONS,
     IDFunction,
     id_estimator,
-    id_function,
-    id_gride_function,
 )
 from repgeom.metrics.estimators import REGISTRY, estimate_sample, spread_variable, variables
 from repgeom.sampling import seeded_subsample
@@ -49,7 +47,7 @@ def test_the_names_are_the_registrys_and_the_duplicate_is_an_alias():
     # one TwoNN: skdim_twonn is no estimator of its own, only another name for twonn
     assert ID_ALIASES == {"skdim_twonn": "twonn"} and not set(ID_ALIASES) & set(ID_ESTIMATORS)
     assert id_estimator("skdim_twonn") == "twonn" == IDFunction("skdim_twonn", 10).estimator
-    assert id_gride_function("skdim_twonn", 10) == id_gride_function("twonn", 10)
+    assert IDFunction("skdim_twonn", 10) == IDFunction("twonn", 10)
     with pytest.raises(ValueError, match=r"unknown ID estimator 'mle'.*skdim_twonn = twonn"):
         id_estimator("mle")
     # the config accepts exactly the names and the aliases, and documents the alias
@@ -77,7 +75,7 @@ def test_the_subsample_loop_is_the_geometry_jobs():
         )
         np.testing.assert_array_equal(got.gride, first["gride"])
         np.testing.assert_array_equal(got.gride_error, first["gride_error"])
-        np.testing.assert_array_equal(id_function(name, 50, 3, 9)(x), want)
+        np.testing.assert_array_equal(IDFunction(name, 50, 3, 9)(x).values, want)
 
 
 def test_id_variables_carry_exactly_the_registrys_attributes(stores):
@@ -135,7 +133,7 @@ def test_bootstrap_replicates_smaller_than_the_sample_are_one_estimate():
     rng = np.random.default_rng(2)
     good = rng.normal(size=(1, 30, 6))
     bad = rng.normal(size=(1, 30, 6))
-    two = paired_bootstrap_diff(good, bad, id_function("twonn", 25, 2, 5), n_boot=4, seed=1)
-    one = paired_bootstrap_diff(good, bad, id_function("twonn", 25, 1, 5), n_boot=4, seed=1)
+    two = paired_bootstrap_diff(good, bad, IDFunction("twonn", 25, 2, 5), n_boot=4, seed=1)
+    one = paired_bootstrap_diff(good, bad, IDFunction("twonn", 25, 1, 5), n_boot=4, seed=1)
     # replicates hold ≈ 63 % of 30 distinct pairs (< 25): identical; the full sample is not
     np.testing.assert_array_equal(two["id_boot"].values, one["id_boot"].values)

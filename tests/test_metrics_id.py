@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
-from repgeom.metrics.estimators import id_estimates
+from repgeom.metrics.estimators import IDOptions, estimate_sample
 from repgeom.metrics.intrinsic import (
     mle,
     mle_from_distances,
@@ -81,10 +81,12 @@ def test_mle_equals_brute_force_float64():
 
 def test_one_search_gives_all_estimators():
     x = embedded_cube(3, n=1500, seed=6)
-    est = id_estimates(x, k=10)
-    assert est["twonn"].value == pytest.approx(twonn(x).value, rel=1e-12)
-    assert est["twonn_microscope"].value == pytest.approx(twonn_microscope(x).value, rel=1e-12)
-    assert est["mle"].value == pytest.approx(mle(x, 10).value, rel=1e-12)
+    options = IDOptions(twonn_discard=0.1, twonn_fit="lsq", microscope_keep=0.2, mle_k=10)
+    est = estimate_sample(x, options, ("twonn", "twonn_microscope", "mle", "n_duplicates"))
+    assert est["twonn"] == pytest.approx(twonn(x).value, rel=1e-12)
+    assert est["twonn_microscope"] == pytest.approx(twonn_microscope(x).value, rel=1e-12)
+    assert est["mle"] == pytest.approx(mle(x, 10).value, rel=1e-12)
+    assert est["n_duplicates"] == 0
 
 
 def test_linearity_cases():

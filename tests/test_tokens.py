@@ -76,3 +76,25 @@ def test_max_sentences_keeps_whole_rows(tmp_path):
     assert len(T.read_tokens(tmp_path / "t.zarr", "eval", 14, 2).lengths) == 2
     with pytest.raises(ValueError, match="max_sentences"):
         T.read_tokens(tmp_path / "t.zarr", "eval", max_sentences=0)
+
+
+def test_extraction_reads_the_windows_its_options_say(tmp_path):
+    """extraction.max_sentences for a corpus of one row per sentence, max_tokens otherwise, of
+    extraction.split."""
+    import json
+
+    from repgeom.activations.options import ExtractionOptions
+    from repgeom.workflow.config import options
+
+    lengths = np.array([3, 1, 4, 2, 4], dtype=np.int32)
+    w = T.Windows(np.arange(20, dtype=np.int32).reshape(5, 4), lengths)
+    o = options(ExtractionOptions, "extraction", {"max_tokens": 8, "max_sentences": 4})
+    for kind, rows in (("document", 4), ("stream", 3)):
+        config = json.dumps({"corpus": {"kind": "text", "windows": kind}})
+        T.write_tokens(tmp_path / kind, {"train": w, "eval": w}, {"config": config})
+        assert o.windows(tmp_path / kind).lengths.tolist() == lengths[:rows].tolist()
+    assert o.split == "eval" and o.batch_size >= 1  # the schema's defaults
+    no_eval = T.Windows(w.ids[:1], w.lengths[:1])
+    T.write_tokens(tmp_path / "t", {"train": no_eval, "eval": w}, {"config": config})
+    train = options(ExtractionOptions, "extraction", {"split": "train"}).windows(tmp_path / "t")
+    assert train.lengths.tolist() == [3]

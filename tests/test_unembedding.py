@@ -23,7 +23,7 @@ from repgeom.activations.architectures import (
 )
 from repgeom.activations.extraction import extract
 from repgeom.activations.lens import LensSample, LogitLens
-from repgeom.activations.loss import head_next_token_loss
+from repgeom.activations.loss import predicting_nll
 from repgeom.activations.models import build_model
 from repgeom.bottleneck.heads import (
     Head,
@@ -135,14 +135,15 @@ def test_eval_loss_and_lens_are_the_models_own(gemma, windows, tmp_path):
         )
         lens.update(out.hidden_states, ids, valid[:, :-1] & valid[:, 1:])
         decoded = lens.results()["loss"]
-        loss, n = head_next_token_loss(
+        nll, _ = predicting_nll(
             Unembedding.of(gemma), out.last_hidden_state, ids, valid.long(), gemma.config.vocab_size
         )
+        loss, n = float(nll.double().sum()), len(nll)
     np.testing.assert_allclose(decoded[-1], expected, rtol=1e-6)
     assert n == count and loss / n == pytest.approx(expected, rel=1e-6)
 
 
-def cfg(init: str = "svd", budget: int = 64) -> HeadTraining:
+def cfg(init: str = "svd", budget: int = 64, ranks: tuple[int, ...] = (1, 4)) -> HeadTraining:
     return HeadTraining(
         token_budget=budget,
         batch_size=32,
@@ -154,6 +155,9 @@ def cfg(init: str = "svd", budget: int = 64) -> HeadTraining:
         init=init,
         bias=False,
         seed=0,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        ranks=ranks,
     )
 
 
@@ -176,7 +180,7 @@ def test_heads_start_from_the_models_unembedding(gemma, windows):
     assert capped_loss == pytest.approx(expected, rel=1e-6)
     assert abs(plain_loss - expected) > 1e-3  # without the cap the head is another model
     ds = rank_restricted_heads(
-        lambda: iter(batches), batches, v, d, cfg(), [1, 4], w0, None, "cpu", {}, CAP
+        lambda: iter(batches), batches, v, d, cfg(), w0, None, "cpu", {}, CAP
     )
     assert float(ds.model_head_loss) == pytest.approx(expected, rel=1e-6)
     assert ds.attrs["head_logit_softcapping"] == CAP
@@ -199,8 +203,7 @@ def test_models_without_a_cap_are_untouched(tokenizer, windows):
         lambda: iter([(h[0, :-1].numpy(), ids[0, 1:].numpy())]),
         [(h[1, :-1].numpy(), ids[1, 1:].numpy())],
         *head.weight.shape,
-        cfg("random", 31),
-        [1],
+        cfg("random", 31, (1,)),
     )
     assert ds.attrs["head_logit_softcapping"] == "none" and ds.attrs["head_logits"] == "W h"
     encoder = build_model("bert", TINY, tokenizer, seed=0)

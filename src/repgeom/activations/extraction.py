@@ -245,6 +245,130 @@ def corpus_order(lengths: np.ndarray, done: np.ndarray) -> np.ndarray:
     ).astype(np.int64)
 
 
+class Decoding:
+    """What one extraction pass decodes with the model's own head, batch by batch: the eval
+    loss (``eval_loss``) and the logit lens of every layer on its sample of positions
+    (``logit_lens``), the lens reusing the eval loss's decoding of the last layer."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        windows: Windows,
+        n_layers: int,
+        eval_loss: bool,
+        logit_lens: LensSample | None,
+    ) -> None:
+        self.model = model
+        self.eval_loss = eval_loss
+        self.logits = causal_logits(model) if eval_loss or logit_lens is not None else None
+        self.lens = None if logit_lens is None else LogitLens(model, n_layers)
+        self.sampled = (
+            None
+            if logit_lens is None
+            else lens_positions(windows.lengths, windows.ids.shape[1], logit_lens)
+        )
+        self.nll, self.count, self.checked = 0.0, 0, False
+
+    def update(self, batch: np.ndarray, ids: torch.Tensor, valid: torch.Tensor, out: Any) -> None:
+        """Decode one batch (window ``batch`` rows, the base model's output ``out``): the head
+        is checked against the model's own logits on the first batch."""
+        if self.logits is not None and not self.checked:
+            check_head(self.model, self.logits, out.last_hidden_state, ids, valid)
+            self.checked = True
+        selected = (  # the lens's positions in this batch, (B, T − 1)
+            None
+            if self.sampled is None
+            else torch.from_numpy(self.sampled[batch, : ids.shape[1] - 1]).to(ids.device)
+        )
+        final = None
+        if self.eval_loss:
+            keep = valid[:, :-1] & valid[:, 1:]
+            chosen = False if selected is None else selected[keep]
+            vocab = self.model.config.vocab_size
+            hidden = out.last_hidden_state
+            losses, top = predicting_nll(self.logits, hidden, ids, valid, vocab, chosen)
+            self.nll, self.count = self.nll + float(losses.double().sum()), self.count + len(losses)
+            if selected is not None:  # the lens reuses the last layer's decoding
+                final = (losses[chosen], top)
+        if self.lens is not None:
+            self.lens.update(out.hidden_states, ids, selected, final)
+
+    def finish(self, store: StoreWriter) -> dict[str, Any]:
+        """The summary attributes of what was decoded (the eval loss when asked and measured,
+        the lens's token count), the lens's results added to ``store``."""
+        summary: dict[str, Any] = {}
+        if self.eval_loss and self.count:
+            summary.update(eval_loss=self.nll / self.count, eval_loss_tokens=self.count)
+        if self.lens is not None:
+            store.add_lens(self.lens.results(), DECODINGS)
+            summary["logit_lens_tokens"] = self.lens.count
+        return summary
+
+
+def check_decodable(model: PreTrainedModel, eval_loss: bool, logit_lens: bool) -> str:
+    """The model's objective; ValueError when the eval loss or the lens is asked of a model
+    without a causal LM head."""
+    kind = objective(model)
+    for name, asked in (("eval loss", eval_loss), ("logit lens", logit_lens)):
+        if asked and kind != "causal":
+            raise ValueError(
+                f"the {name} needs a causal LM head; this checkpoint loads as {kind!r} "
+                f"({type(model).__name__})"
+            )
+    return kind
+
+
+def run_bucket(
+    runs: Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, Any]],
+    n_batches: int,
+    model: PreTrainedModel,
+    dtypes: Sequence[np.dtype],
+    checkpoint: str,
+    stacked: bool,
+    decoding: Decoding,
+) -> tuple[list[list[tuple[np.ndarray, float]]], list[list[np.ndarray]], int]:
+    """The next ``n_batches`` forward passes of ``runs`` (:func:`forward_batches`), decoded by
+    ``decoding``: every layer's host rows and row means per batch (:func:`batch_to_host`), and
+    the positions computed (padding included)."""
+    n_layers = len(dtypes)
+    held: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n_layers)]
+    held_means: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
+    computed = 0
+    for _ in range(n_batches):
+        batch, ids, valid, out = next(runs)
+        states = out.hidden_states
+        if len(states) != n_layers:
+            raise RuntimeError(f"model returned {len(states)} hidden states, expected {n_layers}")
+        computed += valid.numel()
+        rows, row_means = batch_to_host(
+            states, valid, dtypes, int(batch.min()), checkpoint, model.dtype, stacked
+        )
+        for i in range(n_layers):
+            held[i].append(rows[i])
+            held_means[i].append(row_means[i])
+        decoding.update(batch, ids, valid, out)
+    return held, held_means, computed
+
+
+def write_bucket(
+    store: StoreWriter,
+    held: Sequence[Sequence[tuple[np.ndarray, float]]],
+    held_means: Sequence[Sequence[np.ndarray]],
+    done: np.ndarray,
+    lengths: np.ndarray,
+) -> None:
+    """Append a bucket's rows and row means (of the windows ``done``, in the order they were
+    run) to every layer of ``store``, in corpus order."""
+    in_order = bool((np.diff(done) > 0).all())
+    perm = None if in_order else corpus_order(lengths, done)
+    row_perm = None if in_order else np.argsort(done, kind="stable")
+    for i, writer in enumerate(store.tokens):
+        x = np.concatenate([r for r, _ in held[i]])
+        writer.append(x if perm is None else x[perm], max(a for _, a in held[i]))
+        m = np.concatenate(held_means[i])
+        store.means[i].append(m if row_perm is None else m[row_perm])
+
+
 @torch.inference_mode()
 def extract(
     model: PreTrainedModel,
@@ -266,25 +390,11 @@ def extract(
     ValueError when the eval loss or the lens is asked of a model without a causal LM head.
     Returns the summary attributes written to the store (the eval loss when asked).
     """
-    kind = objective(model)
-    for name, asked in (("eval loss", eval_loss), ("logit lens", logit_lens is not None)):
-        if asked and kind != "causal":
-            raise ValueError(
-                f"the {name} needs a causal LM head; this checkpoint loads as {kind!r} "
-                f"({type(model).__name__})"
-            )
+    kind = check_decodable(model, eval_loss, logit_lens is not None)
     n_tokens = windows.n_tokens
     n_layers = model.config.num_hidden_layers + 1
     d = model.config.hidden_size
-    base = model.base_model
-    logits = causal_logits(model) if eval_loss or logit_lens is not None else None
-    lens = None if logit_lens is None else LogitLens(model, n_layers)
-    sampled = (
-        None
-        if logit_lens is None
-        else lens_positions(windows.lengths, windows.ids.shape[1], logit_lens)
-    )
-    nll, count, computed, checked = 0.0, 0, 0, False
+    decoding = Decoding(model, windows, n_layers, eval_loss, logit_lens)
     checkpoint = checkpoint_name(model, attrs)
     check_windows_fit(model, windows, checkpoint)
     if stacked_transfer is None:
@@ -292,66 +402,20 @@ def extract(
     plan = length_batches(
         windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
     )
+    computed = 0
     with (
         atomic_path(out_path) as tmp,
         StoreWriter(tmp, range(n_layers), d, token_index(windows), windows.lengths) as store,
     ):
-        writers, means = store.tokens, store.means
-        norm_index = None
-        runs = forward_batches(base, windows, [b for bs in plan for b in bs], "extract")
+        dtypes = [w.dtype for w in store.tokens]
+        runs = forward_batches(model.base_model, windows, [b for bs in plan for b in bs], "extract")
         for batches in plan:
-            held: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n_layers)]
-            held_means: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
-            for _ in batches:
-                batch, ids, valid, out = next(runs)
-                states = out.hidden_states
-                if len(states) != n_layers:
-                    raise RuntimeError(
-                        f"model returned {len(states)} hidden states, expected {n_layers}"
-                    )
-                norm_index = final_norm_index(model, len(states))
-                computed += valid.numel()
-                rows, row_means = batch_to_host(
-                    states,
-                    valid,
-                    [w.dtype for w in writers],
-                    int(batch.min()),
-                    checkpoint,
-                    model.dtype,
-                    stacked_transfer,
-                )
-                for i in range(n_layers):
-                    held[i].append(rows[i])
-                    held_means[i].append(row_means[i])
-                if logits is not None and not checked:
-                    check_head(model, logits, out.last_hidden_state, ids, valid)
-                    checked = True
-                selected = (  # the lens's positions in this batch, (B, T − 1)
-                    None
-                    if sampled is None
-                    else torch.from_numpy(sampled[batch, : ids.shape[1] - 1]).to(ids.device)
-                )
-                final = None
-                if eval_loss:
-                    keep = valid[:, :-1] & valid[:, 1:]
-                    chosen = False if selected is None else selected[keep]
-                    losses, top = predicting_nll(
-                        logits, out.last_hidden_state, ids, valid, model.config.vocab_size, chosen
-                    )
-                    nll, count = nll + float(losses.double().sum()), count + len(losses)
-                    if selected is not None:  # the lens reuses the last layer's decoding
-                        final = (losses[chosen], top)
-                if lens is not None:
-                    lens.update(states, ids, selected, final)
-            done = np.concatenate(batches)
-            in_order = bool((np.diff(done) > 0).all())
-            perm = None if in_order else corpus_order(windows.lengths, done)
-            row_perm = None if in_order else np.argsort(done, kind="stable")
-            for i in range(n_layers):
-                x = np.concatenate([r for r, _ in held[i]])
-                writers[i].append(x if perm is None else x[perm], max(a for _, a in held[i]))
-                m = np.concatenate(held_means[i])
-                means[i].append(m if row_perm is None else m[row_perm])
+            held, held_means, n = run_bucket(
+                runs, len(batches), model, dtypes, checkpoint, stacked_transfer, decoding
+            )
+            computed += n
+            write_bucket(store, held, held_means, np.concatenate(batches), windows.lengths)
+        norm_index = final_norm_index(model, n_layers) if plan else None
         summary: dict[str, Any] = {
             "n_tokens": n_tokens,
             "n_sequences": len(windows.lengths),
@@ -363,10 +427,6 @@ def extract(
             "padding_fraction": 1.0 - n_tokens / computed if computed else 0.0,
             "batching": "by length within buckets of consecutive windows; stored in corpus order",
         }
-        if eval_loss and count:
-            summary.update(eval_loss=nll / count, eval_loss_tokens=count)
-        if lens is not None:
-            store.add_lens(lens.results(), DECODINGS)
-            summary["logit_lens_tokens"] = lens.count
+        summary.update(decoding.finish(store))
         summary.update(store.close({**attrs, **summary}))
     return summary

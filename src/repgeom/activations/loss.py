@@ -152,27 +152,6 @@ def head_token_nll(
     return out_nll, torch.cat(best) if best else empty.long()
 
 
-def head_next_token_loss(
-    head: Callable[[torch.Tensor], torch.Tensor],
-    hidden: torch.Tensor,
-    token_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    vocab_size: int,
-    chunk_elements: int = CHUNK_ELEMENTS,
-) -> tuple[float, int]:
-    """:func:`next_token_loss` of ``head(hidden)`` without holding every position's logits.
-
-    ``hidden`` (B, T, d) is what the LM head reads (the base model's last hidden state);
-    ``head`` maps (n, d) to (n, V) logits (the model's ``Unembedding``). Only the positions
-    that predict a real next token are decoded, at most ``chunk_elements // V`` of them at a
-    time.
-    """
-    nll, _ = predicting_nll(
-        head, hidden, token_ids, attention_mask, vocab_size, chunk_elements=chunk_elements
-    )
-    return float(nll.double().sum()), len(nll)
-
-
 def predicting_nll(
     head: Callable[[torch.Tensor], torch.Tensor],
     hidden: torch.Tensor,

@@ -9,15 +9,11 @@ bigram table.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
-from repgeom.data.corpus import docstrings
 
 Split = Literal["train", "test", "ood"]
 SPLIT_CODES: dict[str, int] = {"train": 0, "test": 1, "ood": 2}
@@ -243,19 +239,3 @@ def generate(
         nxt = _sample_rows(big_cdf[last], u[:, t])
         tokens[:, t + 1] = np.where(is_trig, outs[rows_b, which], nxt)
     return Batch(tokens, occurrence, trig, outs)
-
-
-def docstring_documents(
-    modules: tuple[str, ...] = ("argparse", "collections", "typing"),
-) -> list[str]:
-    """English documents: the docstrings of a few stdlib modules
-    (``repgeom.data.corpus.docstrings``)."""
-    docs: list[str] = []
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-            raise ValueError(f"module {name!r} has no Python source to read docstrings from")
-        docs.extend(docstrings(Path(spec.origin).read_text(encoding="utf-8")))
-    if not docs:
-        raise ValueError(f"no docstrings found in {modules}")
-    return docs

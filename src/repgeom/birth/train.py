@@ -367,24 +367,3 @@ def train_variant(
     return train_on_language(
         language, cfg, device, attrs={"documents_sha256": content_sha256(documents)}
     )
-
-
-def drop_iteration(ds: xr.Dataset, var: str, fraction: float = 0.5) -> float:
-    """First iteration at which ``var`` has covered ``fraction`` of its drop from start to min.
-
-    NaN when the variable never decreases. Used to order the fall of the bigram and
-    in-context losses.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction={fraction} must be in (0, 1]")
-    v = ds[var].values
-    its = ds["iteration"].values
-    ok = np.isfinite(v)
-    if not ok.any():
-        return math.nan
-    v, its = v[ok], its[ok]
-    start, low = v[0], v.min()
-    if not low < start:
-        return math.nan
-    hit = np.nonzero(v <= start - fraction * (start - low))[0]
-    return float(its[hit[0]])

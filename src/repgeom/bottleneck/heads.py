@@ -45,71 +45,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
 
 from repgeom.activations.architectures import soft_cap
-from repgeom.bottleneck.memory import check_ranks
+from repgeom.bottleneck.options import HeadTraining
 from repgeom.runtime import resolve_device
 
 Batches = Callable[[], Iterable[tuple[Any, Any]]]
-
-
-@dataclass(frozen=True)
-class HeadTraining:
-    """Optimisation settings shared by every head: the config's ``bottleneck.heads`` (its
-    defaults filled from the schema by the workflow; the other keys are the planner's)."""
-
-    token_budget: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    schedule: Literal["cosine", "constant"]
-    warmup_fraction: float
-    shuffle_buffer: int
-    init: Literal["random", "svd"]
-    bias: bool
-    seed: int
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's, not configurable
-    eps: float = 1e-8
-
-    def __post_init__(self) -> None:
-        if self.token_budget < 1:
-            raise ValueError(f"token_budget must be ≥ 1, got {self.token_budget}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.init not in ("random", "svd"):
-            raise ValueError(f"init must be 'random' or 'svd', got {self.init!r}")
-        if self.shuffle_buffer < 0:
-            raise ValueError(f"shuffle_buffer must be ≥ 0, got {self.shuffle_buffer}")
-
-    @property
-    def n_updates(self) -> int:
-        """Number of optimiser updates: ceil(token_budget / batch_size)."""
-        return math.ceil(self.token_budget / self.batch_size)
-
-    def lr_at(self, update: int) -> float:
-        """Learning rate of a 0-based update index."""
-        if self.schedule == "constant":
-            return self.lr
-        n = self.n_updates
-        warm = int(self.warmup_fraction * n)
-        if update < warm:
-            return self.lr * (update + 1) / warm
-        progress = (update - warm) / max(1, n - warm)
-        return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _generator(seed: int, *key: int) -> torch.Generator:
@@ -321,14 +268,14 @@ def rank_restricted_heads(
     vocab_size: int,
     hidden_size: int,
     cfg: HeadTraining,
-    ranks: Sequence[int] | None = None,
     model_head: Any | None = None,
     model_bias: Any | None = None,
     device: str = "auto",
     attrs: dict[str, Any] | None = None,
     softcap: float | None = None,
 ) -> xr.Dataset:
-    """Train and evaluate heads of every rank in ``ranks`` plus a full-rank head (see module doc).
+    """Train and evaluate heads of every rank of ``cfg`` (:meth:`HeadTraining.ranks_for`) plus a
+    full-rank head (see module doc).
 
     ``train_batches()`` must return a fresh iterable of (features (n, d) float32, targets (n,)
     int64) blocks on each call; ``eval_batches`` is iterated once. ``model_head`` is W₀ (V, d)
@@ -339,7 +286,7 @@ def rank_restricted_heads(
     full_rank_train_loss_final and (when W₀ is given) model_head_loss, model_head_perplexity.
     """
     v, d = int(vocab_size), int(hidden_size)
-    ranks = check_ranks(ranks, v, d)
+    ranks = cfg.ranks_for(v, d)
     if softcap is not None and not softcap > 0:
         raise ValueError(f"softcap must be positive or None, got {softcap!r}")
     w0 = b0 = None
@@ -404,7 +351,11 @@ def rank_restricted_heads(
         data["model_head_perplexity"] = var(
             float(np.exp(losses[k + 1])), (), "eval perplexity of the model's own head", "1"
         )
-    settings = {k_: (list(v_) if isinstance(v_, tuple) else v_) for k_, v_ in asdict(cfg).items()}
+    settings = {  # the ranks are the rank coordinate
+        k_: (list(v_) if isinstance(v_, tuple) else v_)
+        for k_, v_ in asdict(cfg).items()
+        if k_ != "ranks"
+    }
     linear = "W h + b" if cfg.bias else "W h"
     logits_form = linear if softcap is None else f"c * tanh(({linear}) / c), c = {softcap:g}"
     return xr.Dataset(

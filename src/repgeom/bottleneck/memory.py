@@ -15,6 +15,8 @@ import numpy as np
 
 from repgeom.runtime import available_memory, format_bytes
 
+BLOCK_ROWS = 8192  # feature rows a heads job reads from a store at a time
+
 
 def default_ranks(hidden_size: int) -> list[int]:
     """Powers of two 1, 2, 4, … up to the hidden size d (d itself only if a power of two)."""
@@ -49,10 +51,10 @@ def heads_memory_estimate(
     ranks: Sequence[int] | None,
     batch_size: int,
     token_budget: int,
-    shuffle_buffer: int = 65536,
-    block_rows: int = 8192,
-    init: str = "random",
-    bias: bool = False,
+    shuffle_buffer: int,
+    init: str,
+    bias: bool,
+    block_rows: int = BLOCK_ROWS,
 ) -> dict[str, int]:
     """Bytes of :func:`repgeom.bottleneck.heads.rank_restricted_heads`, part by part.
 
@@ -173,8 +175,8 @@ def ngram_memory_estimate(
     window_length: int,
     vocab_size: int,
     k: int,
-    min_count: int = 1,
-    n: int = 5,
+    min_count: int,
+    n: int,
     n_contexts: int | None = None,
     nnz: int | None = None,
     kmax: int | None = None,

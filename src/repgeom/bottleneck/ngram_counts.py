@@ -115,6 +115,24 @@ class _Grams:
         return self.w[g // self.starts, g % self.starts + j]
 
 
+def counting_windows(
+    windows: Any, vocab_size: int, n: int, min_count: int, lengths: Any | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`check_windows` for counting ``n``-grams seen ``min_count`` times: ValueError for
+    such n or min_count, windows shorter than n and token ids outside the vocabulary."""
+    if n < 2:
+        raise ValueError(f"n must be ≥ 2 (a context and a next token), got {n}")
+    if min_count < 1:
+        raise ValueError(f"min_count must be ≥ 1, got {min_count}")
+    w, lens = check_windows(windows, vocab_size, lengths)
+    if w.shape[1] < n:
+        raise ValueError(f"windows of length {w.shape[1]} hold no {n}-gram; use longer windows")
+    lo, hi = int(w.min()), int(w.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), got range [{lo}, {hi}]")
+    return w, lens
+
+
 def ngram_counts(
     windows: Any,
     vocab_size: int,
@@ -128,16 +146,7 @@ def ngram_counts(
     sorted once; runs of equal keys give the contexts and their counts; (context row, next
     token) pairs are encoded as row·V + token and counted with ``np.unique``.
     """
-    if n < 2:
-        raise ValueError(f"n must be ≥ 2 (a context and a next token), got {n}")
-    if min_count < 1:
-        raise ValueError(f"min_count must be ≥ 1, got {min_count}")
-    w, lens = check_windows(windows, vocab_size, lengths)
-    if w.shape[1] < n:
-        raise ValueError(f"windows of length {w.shape[1]} hold no {n}-gram; use longer windows")
-    lo, hi = int(w.min()), int(w.max())
-    if lo < 0 or hi >= vocab_size:
-        raise ValueError(f"token ids must lie in [0, {vocab_size}), got range [{lo}, {hi}]")
+    w, lens = counting_windows(windows, vocab_size, n, min_count, lengths)
     v = int(vocab_size)
     grams = _Grams(w, n, lens)
     if grams.count == 0:

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse
 import xarray as xr
 
-from repgeom.bottleneck.memory import check_ngram_memory, ngram_memory_estimate
+from repgeom.bottleneck.memory import check_ngram_memory
 from repgeom.bottleneck.ngram_counts import ngram_counts
 from repgeom.bottleneck.ngram_svd import (
     frobenius_norm,
@@ -26,6 +26,7 @@ from repgeom.bottleneck.ngram_svd import (
     top_singular_values,
     werror_curve,
 )
+from repgeom.bottleneck.options import NgramOptions
 
 
 def default_d_grid(k: int) -> list[int]:
@@ -36,57 +37,51 @@ def default_d_grid(k: int) -> list[int]:
 def wrank_estimate(
     windows: Any,
     vocab_size: int,
-    k: int = 1000,
-    min_count: int = 1,
-    n: int = 5,
+    options: NgramOptions,
     lengths: Any | None = None,
-    max_tokens: int | None = None,
-    d_grid: Sequence[int] | None = None,
-    method: Literal["auto", "dense", "propack"] = "auto",
-    kmax: int | None = None,
     memory_budget: int | None = None,
-    seed: int = 0,
     attrs: dict[str, Any] | None = None,
+    d_grid: Sequence[int] | None = None,
+    kmax: int | None = None,
 ) -> xr.Dataset:
-    """W-error of the n-gram next-token matrix of ``windows`` on a grid of ranks d ≤ k.
+    """W-error of the ``options.n``-gram next-token matrix of ``windows`` on a grid of ranks
+    d ≤ ``options.k``.
 
-    ``max_tokens`` (the token budget) keeps the first ⌊max_tokens / L⌋ windows. Memory is checked
-    before counting (counting stage) and again before the SVD with the measured C and nnz;
-    MemoryError names what to lower. Returns a Dataset with ``werror`` (rank), ``sigma`` (index),
-    ``frobenius_norm`` and attrs C, V, nnz, k, min_count.
+    The token budget ``options.max_tokens`` keeps the first ⌊max_tokens / L⌋ windows
+    (:meth:`NgramOptions.windows_kept`). Memory is checked before counting (counting stage) and
+    again before the SVD with the measured C and nnz; MemoryError names what to lower. Returns a
+    Dataset with ``werror`` (rank), ``sigma`` (index), ``frobenius_norm`` and attrs C, V, nnz,
+    k, min_count.
     """
+    o = options
     w = np.asarray(windows) if not hasattr(windows, "shape") else windows
     if len(w.shape) != 2:
         raise ValueError(f"windows must be a (sequence, position) array, got shape {w.shape}")
-    if max_tokens is not None:
-        if max_tokens < w.shape[1]:
+    if o.max_tokens is not None:
+        if o.max_tokens < w.shape[1]:
             raise ValueError(
-                f"max_tokens={max_tokens} is below one window ({w.shape[1]} tokens); raise it"
+                f"max_tokens={o.max_tokens} is below one window ({w.shape[1]} tokens); raise it"
             )
-        keep = min(w.shape[0], max_tokens // w.shape[1])
+        keep = o.windows_kept(w.shape[0], w.shape[1])
         w = w[:keep]
         lengths = None if lengths is None else np.asarray(lengths)[:keep]
-    if k < 1:
-        raise ValueError(f"k must be ≥ 1, got {k}")
-    shape = (w.shape[0], w.shape[1], vocab_size, k, min_count, n)
-    est = ngram_memory_estimate(*shape, kmax=kmax, method=method)
+    shape = (w.shape[0], w.shape[1], vocab_size)
+    est = o.memory_estimate(*shape, kmax=kmax)
     check_ngram_memory(est, memory_budget, stage="counting")
-    counts = ngram_counts(w, vocab_size, n, min_count, lengths)
+    counts = ngram_counts(w, vocab_size, o.n, o.min_count, lengths)
     p = counts.matrix
     n_grams, n_seen = counts.n_grams, counts.n_contexts_seen
     del counts  # only P stays alive during the SVD
     c, v = p.shape
-    est = ngram_memory_estimate(*shape, n_contexts=c, nnz=p.nnz, kmax=kmax, method=method)
+    est = o.memory_estimate(*shape, n_contexts=c, nnz=p.nnz, kmax=kmax)
     check_ngram_memory(est, memory_budget, stage="svd")
-    ds = matrix_werror(p, k, d_grid, method, kmax, memory_budget, seed)
+    ds = matrix_werror(p, o.k, d_grid, o.method, kmax, memory_budget, o.seed)
     if ds.attrs["lanczos_kmax"]:  # the estimate for the basis size that converged
-        est = ngram_memory_estimate(
-            *shape, n_contexts=c, nnz=p.nnz, kmax=ds.attrs["lanczos_kmax"], method=method
-        )
+        est = o.memory_estimate(*shape, n_contexts=c, nnz=p.nnz, kmax=ds.attrs["lanczos_kmax"])
     ds.attrs.update(
         {
-            "min_count": int(min_count),
-            "order": int(n),
+            "min_count": int(o.min_count),
+            "order": int(o.n),
             "n_grams": n_grams,
             "n_contexts_seen": n_seen,
             "n_windows": int(w.shape[0]),

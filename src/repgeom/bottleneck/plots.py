@@ -263,6 +263,55 @@ TABLE_COLUMNS = (
 )
 
 
+def saturation_figure(losses: Mapping[str, xr.Dataset]) -> tuple[plt.Figure, tuple[str, str]]:
+    """The eval loss over training of every model (gathered ``eval_loss`` datasets) and eval
+    corpus where it was measured (a masked LM has none), and its best-vs-final table (CSV,
+    LaTeX); a line is labelled 'model · corpus' when there are several corpora."""
+    series = {
+        (m, c): ds["eval_loss"].sel(corpus=c, drop=True)
+        for m, ds in losses.items()
+        for c in ds["corpus"].values.tolist()
+        if np.isfinite(ds["eval_loss"].sel(corpus=c)).any()  # a masked LM has no eval loss
+    }
+    if not series:
+        raise ValueError(
+            f"no eval loss for any model of the study {list(losses)}: masked LMs only?"
+        )
+    several = len({c for _, c in series}) > 1
+    labelled = {(f"{m} · {c}" if several else m): da for (m, c), da in series.items()}
+    fig = eval_loss_vs_step(labelled, title="eval loss over training")
+    return fig, best_vs_final_table(series, key_names=("model", "corpus"))
+
+
+def entropy_panel(
+    spectrum: xr.Dataset, cosine: xr.Dataset, loss: xr.Dataset, corpus: str
+) -> xr.Dataset:
+    """One model's series of :func:`entropy_cosine_loss_vs_step`: the LM head's singular
+    entropy, and the last-layer mean cosine and eval loss on ``corpus``, over its steps."""
+    return xr.merge(
+        [
+            spectrum[["singular_entropy"]],
+            cosine[["mean_cosine"]].sel(corpus=corpus, drop=True),
+            loss[["eval_loss"]].sel(corpus=corpus, drop=True),
+        ],
+        join="outer",
+        compat="override",
+    )
+
+
+def werror_figure(
+    werrors: Mapping[tuple[str, str], xr.Dataset], thresholds: Sequence[float]
+) -> tuple[plt.Figure, tuple[str, str]]:
+    """The W-error curves of the (tokenizer, corpus) estimates, the ``thresholds`` marked, and
+    the table of the smallest d below each threshold (CSV, LaTeX)."""
+    from repgeom.bottleneck.ngram_werror import werror_thresholds
+
+    labelled = {f"{c} × {t}": ds for (t, c), ds in werrors.items()}
+    fig = werror_vs_rank(labelled, thresholds, title="5-gram W-error")
+    rows = {key: werror_thresholds(ds, thresholds) for key, ds in werrors.items()}
+    return fig, werror_threshold_table(rows)
+
+
 def _key_cells(name: object, key_names: Sequence[str]) -> dict[str, str]:
     """Key columns of a row: ``name`` itself, or a tuple with one entry per key column."""
     parts = name if isinstance(name, tuple) else (name,)

@@ -6,6 +6,7 @@ store and the chunk (stores written before, without it, read as they did)."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,49 @@ def random_windows(
     if bos is not None:
         ids = np.concatenate([np.full((n_sequences, 1), bos), ids], axis=1)
     return Windows(ids.astype(np.int32), np.full(n_sequences, window, dtype=np.int32))
+
+
+def random_splits(
+    n_sequences: int, window: int, vocab_size: int, exclude: list[int], bos: int | None, seed: int
+) -> dict[str, Windows]:
+    """:func:`random_windows` of every split, split i drawn with ``seed + i``."""
+    return {
+        name: random_windows(n_sequences, window, vocab_size, exclude, bos, seed + i)
+        for i, name in enumerate(SPLITS)
+    }
+
+
+class ShortCorpusError(ValueError):
+    """A split of a corpus yields no token window (:func:`too_short` says what to do)."""
+
+
+def corpus_splits(
+    tokenizer: Any,
+    documents: Callable[[str], list[str]],
+    window: int,
+    bos: int | None,
+    one_row_per_document: bool,
+    names: tuple[str, str],
+) -> dict[str, Windows]:
+    """The windows of every split's ``documents(split)``: one (truncated) row per document, or
+    the documents joined by the tokenizer's EOS (else SEP) token and cut into windows
+    (:func:`document_windows`, :func:`stream_windows`). :class:`ShortCorpusError` for a split
+    without a window, naming the corpus and the tokenizer (``names``)."""
+    sep = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    splits = {}
+    for name in SPLITS:
+        encoded = encode(documents(name), tokenizer)
+        if one_row_per_document:
+            splits[name] = document_windows(encoded, window, pad, bos)
+        else:
+            if sep is None:
+                raise ValueError("the tokenizer has no EOS or SEP token to separate documents")
+            splits[name] = stream_windows(encoded, window, sep, bos)
+        if len(splits[name].lengths) == 0:
+            n = sum(len(d) + (not one_row_per_document) for d in encoded)
+            raise ShortCorpusError(str(too_short(*names, name, n, window, bos)))
+    return splits
 
 
 def write_tokens(path: str | Path, splits: dict[str, Windows], attrs: dict[str, Any]) -> None:

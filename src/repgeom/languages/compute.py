@@ -8,6 +8,7 @@ for GRIDE)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -88,6 +89,161 @@ def _token_reader(token: TokenSource | None, layers: Sequence, dim: int):
     return read
 
 
+class _LanguageTable:
+    """The estimates of :func:`language_dataset`, filled one layer at a time: every variable
+    per (language, layer, level), the points per (language, level), GRIDE per cell."""
+
+    NAMES = ("id", "id_std", "anisotropy", "knn_kl", "softmax_kl")
+
+    def __init__(
+        self,
+        sentence: Mapping[str, np.ndarray],
+        read_tokens: Callable[[str, int], np.ndarray] | None,
+        reference: str,
+        layers: Sequence,
+        id_fn: IdFn,
+        gride_fn: GrideFn | None,
+        anisotropy_fn: Callable[[np.ndarray], float],
+    ) -> None:
+        self.sentence, self.read_tokens, self.reference = sentence, read_tokens, reference
+        self.langs, self.layers = list(sentence), list(layers)
+        self.id_fn, self.gride_fn, self.anisotropy_fn = id_fn, gride_fn, anisotropy_fn
+        self.shape = (len(self.langs), len(self.layers), len(LEVELS))
+        self.out = {v: np.full(self.shape, np.nan) for v in self.NAMES}
+        self.n_points = np.zeros((len(self.langs), len(LEVELS)), dtype=np.int64)
+        self.gride: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.picks: dict[str, np.ndarray] = {}
+
+    def estimate(self, cell: tuple[int, int, int], x: np.ndarray) -> None:
+        """ID (mean and spread), GRIDE and anisotropy of the rows x of one cell."""
+        self.out["id"][cell], self.out["id_std"][cell], g = estimates_of(
+            self.id_fn, self.gride_fn, x
+        )
+        self.out["anisotropy"][cell] = self.anisotropy_fn(x)
+        if g is not None:
+            self.gride[cell] = g
+
+    def layer(self, li: int, knn_k: int, token_knn_kl: int, seed: int) -> None:
+        """Every language's estimates at layer position ``li``, both levels."""
+        ref = float64_rows(self.sentence[self.reference][li])
+        ref_all = ref_tok = None
+        if self.read_tokens is not None and token_knn_kl > 0:
+            ref_all = self.read_tokens(self.reference, li)
+            ref_tok = ref_all[self.pick(self.reference, ref_all.shape[0], token_knn_kl, seed)]
+        for gi, lang in enumerate(self.langs):
+            x = float64_rows(self.sentence[lang][li])
+            self.estimate((gi, li, 0), x)
+            self.out["knn_kl"][gi, li, 0] = knn_kl(x, ref, k=knn_k)
+            self.out["softmax_kl"][gi, li, 0] = softmax_kl(x, ref)
+            if self.read_tokens is None:
+                continue
+            is_ref = lang == self.reference and ref_all is not None
+            t = ref_all if is_ref else self.read_tokens(lang, li)
+            self.tokens(gi, li, t)
+            if ref_tok is not None:
+                sub = t[self.pick(lang, t.shape[0], token_knn_kl, seed)]
+                self.out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
+
+    def tokens(self, gi: int, li: int, t: np.ndarray) -> None:
+        """The token-level estimates of language ``gi`` at layer position ``li`` (rows t): the
+        same number of tokens at every layer."""
+        lang = self.langs[gi]
+        if li > 0 and t.shape[0] != self.n_points[gi, 1]:
+            raise ValueError(
+                f"token vectors of {lang!r} have {t.shape[0]} rows at layer {self.layers[li]} "
+                f"but {self.n_points[gi, 1]} at layer {self.layers[0]}; every layer must hold "
+                "the same tokens"
+            )
+        self.n_points[gi, 1] = t.shape[0]
+        check_rows(self.id_fn, t.shape[0], f"of {lang!r} at layer {self.layers[li]}", "tokens")
+        self.estimate((gi, li, 1), t)
+
+    def pick(self, lang: str, n: int, size: int, seed: int) -> np.ndarray:
+        """:func:`_pick` of this table's subsamples."""
+        return _pick(self.picks, lang, n, size, seed)
+
+    def data(self, knn_k: int) -> dict[str, tuple]:
+        """The dataset variables (GRIDE apart)."""
+        dims = ("language", "layer", "level")
+        kl_note = "token level NaN unless token_knn_kl > 0 (then on subsamples)"
+        id_var = id_variable(self.id_fn)
+        spread = spread_variable(id_var)
+        out, reference = self.out, self.reference
+        return {
+            "id": _var(dims, out["id"], *_attrs(id_var), "mean over the ID repeats"),
+            "id_std": _var(
+                dims, out["id_std"], *_attrs(spread), "NaN when the estimator returns one value"
+            ),
+            "anisotropy": _var(
+                dims, out["anisotropy"], "anisotropy", "1", "share of the centred variance on PC 1"
+            ),
+            "knn_kl": _var(
+                dims,
+                out["knn_kl"],
+                f"kNN KL divergence from {reference} (k={knn_k})",
+                "nat",
+                kl_note,
+            ),
+            "softmax_kl": _var(
+                dims,
+                out["softmax_kl"],
+                f"mean KL(softmax(x) ‖ softmax(x of {reference}))",
+                "nat",
+                "over aligned sentences; NaN at token level (tokens are not aligned)",
+            ),
+            "n_points": _var(
+                ("language", "level"),
+                self.n_points,
+                "number of vectors (sentences or tokens)",
+                "1",
+                "0 at token level when no token vectors were given",
+            ),
+        }
+
+    def gride_data(self) -> tuple[dict[str, tuple], dict[str, Any]]:
+        """The ``gride`` and ``gride_error`` variables and the ``scale`` coordinates (none
+        without GRIDE)."""
+        if not self.gride:
+            return {}, {}
+        n_scales = len(next(iter(self.gride.values()))[0])
+        values = np.full((2, *self.shape, n_scales), np.nan)
+        for (gi, li, lev), (ids, errors) in self.gride.items():
+            values[:, gi, li, lev] = ids, errors
+        n1 = 2 ** np.arange(n_scales)
+        gd = ("language", "layer", "level", "scale")
+        note = "on the first ID subsample; NaN where n2 exceeds its distinct points − 1"
+        gride_var, error_var = gride_variables()
+        data = {
+            "gride": _var(gd, values[0], *_attrs(gride_var), note),
+            "gride_error": _var(gd, values[1], *_attrs(error_var), note),
+        }
+        return data, {"scale": n1, "n2": ("scale", 2 * n1)}
+
+
+def _checked_layers(
+    sentence: Mapping[str, np.ndarray],
+    reference: str,
+    id_fn: IdFn,
+    token_knn_kl: int,
+    layers: Sequence[int] | None,
+) -> tuple[int, list]:
+    """(dim, layer labels) of aligned sentence vectors (:func:`_check_sentences`); ValueError
+    for an unknown reference, wrong labels, a negative token_knn_kl and an ID sample at least
+    the sentences (:func:`~repgeom.languages.estimates.check_rows`)."""
+    n_layer, n_sent, dim = _check_sentences(sentence)
+    langs = list(sentence)
+    for lang in langs:
+        check_rows(id_fn, n_sent, f"of {lang!r}", "sentences")
+    if reference not in sentence:
+        raise ValueError(f"reference language {reference!r} is not among {langs}")
+    layers = list(range(n_layer)) if layers is None else list(layers)
+    if len(layers) != n_layer:
+        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
+    if token_knn_kl < 0:
+        raise ValueError(f"token_knn_kl must be ≥ 0 (0 = skip), got {token_knn_kl}")
+    return dim, layers
+
+
 def language_dataset(
     sentence: Mapping[str, np.ndarray],
     token: TokenSource | None,
@@ -115,109 +271,24 @@ def language_dataset(
     exists at sentence level only and is NaN at token level. The reference's own rows are 0.
 
     GRIDE over scales n₁ = 1, 2, 4, …, from ``id_fn``'s :class:`IDValues` (the same neighbour
-    search as the ID: :func:`id_gride_function`) or from ``gride_fn(x)`` → (ids, errors) (e.g.
-    :func:`repgeom.metrics.gride.gride_function`), adds ``gride`` and ``gride_error`` with a
-    ``scale`` dimension (coordinate n₁, and n₂ = 2·n₁).
+    search as the ID: an :class:`IDFunction` with ``gride_scales``) or from ``gride_fn(x)`` →
+    (ids, errors) (e.g. :func:`repgeom.metrics.gride.gride_function`), adds ``gride`` and
+    ``gride_error`` with a ``scale`` dimension (coordinate n₁, and n₂ = 2·n₁).
 
     An :class:`~repgeom.languages.estimates.IDFunction` with repeats > 1 and a sample at least
     the sentences or the tokens of a language is refused, naming ``languages.id_sample``, the
     language and its count (every repeat would be the same rows: a spread of 0).
     """
-    n_layer, n_sent, dim = _check_sentences(sentence)
-    langs = list(sentence)
-    for lang in langs:
-        check_rows(id_fn, n_sent, f"of {lang!r}", "sentences")
-    if reference not in sentence:
-        raise ValueError(f"reference language {reference!r} is not among {langs}")
-    layers = list(range(n_layer)) if layers is None else list(layers)
-    if len(layers) != n_layer:
-        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
-    if token_knn_kl < 0:
-        raise ValueError(f"token_knn_kl must be ≥ 0 (0 = skip), got {token_knn_kl}")
+    dim, layers = _checked_layers(sentence, reference, id_fn, token_knn_kl, layers)
     read_tokens = _token_reader(token, layers, dim)
-    shape = (len(langs), n_layer, len(LEVELS))
-    names = ("id", "id_std", "anisotropy", "knn_kl", "softmax_kl")
-    out = {v: np.full(shape, np.nan) for v in names}
-    n_points = np.zeros((len(langs), len(LEVELS)), dtype=np.int64)
-    n_points[:, 0] = n_sent
-    picks: dict[str, np.ndarray] = {}
-    gride: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-    for li in range(n_layer):
-        ref = float64_rows(sentence[reference][li])
-        ref_all = ref_tok = None
-        if read_tokens is not None and token_knn_kl > 0:
-            ref_all = read_tokens(reference, li)
-            ref_tok = ref_all[_pick(picks, reference, ref_all.shape[0], token_knn_kl, seed)]
-        for gi, lang in enumerate(langs):
-            x = float64_rows(sentence[lang][li])
-            out["id"][gi, li, 0], out["id_std"][gi, li, 0], g = estimates_of(id_fn, gride_fn, x)
-            out["anisotropy"][gi, li, 0] = anisotropy_fn(x)
-            if g is not None:
-                gride[gi, li, 0] = g
-            out["knn_kl"][gi, li, 0] = knn_kl(x, ref, k=knn_k)
-            out["softmax_kl"][gi, li, 0] = softmax_kl(x, ref)
-            if read_tokens is None:
-                continue
-            t = ref_all if lang == reference and ref_all is not None else read_tokens(lang, li)
-            if li > 0 and t.shape[0] != n_points[gi, 1]:
-                raise ValueError(
-                    f"token vectors of {lang!r} have {t.shape[0]} rows at layer {layers[li]} but "
-                    f"{n_points[gi, 1]} at layer {layers[0]}; every layer must hold the same tokens"
-                )
-            n_points[gi, 1] = t.shape[0]
-            check_rows(id_fn, t.shape[0], f"of {lang!r} at layer {layers[li]}", "tokens")
-            out["id"][gi, li, 1], out["id_std"][gi, li, 1], g = estimates_of(id_fn, gride_fn, t)
-            out["anisotropy"][gi, li, 1] = anisotropy_fn(t)
-            if g is not None:
-                gride[gi, li, 1] = g
-            if ref_tok is not None:
-                sub = t[_pick(picks, lang, t.shape[0], token_knn_kl, seed)]
-                out["knn_kl"][gi, li, 1] = knn_kl(sub, ref_tok, k=knn_k)
-    dims = ("language", "layer", "level")
-    kl_note = "token level NaN unless token_knn_kl > 0 (then on subsamples)"
-    id_var = id_variable(id_fn)
-    spread = spread_variable(id_var)
-    data = {
-        "id": _var(dims, out["id"], *_attrs(id_var), "mean over the ID repeats"),
-        "id_std": _var(
-            dims, out["id_std"], *_attrs(spread), "NaN when the estimator returns one value"
-        ),
-        "anisotropy": _var(
-            dims, out["anisotropy"], "anisotropy", "1", "share of the centred variance on PC 1"
-        ),
-        "knn_kl": _var(
-            dims, out["knn_kl"], f"kNN KL divergence from {reference} (k={knn_k})", "nat", kl_note
-        ),
-        "softmax_kl": _var(
-            dims,
-            out["softmax_kl"],
-            f"mean KL(softmax(x) ‖ softmax(x of {reference}))",
-            "nat",
-            "over aligned sentences; NaN at token level (tokens are not aligned)",
-        ),
-        "n_points": _var(
-            ("language", "level"),
-            n_points,
-            "number of vectors (sentences or tokens)",
-            "1",
-            "0 at token level when no token vectors were given",
-        ),
-    }
+    table = _LanguageTable(sentence, read_tokens, reference, layers, id_fn, gride_fn, anisotropy_fn)
+    table.n_points[:, 0] = np.shape(sentence[reference])[1]
+    for li in range(len(layers)):
+        table.layer(li, knn_k, token_knn_kl, seed)
+    gride, scales = table.gride_data()
     meta = {"reference": reference, "knn_k": knn_k, "token_knn_kl": token_knn_kl, "seed": seed}
-    coords = {"language": langs, "layer": layers, "level": list(LEVELS)}
-    if gride:
-        n_scales = len(next(iter(gride.values()))[0])
-        values = np.full((2, *shape, n_scales), np.nan)
-        for (gi, li, lev), (ids, errors) in gride.items():
-            values[:, gi, li, lev] = ids, errors
-        n1 = 2 ** np.arange(n_scales)
-        coords |= {"scale": n1, "n2": ("scale", 2 * n1)}
-        gd = (*dims, "scale")
-        note = "on the first ID subsample; NaN where n2 exceeds its distinct points − 1"
-        gride_var, error_var = gride_variables()
-        data["gride"] = _var(gd, values[0], *_attrs(gride_var), note)
-        data["gride_error"] = _var(gd, values[1], *_attrs(error_var), note)
-    ds = xr.Dataset(data, coords=coords, attrs={**meta, **(attrs or {})})
+    coords = {"language": table.langs, "layer": layers, "level": list(LEVELS), **scales}
+    ds = xr.Dataset({**table.data(knn_k), **gride}, coords=coords, attrs={**meta, **(attrs or {})})
     if gride:
         ds["scale"].attrs = {"long_name": "neighbour rank n1 of GRIDE (n2 = 2·n1)", "units": "1"}
     return ds
@@ -258,6 +329,38 @@ def mean_by_language(
     return {str(lang): float(v) for lang, v in zip(langs, means.values, strict=True)}
 
 
+def _checked_pairs(
+    good: np.ndarray,
+    bad: np.ndarray,
+    n_boot: int,
+    alpha: float,
+    layers: Sequence[int] | None,
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """(good, bad, layer labels) of :func:`paired_bootstrap_diff`: ValueError for sides that
+    are no finite (layer, sentence, d) arrays of one shape with 2 sentences or more, n_boot < 1,
+    alpha outside (0, 1) and wrong layer labels."""
+    good = np.asarray(good)
+    bad = np.asarray(bad)
+    if good.ndim != 3 or good.shape != bad.shape or 0 in good.shape:
+        raise ValueError(
+            f"good {good.shape} and bad {bad.shape} must be (layer, sentence, d) of equal shape"
+        )
+    for name, a in (("good", good), ("bad", bad)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} sentence vectors hold NaN or infinite values")
+    n_layer, n = good.shape[:2]
+    if n < 2:
+        raise ValueError(f"need at least 2 minimal pairs, got {n}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be ≥ 1, got {n_boot}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    layers = list(range(n_layer)) if layers is None else list(layers)
+    if len(layers) != n_layer:
+        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
+    return good, bad, layers
+
+
 def paired_bootstrap_diff(
     good: np.ndarray,
     bad: np.ndarray,
@@ -285,25 +388,8 @@ def paired_bootstrap_diff(
     ``id_diff_low``/``id_diff_high`` at level 1 − alpha; ``id_diff_boot_mean``; and the
     replicates ``id_boot`` (side, boot, layer).
     """
-    good = np.asarray(good)
-    bad = np.asarray(bad)
-    if good.ndim != 3 or good.shape != bad.shape or 0 in good.shape:
-        raise ValueError(
-            f"good {good.shape} and bad {bad.shape} must be (layer, sentence, d) of equal shape"
-        )
-    for name, a in (("good", good), ("bad", bad)):
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} sentence vectors hold NaN or infinite values")
+    good, bad, layers = _checked_pairs(good, bad, n_boot, alpha, layers)
     n_layer, n = good.shape[:2]
-    if n < 2:
-        raise ValueError(f"need at least 2 minimal pairs, got {n}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be ≥ 1, got {n_boot}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    layers = list(range(n_layer)) if layers is None else list(layers)
-    if len(layers) != n_layer:
-        raise ValueError(f"{len(layers)} layer labels given for {n_layer} layers")
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     full = np.empty((2, n_layer))
     boot = np.empty((2, n_boot, n_layer))

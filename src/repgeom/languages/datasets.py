@@ -10,7 +10,11 @@ and the same layers before anything is computed.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,8 +26,50 @@ from repgeom.languages.compute import (
     paired_bootstrap_diff,
     score_correlation,
 )
-from repgeom.languages.estimates import GrideFn, IdFn, check_rows
+from repgeom.languages.estimates import GrideFn, IdFn, IDFunction, check_rows, id_estimator
 from repgeom.metrics.anisotropy import anisotropy
+
+SENTENCE_LEVEL = "mean of each sentence's non-padding tokens (BOS included when prepended)"
+
+
+@dataclass(frozen=True)
+class LanguagesOptions:
+    """The config's ``languages`` options that shape the numbers (its groups, grammaticality,
+    models, steps and scores are the planner's): the ID estimator and its subsamples, GRIDE's
+    scales, the divergences' kNN rank and token sample, the bootstrap, the seed."""
+
+    id_estimator: str
+    id_sample: int
+    id_repeats: int
+    gride_scales: int
+    gride_scale: int
+    knn_k: int
+    token_knn_kl: int
+    n_boot: int
+    alpha: float
+    seed: int
+
+    def id_function(self, gride: bool = False) -> IDFunction:
+        """The ID of ``id_repeats`` seeded subsamples of ``id_sample`` rows, with GRIDE at
+        ``gride_scales`` scales from the same neighbour search when ``gride``."""
+        return IDFunction(
+            self.id_estimator,
+            self.id_sample,
+            self.id_repeats,
+            self.seed,
+            gride_scales=self.gride_scales if gride else 0,
+        )
+
+    def attrs(self) -> dict[str, Any]:
+        """The dataset attrs naming the estimator (by its registry name: an alias resolved) and
+        its sample, repeats and GRIDE scales."""
+        return {
+            "id_estimator": id_estimator(self.id_estimator),
+            "id_sample": self.id_sample,
+            "id_repeats": self.id_repeats,
+            "gride_scales": self.gride_scales,
+            "gride_scale": self.gride_scale,
+        }
 
 
 class SentenceStore(Protocol):
@@ -148,6 +194,44 @@ def study_dataset(
     return ds
 
 
+def checkpoint_attrs(
+    stores: Mapping[str, Any], groups: Sequence[Mapping[str, Any]], options: LanguagesOptions
+) -> dict[str, Any]:
+    """The attrs of one checkpoint's datasets: its source and fingerprint (from the first
+    store), every store's corpus checksum, the estimator (:meth:`LanguagesOptions.attrs`) and
+    where each group's data come from."""
+    first = next(iter(stores.values()))
+    return {
+        "model_source": first.attrs["model_source"],
+        "checkpoint_fingerprint": first.attrs.get("checkpoint_fingerprint", ""),
+        "corpus_sha256": json.dumps({c: s.attrs["corpus_sha256"] for c, s in stores.items()}),
+        **options.attrs(),
+        "data": json.dumps({g["name"]: g["description"] or g["origin"] for g in groups}),
+        "synthetic_groups": [g["name"] for g in groups if g["synthetic"]],
+        "sentence_level": SENTENCE_LEVEL,
+    }
+
+
+def checkpoint_datasets(
+    stores: Mapping[str, SentenceStore],
+    groups: Sequence[Mapping[str, Any]],
+    pairs: Sequence[Mapping[str, Any]],
+    options: LanguagesOptions,
+    attrs: Mapping[str, Any],
+) -> tuple[xr.Dataset, xr.Dataset | None]:
+    """The languages study of one checkpoint's stores: the :func:`study_dataset` of ``groups``
+    (the ID and GRIDE of each subsample from one neighbour search) and, with minimal-pair sets,
+    their :func:`grammaticality_dataset` (the bootstrap needs the ID only; else None)."""
+    o = options
+    ds = study_dataset(
+        stores, groups, o.id_function(gride=True), o.knn_k, o.token_knn_kl, o.seed, attrs
+    )
+    if not pairs:
+        return ds, None
+    boot = grammaticality_dataset(stores, pairs, o.id_function(), o.n_boot, o.seed, o.alpha, attrs)
+    return ds, boot
+
+
 def group_view(ds: xr.Dataset, group: str) -> xr.Dataset:
     """One group of a study dataset, with member names as ``language`` and its reference in
     ``attrs['reference']`` (the form the figures of :mod:`repgeom.languages.plots` take)."""
@@ -243,6 +327,20 @@ def correlation_row(
         **{k: v for k, v in res.items() if k != "languages"},
         **{"languages": " ".join(res["languages"])},
     }
+
+
+def correlation_tables(rows: Sequence[Mapping[str, Any]], groups: Sequence[str]) -> tuple[str, str]:
+    """The score-correlation table of ``rows`` (:func:`correlation_row`, one per checkpoint) as
+    CSV text and as a captioned LaTeX table (:func:`latex_table`)."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    caption = (
+        "Correlation of per-language scores with the mean sentence-level intrinsic dimension over "
+        f"layers (groups: {', '.join(groups)}); p-values two-sided."
+    )
+    return table.getvalue(), latex_table(rows, caption)
 
 
 def latex_table(rows: Sequence[Mapping[str, Any]], caption: str) -> str:

@@ -139,27 +139,6 @@ class IDFunction:
         return IDValues(np.array(values), *gride)
 
 
-class IDValuesFunction(IDFunction):
-    """An :class:`IDFunction` without GRIDE that returns the ID on each repeat (an array)."""
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
-        return super().__call__(x).values
-
-
-def id_gride_function(
-    name: str, sample: int, repeats: int = 1, seed: int = 0, gride_scales: int = 0
-) -> IDFunction:
-    """The :class:`IDFunction` of the estimator ``name`` (a name of :data:`ID_ESTIMATORS` or an
-    alias of :data:`ID_ALIASES`)."""
-    return IDFunction(name, sample, repeats, seed, gride_scales)
-
-
-def id_function(name: str, sample: int, repeats: int = 1, seed: int = 0) -> IDValuesFunction:
-    """``id_fn(x)``: the named estimator on ``repeats`` seeded subsamples of ``sample`` rows of
-    x, one value per repeat (:func:`id_gride_function` without GRIDE)."""
-    return IDValuesFunction(name, sample, repeats, seed)
-
-
 def gride_variables() -> tuple[Variable, Variable]:
     """The registry's ``gride`` and ``gride_error`` variables."""
     table = variables(REGISTRY)

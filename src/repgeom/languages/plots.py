@@ -11,6 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
 from repgeom.languages.compute import score_correlation
+from repgeom.languages.datasets import scored_mean_id
 
 MAX_LEGEND = 30
 
@@ -145,6 +146,19 @@ def score_correlation_scatter(
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def checkpoint_score_scatter(
+    ds: xr.Dataset, groups: Sequence[str], scores: Mapping[str, float], title: str
+) -> plt.Figure:
+    """:func:`score_correlation_scatter` of the mean sentence-level ID over layers of one
+    checkpoint's study dataset (the languages of ``groups`` with a score), titled ``title``."""
+    mean_id, matched = scored_mean_id(ds, groups, scores)
+    fig = score_correlation_scatter(
+        mean_id, matched, xlabel="mean sentence-level ID over layers", ylabel="score"
+    )
+    fig.suptitle(title, fontsize=9)
     return fig
 
 

@@ -21,12 +21,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-SPLITS = ("dev", "devtest")
 
 FLORES_LAYOUTS: tuple[tuple[str, str], ...] = (
     ("FLORES-200", "{split}/{code}.{split}"),
@@ -56,34 +53,6 @@ def find_flores(root: str | Path, split: str, code: str) -> Path:
             f"{looked}\nCheck the code (e.g. 'eng_Latn'), the split and the FLORES root directory."
         )
     return found
-
-
-def read_flores(root: Path, split: str, codes: Sequence[str]) -> dict[str, list[str]]:
-    """Sentences of each FLORES language code, aligned by index across languages.
-
-    Raises FileNotFoundError (naming the code and every path looked at) for a missing language
-    and ValueError when the languages do not all have the same number of sentences.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"FLORES split must be one of {SPLITS}, got {split!r}")
-    codes = list(codes)
-    if not codes:
-        raise ValueError("no FLORES language codes given; list at least one, e.g. 'eng_Latn'")
-    dupes = sorted({c for c in codes if codes.count(c) > 1})
-    if dupes:
-        raise ValueError(f"FLORES language codes repeated: {dupes}; list each code once")
-    out: dict[str, list[str]] = {}
-    for code in codes:
-        out[code] = read_flores_file(find_flores(root, split, code))
-    first = codes[0]
-    for code in codes[1:]:
-        if len(out[code]) != len(out[first]):
-            raise ValueError(
-                f"FLORES {split}: language {code!r} has {len(out[code])} sentences but "
-                f"{first!r} has {len(out[first])}; the languages must be aligned sentence by "
-                "sentence (same release and split for every language)"
-            )
-    return out
 
 
 def read_flores_file(path: Path) -> list[str]:

@@ -22,7 +22,6 @@ import numpy as np
 
 from repgeom.metrics.gride import gride_of, gride_ranks, gride_scales
 from repgeom.metrics.intrinsic import (
-    IDEstimate,
     mle_from_distances,
     twonn_bootstrap_error,
     twonn_from_ratios,
@@ -243,28 +242,6 @@ def estimate_sample(
         values = e.estimate(nb, options)
         out.update(zip((v.name for v in e.variables), values, strict=True))
     return out
-
-
-def id_estimates(
-    x: np.ndarray,
-    which: Sequence[str] = ("twonn", "twonn_microscope", "mle"),
-    discard: float = 0.1,
-    fit: str = "lsq",
-    keep: float = 0.2,
-    k: int = 20,
-    backend: str = "auto",
-) -> dict[str, IDEstimate]:
-    """Several of TwoNN, LLM-Microscope's TwoNN and the MLE of one array (all its rows) from
-    one neighbour search (:func:`estimate_sample`)."""
-    scalar = ("twonn", "twonn_microscope", "mle")
-    unknown = set(which) - set(scalar)
-    if unknown or not which:
-        raise ValueError(f"unknown ID estimator(s) {sorted(unknown)}; choose from {scalar}")
-    options = IDOptions(twonn_discard=discard, twonn_fit=fit, microscope_keep=keep, mle_k=k)
-    values = estimate_sample(x, options, (*which, "n_duplicates"), backend)
-    n_dup = values["n_duplicates"]
-    n = np.asarray(x).shape[0] - n_dup
-    return {name: IDEstimate(values[name], n, n_dup) for name in which}
 
 
 # --- spread over repeats ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import matplotlib
@@ -81,6 +81,27 @@ def save_figure(fig: plt.Figure, *paths: str | Path, meta: Mapping[str, str] | N
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=150, bbox_inches="tight", format=fmt, metadata=info)
     plt.close(fig)
+
+
+class StemFiles:
+    """The figures and tables of a job whose every PNG has a PDF, and every CSV a LaTeX file,
+    of the same stem among its outputs ``pdfs`` and ``texs``; ``meta``: their provenance."""
+
+    def __init__(
+        self, pdfs: Iterable[str | Path], texs: Iterable[str | Path], meta: Mapping[str, str]
+    ) -> None:
+        self.pdfs = {Path(f).stem: f for f in pdfs}
+        self.texs = {Path(f).stem: f for f in texs}
+        self.meta = meta
+
+    def figure(self, fig: plt.Figure, png: str | Path) -> None:
+        """Save ``fig`` as ``png`` and the PDF of its stem (:func:`save_figure`)."""
+        save_figure(fig, png, self.pdfs[Path(png).stem], meta=self.meta)
+
+    def table(self, csv_path: str | Path, csv_tex: tuple[str, str]) -> None:
+        """Write a (CSV, LaTeX) table as ``csv_path`` and the LaTeX file of its stem."""
+        write_text(csv_path, csv_tex[0], self.meta)
+        write_text(self.texs[Path(csv_path).stem], csv_tex[1], self.meta)
 
 
 def figure_provenance(path: str | Path) -> dict[str, str]:
