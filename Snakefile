@@ -1,5 +1,5 @@
 # repgeom: geometry of transformer representations. See README.md and config/config.yaml.
-
+from repgeom.workflow.studies import registry
 
 # The embedded default applies only when no --configfile is given: a config given on the
 # command line is the whole config (plus the schema's defaults), never layered on this one.
@@ -16,13 +16,15 @@ include: "rules/models.smk"
 include: "rules/weights.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
-include: "rules/shape_of_learning.smk"
-include: "rules/birth.smk"
-include: "rules/languages.smk"
-include: "rules/bottleneck.smk"
-include: "rules/logit_lens.smk"
-# after the studies: what each store computes besides hidden states is what they read
 include: "rules/extract.smk"
+
+
+# every registered study's rules (repgeom.workflow.studies): each reads its plan from RUN
+for _study in registry():
+
+    include: str(_study.rules)
+
+
 include: "rules/hub.smk"
 
 
@@ -31,11 +33,7 @@ rule all:
     input:
         rules.spine.input,
         PATHS.results("manifest.tsv"),
-        rules.shape_of_learning.input,
-        rules.birth.input,
-        rules.languages.input,
-        rules.bottleneck.input,
-        rules.logit_lens.input,
+        RUN.targets,
         expand(
             PATHS.hub_release("{m}", "{s}"),
             zip,

@@ -1,17 +1,8 @@
-# Birth of a Transformer (Bietti et al. 2023): runs when the config names its section and its
-# corpus is a corpus of the config.
-from repgeom.birth.plan import study_variants
-
+# Birth of a Transformer (Bietti et al. 2023): runs when the config names its section; what it
+# builds comes from repgeom.birth.plan.
 BIRTH = config["birth"]
-BIRTH_FIGURES = ["training_curves", "memory_probes", "attention_maps"]
-try:
-    BIRTH_VARIANTS = (
-        study_variants(BIRTH, CORPORA, "corpus" in RAW_CONFIG["birth"])
-        if "birth" in RAW_CONFIG
-        else {}
-    )
-except ConfigError as err:
-    stop(str(err))
+BIRTH_VARIANTS = RUN.studies["birth"]["variants"]
+BIRTH_FIGURES = RUN.studies["birth"]["figures"]
 
 
 rule birth_variant:
@@ -80,10 +71,4 @@ rule birth_figures:
 rule birth:
     """Figures of 'Birth of a Transformer: A Memory Viewpoint' (Bietti et al. 2023)."""
     input:
-        expand(PATHS.results("birth/{v}.nc"), v=BIRTH_VARIANTS),
-        expand(PATHS.results("birth/{v}_attention.nc"), v=BIRTH_VARIANTS),
-        expand(
-            PATHS.results("figures/birth/{f}.{ext}"),
-            f=BIRTH_FIGURES if BIRTH_VARIANTS else [],
-            ext=["png", "pdf"],
-        ),
+        RUN.studies["birth"].targets,

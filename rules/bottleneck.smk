@@ -1,13 +1,4 @@
-from repgeom.bottleneck import plan as bottleneck_plan
-
-try:
-    BOTTLENECK = bottleneck_plan.study_plan(config, STEPS, EXTRACT_CORPORA, PATHS, LAST)
-except ConfigError as err:
-    stop(str(err))
-for _name, _why in BOTTLENECK["skipped"].items():
-    sys.stderr.write(
-        f"repgeom: the softmax-bottleneck study skips model {_name!r}: {_why}\n"
-    )
+BOTTLENECK = RUN.studies["bottleneck"]
 BN = config["bottleneck"]
 BN_MODELS = BOTTLENECK["models"]
 BN_MODEL_PATTERN = "|".join(re.escape(m) for m in BN_MODELS) or "(?!)"
@@ -15,23 +6,10 @@ BN_CORPORA = BOTTLENECK["eval_corpora"]
 BN_HEADS = BOTTLENECK["heads"]
 BN_HEADS_CORPUS = BOTTLENECK["heads_corpus"]
 BN_NGRAM = BOTTLENECK["ngram"]
-BN_HEADS_OPTIONS = {
-    k: v for k, v in BN["heads"].items() if k not in bottleneck_plan.HEADS_SELECTION
-}
-BN_NGRAM_OPTIONS = {
-    k: v for k, v in BN["ngram"].items() if k not in bottleneck_plan.NGRAM_SELECTION
-}
-_bn_outputs = bottleneck_plan.study_outputs(BOTTLENECK, PATHS)
-BN_FIGURES = _bn_outputs["figures"]
-BN_TABLES = _bn_outputs["tables"]
-BOTTLENECK_TARGETS = _bn_outputs["targets"]
-for _name in BN_MODELS:
-    for _step in STEPS[_name]:
-        reads_checkpoint(_name, _step, [PATHS.metric("lm_head", _name, _step)])
-for _name, _step in BN_HEADS:
-    reads_checkpoint(_name, _step, [PATHS.heads(_name, _step)])
-for _tok, _corpus in BN_NGRAM:
-    tokenizes(_tok, [_corpus])
+BN_HEADS_OPTIONS = BOTTLENECK["heads_options"]
+BN_NGRAM_OPTIONS = BOTTLENECK["ngram_options"]
+BN_FIGURES = BOTTLENECK["figures"]
+BN_TABLES = BOTTLENECK["tables"]
 
 
 # Softmax-bottleneck study (Godey et al. 2024): saturation, LM-head spectra, rank-restricted
@@ -250,4 +228,4 @@ rule bottleneck_figures:
 rule bottleneck:
     """The softmax-bottleneck study: datasets, figures and tables."""
     input:
-        BOTTLENECK_TARGETS,
+        BOTTLENECK.targets,

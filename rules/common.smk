@@ -1,6 +1,3 @@
-import collections
-import dataclasses
-import functools
 import json
 import re
 import sys
@@ -10,8 +7,6 @@ from snakemake.exceptions import WorkflowError
 
 from repgeom.workflow.config import (
     ConfigError,
-    check_references,
-    load_config,
     load_config_file,
     matching_files,
     text_corpus_missing,
@@ -19,8 +14,8 @@ from repgeom.workflow.config import (
 from repgeom.workflow.codehash import code_hash
 from repgeom.provenance import config_hash
 from repgeom.workflow import plan
+from repgeom.workflow.run import plan_run
 from repgeom.workflow.paths import PATHS
-from repgeom.steps import last_checkpoint, unnumbered_warning
 
 ROOT = Path(workflow.basedir)
 SCHEMA = str(ROOT / "config" / "schema.yaml")
@@ -54,29 +49,19 @@ def missing_input(message):
 
 
 RAW_CONFIG = json.loads(json.dumps(config))  # as written, before defaults
-_missing = []  # FLORES and pairs files that are not here
 try:
     # Snakemake's YAML loading keeps the last of a key given twice; a config says each thing
     # once, so the files it was given (--configfile, else the embedded default) are read again
     for _configfile in workflow.configfiles:
         load_config_file(_configfile)
-    _config = plan.unnamed_sections(load_config(config, SCHEMA), RAW_CONFIG)
-    # a study's own corpus kinds (the languages study's flores, minimal pairs, synthetic) expand
-    # into aligned corpora, one per language or side; from here on they are ordinary corpora
-    for _expand in plan.study_hooks("expand_corpora"):
-        _config["corpora"] = _expand(_config["corpora"], _missing)
-    check_references(_config)
+    # the one plan of the run (repgeom.workflow.run): every rule below reads it
+    RUN = plan_run(RAW_CONFIG, PATHS, SCHEMA)
 except ConfigError as err:
     stop(str(err))
 config.clear()
-config.update(_config)
+config.update(RUN.config)
 # a study runs when the config names its section; the core metrics run on every store
-NAMED_STUDIES = plan.named_studies(RAW_CONFIG)
-sys.stderr.write(
-    "repgeom: studies: "
-    + "; ".join(f"{k} {why}" for k, why in NAMED_STUDIES.items())
-    + "; the core metrics (geometry, similarity, checkpoint integrity) run on every store\n"
-)
+sys.stderr.write(f"repgeom: studies: {RUN.summary()}\n")
 CORPORA = config["corpora"]
 TOKENIZERS = config["tokenizers"]
 MODELS = config["models"]
@@ -85,50 +70,21 @@ DISK = config["disk"]
 HUB_COMMITS, HUB_DOWNLOADED, _absent = plan.check_inputs(
     config, PATHS, online=not DRY_RUN
 )
-for _message in _missing + _absent:
+for _message in [*RUN.missing, *_absent]:
     missing_input(_message)
 # every model against its tokenizer (window within its context, ids within its embedding)
 _mismatched = plan.model_tokenizer_problems(config)
 if _mismatched:
     stop("\n".join(_mismatched))
-# checkpoints of every model ordered by training step (a label without one is warned about)
-CHECKPOINTS = {}
-for _name, _model in MODELS.items():
-    try:
-        CHECKPOINTS[_name], _unnumbered = plan.model_checkpoints(_model)
-    except OSError as err:
-        stop(f"config key 'models.{_name}.path': {err}")
-    if _unnumbered:
-        _key = "revisions" if _model["source"] == "hub" else "steps"
-        warn(unnumbered_warning(_name, _unnumbered, f"models.{_name}.{_key}"))
-    for _note in plan.link_notes(_name, _model):
-        warn(_note)
-STEPS = {m: [c.label for c in v] for m, v in CHECKPOINTS.items()}
+for _note in RUN.notes:
+    warn(_note)
+STEPS = RUN.steps
 # the last checkpoint of every model: never a label without a step while numbered ones exist
-LAST = {m: last_checkpoint(v).label for m, v in CHECKPOINTS.items()}
-# what gathering jobs record on their step dim (label, step, tokens seen)
-CHECKPOINT_PARAMS = {
-    m: [dataclasses.asdict(c) for c in v] for m, v in CHECKPOINTS.items()
-}
-EXTRACT_CORPORA = plan.extraction_corpora(config)
+LAST = RUN.last
+CHECKPOINT_PARAMS = RUN.checkpoint_params
+EXTRACT_CORPORA = list(RUN.extract_corpora)
 # models whose checkpoints get the spine and geometry (none when no corpus is extracted)
-GEOMETRY_MODELS = list(MODELS) if EXTRACT_CORPORA else []
-
-# Hooks the studies' rules fill as they are read: the outputs of the jobs that load each
-# checkpoint, and the corpora each tokenizer tokenizes. The release of a hub revision
-# (rules/hub.smk, read last) waits for all of them.
-CHECKPOINT_READERS = collections.defaultdict(list)
-TOKENIZED = collections.defaultdict(list)
-
-
-def reads_checkpoint(model, step, outputs):
-    """Declare outputs of jobs that load a checkpoint's weights."""
-    CHECKPOINT_READERS[(model, step)] += list(outputs)
-
-
-def tokenizes(tokenizer, corpora):
-    """Declare corpora tokenized with a tokenizer."""
-    TOKENIZED[tokenizer] += [c for c in corpora if c not in TOKENIZED[tokenizer]]
+GEOMETRY_MODELS = RUN.geometry_models
 
 
 wildcard_constraints:
@@ -172,16 +128,13 @@ def model_source(name, step):
 
 
 def store_eval_loss(w):
-    """Whether one store gets the next-token eval loss (EVAL_LOSS: rules/extract.smk)."""
-    return w.corpus in EVAL_LOSS[w.model]
+    """Whether one store gets the next-token eval loss."""
+    return bool(RUN.store_passes(w.model, w.corpus).get("eval_loss", False))
 
 
 def store_lens(w):
-    """The logit lens's token budget and seed for one store, or None when it gets no lens
-    (LENS, LENS_MODELS: rules/logit_lens.smk)."""
-    if w.model in LENS_MODELS and w.corpus in EXTRACT_CORPORA:
-        return {k: v for k, v in LENS.items() if k != "models"}
-    return None
+    """The logit lens's token budget and seed for one store, or None when it gets no lens."""
+    return RUN.store_passes(w.model, w.corpus).get("logit_lens")
 
 
 def corpus_files(wildcards):
@@ -256,39 +209,19 @@ def activation_output(path):
     return temp(directory(path)) if DISK["temporary_activations"] else directory(path)
 
 
-# Final artifacts: the inputs of every study's target rule.
-STUDIES = ["spine", *plan.STUDIES]
-
-
-def _studies():
-    defined = {r.name for r in workflow.rules}
-    return [name for name in STUDIES if name in defined]
-
-
 def manifest_targets(wildcards=None):
     """Every final artifact of every study and every activation store the run keeps (none
     with disk.temporary_activations: those are deleted), sorted; the manifest lists a store
     chunk by chunk."""
-    targets = {str(f) for name in _studies() for f in getattr(rules, name).input}
+    targets = {str(f) for f in rules.spine.input} | set(RUN.targets)
     if not DISK["temporary_activations"]:
-        targets |= {
-            PATHS.activations(m, s, c)
-            for m in GEOMETRY_MODELS
-            for s in STEPS[m]
-            for c in EXTRACT_CORPORA
-        }
-        # the languages study's aligned corpora at the checkpoints it reads (languages.smk)
-        targets |= {
-            PATHS.activations(m, s, c)
-            for m, s in LANGUAGE_CHECKPOINTS
-            for c in LANGUAGE_CORPORA
-        }
+        targets |= {PATHS.activations(m, s, c) for m, s, c in RUN.kept_stores}
     return sorted(targets)
 
 
 def producers(paths):
     """path -> (name, code hash) of the rule that writes it."""
-    skip = set(STUDIES) | {"all", "manifest"}
+    skip = {"spine", *RUN.studies, "all", "manifest"}
     out = {}
     for path in paths:
         producer = next(

@@ -1,17 +1,8 @@
 from repgeom.workflow.footprint import extraction_mem_mb
 
-# A store pays for a decoding pass only where a study reads it: the eval loss for the
-# softmax-bottleneck study (or every model with extraction.eval_loss: true), the logit
-# lens for the logit-lens study. Both plans are made in their .smk, included before this one.
-EVAL_LOSS, _errors = plan.eval_loss_models(config, {m: BN_CORPORA for m in BN_MODELS})
-if _errors:
-    stop("invalid config:\n  " + "\n  ".join(_errors))
-for _name in MODELS:
-    tokenizes(MODELS[_name]["tokenizer"], EXTRACT_CORPORA)
-    for _step in STEPS[_name]:
-        reads_checkpoint(
-            _name, _step, [PATHS.activations(_name, _step, c) for c in EXTRACT_CORPORA]
-        )
+# A store pays for a decoding pass only where a study reads it (RUN.passes): the eval loss for
+# the softmax-bottleneck study (or every model with extraction.eval_loss: true), the logit lens
+# for the logit-lens study.
 
 
 rule extract:

@@ -3,7 +3,7 @@
 
 
 HUB_RELEASES = (
-    plan.hub_release_inputs(config, STEPS, CHECKPOINT_READERS, TOKENIZED, PATHS)
+    plan.hub_release_inputs(config, STEPS, RUN.checkpoint_readers, RUN.tokenized, PATHS)
     if DISK["release_hub_revisions"]
     else {}
 )

@@ -1,23 +1,14 @@
 # Languages study (the per-language LLM-Microscope study): what it builds comes from
-# repgeom.languages.plan.study_plan.
-from repgeom.languages import plan as languages_plan
+# repgeom.languages.plan.
 from repgeom.languages.plan import derived_inputs
 
-try:
-    LANGUAGES = languages_plan.study_plan(config, STEPS, PATHS, LAST)
-except ConfigError as err:
-    stop(str(err))
+LANGUAGES = RUN.studies["languages"]
 LANGUAGE_GROUPS = LANGUAGES["groups"]
 LANGUAGE_PAIRS = LANGUAGES["pairs"]
 # the groups of the per-language dataset: the language groups, then the other pair sets
 LANGUAGE_DATASET_GROUPS = LANGUAGES["dataset_groups"]
 LANGUAGE_CHECKPOINTS = LANGUAGES["checkpoints"]
 LANGUAGE_CORPORA = LANGUAGES["corpora"]
-for _name, _step in LANGUAGE_CHECKPOINTS:
-    tokenizes(MODELS[_name]["tokenizer"], LANGUAGE_CORPORA)
-    reads_checkpoint(
-        _name, _step, [PATHS.activations(_name, _step, c) for c in LANGUAGE_CORPORA]
-    )
 LANGUAGE_FIGURE_FILES = LANGUAGES["figure_files"]
 LANGUAGE_GRAMMATICALITY_OUTPUT = LANGUAGES["grammaticality_output"]
 # the aligned corpora have their own corpus rule (languages_corpus), so that editing the
@@ -191,4 +182,4 @@ rule languages_scores:
 rule languages:
     """The languages study: per-language metrics, figures and (with scores) the correlation."""
     input:
-        LANGUAGES["targets"],
+        LANGUAGES.targets,

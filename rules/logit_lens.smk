@@ -1,16 +1,9 @@
-from repgeom.logit_lens import plan as lens_plan
-
 # The logit lens over training: each layer of each checkpoint decoded by the model's own LM
 # head (computed in the extraction pass, on a seeded sample of logit_lens.tokens positions of
-# each store), for the models of logit_lens.models (null: those with a causal head).
-LENS = config["logit_lens"]
-_lens_errors, _lens_skipped = [], {}
-LENS_MODELS = lens_plan.lens_models(config, _lens_errors, _lens_skipped)
-if _lens_errors:
-    stop("invalid config:\n  " + "\n  ".join(_lens_errors))
-for _name, _why in _lens_skipped.items():
-    sys.stderr.write(f"repgeom: the logit-lens study skips model {_name!r}: {_why}\n")
-LENS_OUT = lens_plan.study_outputs(LENS_MODELS) or lens_plan.study_outputs(["any"])
+# each store), for the models of logit_lens.models (null: those with a causal head). What it
+# builds comes from repgeom.logit_lens.plan.
+LENS_MODELS = RUN.studies["logit_lens"]["models"]
+LENS_OUT = RUN.studies["logit_lens"]["outputs"]
 
 
 rule logit_lens_gather:
@@ -81,5 +74,4 @@ rule logit_lens_figures:
 rule logit_lens:
     """The logit lens over training: datasets, figures and the table."""
     input:
-        [PATHS.metric("logit_lens", m) for m in LENS_MODELS],
-        rules.logit_lens_figures.output if LENS_MODELS else [],
+        RUN.studies["logit_lens"].targets,

@@ -3,7 +3,6 @@
 for _name, _model in MODELS.items():
     if _model["source"] != "train":
         continue
-    tokenizes(_model["tokenizer"], [_model["corpus"]])
 
     rule:
         name:

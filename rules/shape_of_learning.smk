@@ -1,22 +1,9 @@
-from repgeom.shape_of_learning import plan as sol_plan
-
-# the study runs when the config names its section (its figures read the core metrics)
-SOL_MODELS = GEOMETRY_MODELS if "shape_of_learning" in RAW_CONFIG else []
-SOL_FIGURES = sol_plan.FIGURES
-GRIDE = config["metrics"]["geometry"]["gride_scales"] > 0
-SOL_TABLES = sol_plan.tables(GRIDE)
-SOL_SCALE_FIGURES = (
-    expand(
-        PATHS.results(
-            "figures/shape_of_learning/intrinsic_dimension_by_scale/{m}/{c}.{ext}"
-        ),
-        m=SOL_MODELS,
-        c=EXTRACT_CORPORA,
-        ext=["png", "pdf"],
-    )
-    if GRIDE
-    else []
-)
+# The study runs when the config names its section (its figures read the core metrics); what it
+# builds comes from repgeom.shape_of_learning.plan.
+SOL = RUN.studies["shape_of_learning"]
+SOL_MODELS = SOL["models"]
+SOL_FIGURES = SOL["figures"]
+SOL_TABLES = SOL["tables"]
 
 
 rule shape_of_learning_figure:
@@ -49,7 +36,7 @@ rule shape_of_learning_figure:
         models=SOL_MODELS,
         kind=lambda w: "by_step" if w.figure.endswith("by_step") else "by_layer",
         variable=lambda w: SOL_FIGURES[w.figure][1],
-        gride=lambda w: GRIDE and w.figure == "intrinsic_dimension_by_layer",
+        gride=lambda w: SOL["gride"] and w.figure == "intrinsic_dimension_by_layer",
     script:
         "../scripts/shape_of_learning_figure.py"
 
@@ -116,14 +103,4 @@ rule shape_of_learning_table:
 rule shape_of_learning:
     """Figures and tables of 'The Shape of Learning' (Razzhigaev et al., EACL 2024)."""
     input:
-        expand(
-            PATHS.results("figures/shape_of_learning/{f}.{ext}"),
-            f=SOL_FIGURES if SOL_MODELS else [],
-            ext=["png", "pdf"],
-        ),
-        expand(
-            PATHS.results("tables/shape_of_learning/{t}.{ext}"),
-            t=SOL_TABLES if SOL_MODELS else [],
-            ext=["csv", "tex"],
-        ),
-        SOL_SCALE_FIGURES,
+        SOL.targets,

@@ -11,8 +11,6 @@ for _name in MODELS:
             "duplicates but the distances between them (results/metrics/weights) are not "
             "measured"
         )
-    for _step in STEPS[_name]:
-        reads_checkpoint(_name, _step, [PATHS.fingerprint(_name, _step)])
 
 
 rule fingerprint:

@@ -12,15 +12,16 @@ import pytest
 from scipy import stats
 
 from repgeom.birth.config import BirthConfig
-from repgeom.birth.data import docstring_documents, make_language
+from repgeom.birth.data import make_language
 from repgeom.birth.plan import VARIANT, study_variants
 from repgeom.birth.train import output_pools, sample_batch
 from repgeom.workflow.config import ConfigError, options, schema_defaults, schema_node
+from tests.conftest import stdlib_docstrings
 
 
 @pytest.fixture(scope="module")
 def docs() -> list[str]:
-    return docstring_documents()
+    return stdlib_docstrings()
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +239,7 @@ def test_sample_batch_errors(lang):
 
 def study(**birth) -> dict[str, dict]:
     """The resolved variants of a ``birth`` section (the schema's defaults under it)."""
-    return study_variants(schema_defaults("birth", birth), {"python_docs": {}}, False)
+    return study_variants(schema_defaults("birth", birth), {"python_docs": {}})
 
 
 def test_schema_defaults_and_built_config_agree():
@@ -270,9 +271,8 @@ def test_default_study():
     assert variants["full"]["arch"] == "full" and variants["one_layer"]["n_layers"] == 1
     assert options(BirthConfig, VARIANT, {"lr": 1}).lr == 1.0
     assert isinstance(options(BirthConfig, VARIANT, {"d_model": 32.0}).d_model, int)
-    assert study(corpus="enwik8") == {}
-    with pytest.raises(ConfigError, match="'birth.corpus'"):
-        study_variants(schema_defaults("birth", {"corpus": "enwik8"}), {}, True)
+    with pytest.raises(ConfigError, match="'birth.corpus': 'enwik8' is not a corpus"):
+        study(corpus="enwik8")  # a config that names the study names a corpus it has
 
 
 @pytest.mark.parametrize(

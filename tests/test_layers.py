@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from repgeom.workflow.codehash import module_closure
+from repgeom.workflow.studies import BUILTIN
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "repgeom"
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -16,7 +17,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # lower layers first; a module may import its own layer and the ones below
 BASE = ("steps", "provenance", "runtime", "options", "sampling")
 CORE = ("io", "data", "activations", "metrics", "plots")
-STUDIES = ("birth", "bottleneck", "languages", "logit_lens", "shape_of_learning")
+STUDIES = BUILTIN  # the registry's
 
 
 def layer(module: str) -> tuple[int, str]:
@@ -101,3 +102,29 @@ def test_planning_code_is_not_in_a_jobs_code_hash(script):
     closure = module_closure(SCRIPTS / script)
     planning = [m for m in closure if m.startswith("repgeom.workflow") or m.endswith(".plan")]
     assert not planning, f"{script} depends on planning code {planning}"
+
+
+def test_no_core_rules_file_reads_a_study_rules_files_globals():
+    """The core's rules read the run's plan (RUN), never a global a study's rules file defines
+    (which would exist only because of include order)."""
+    import re
+
+    from repgeom.workflow.studies import registry
+
+    root = SRC.parents[1]
+    study_files = {s.rules.resolve() for s in registry()}
+    defined = {
+        name: path.name
+        for path in study_files
+        for name in re.findall(r"^([A-Za-z_]\w*)\s*=", path.read_text(), flags=re.M)
+    }
+    core = [
+        root / "Snakefile",
+        *(p for p in (root / "rules").glob("*.smk") if p.resolve() not in study_files),
+    ]
+    wrong = [
+        f"{path.name} reads {name} (defined in {defined[name]})"
+        for path in core
+        for name in sorted(set(re.findall(r"\b[A-Za-z_]\w*\b", path.read_text())) & set(defined))
+    ]
+    assert not wrong, "\n".join(wrong)

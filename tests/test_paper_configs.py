@@ -5,78 +5,36 @@ nothing of the embedded default mixed in."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from repgeom.birth.plan import study_variants
-from repgeom.bottleneck import plan as bottleneck_plan
-from repgeom.languages import plan as languages_plan
 from repgeom.languages.estimates import ID_OPTIONS, id_estimator
-from repgeom.languages.plan import expand_corpora
-from repgeom.logit_lens.plan import lens_models
-from repgeom.workflow.config import (
-    check_references,
-    load_config,
-    load_config_file,
-    load_yaml,
-    schema_defaults,
-)
+from repgeom.workflow.config import load_config_file, load_yaml, schema_defaults
 from repgeom.workflow.paths import Paths
-from repgeom.workflow.plan import (
-    extraction_corpora,
-    model_checkpoints,
-    model_steps,
-    unnamed_sections,
-)
+from repgeom.workflow.plan import model_checkpoints
+from repgeom.workflow.run import RunPlan, plan_run
 from tests.workflow import ROOT, planned_jobs, planned_wildcards, snakemake_at_root
 
 PAPERS = sorted((ROOT / "config" / "paper").glob("*.yaml"))
 CONFIGS = [*PAPERS, ROOT / "config" / "test.yaml"]
-SCHEMA = ROOT / "config" / "schema.yaml"
 
 
-def plan(name: str, results: Path) -> SimpleNamespace:
-    """What the workflow plans from config/paper/NAME.yaml, offline, with the functions
-    rules/*.smk call (data and models that are not here change nothing in it)."""
-    raw = load_config_file(ROOT / "config" / "paper" / f"{name}.yaml")
-    cfg = unnamed_sections(load_config(raw, SCHEMA), raw)
-    cfg["corpora"] = expand_corpora(cfg["corpora"], [])  # [] collects the absent files
-    check_references(cfg)
-    steps = {m: model_steps(v) for m, v in cfg["models"].items()}
-    extract = extraction_corpora(cfg)
-    errors: list[str] = []
-    out = SimpleNamespace(
-        config=cfg,
-        steps=steps,
-        extract=extract,
-        logit_lens=lens_models(cfg, errors),
-        bottleneck=bottleneck_plan.study_plan(cfg, steps, extract, Paths(str(results))),
-        languages=languages_plan.study_plan(cfg, steps, Paths(str(results))),
-        birth=(
-            study_variants(cfg["birth"], cfg["corpora"], "corpus" in raw["birth"])
-            if "birth" in raw
-            else {}
-        ),
+def plan(name: str, results: Path) -> RunPlan:
+    """What the workflow plans from config/paper/NAME.yaml, offline: the run's one plan (data
+    and models that are not here change nothing in it)."""
+    return plan_run(
+        load_config_file(ROOT / "config" / "paper" / f"{name}.yaml"), Paths(str(results))
     )
-    assert errors == []
-    return out
 
 
-def studies(p: SimpleNamespace) -> set[str]:
-    """The studies a plan runs."""
-    found = {
-        "geometry": bool(p.extract and p.config["models"]),
-        "logit_lens": bool(p.logit_lens),
-        "bottleneck": bool(p.bottleneck["models"]),
-        "languages": bool(p.languages["checkpoints"]),
-        "birth": bool(p.birth),
-    }
-    return {k for k, v in found.items() if v}
+def studies(p: RunPlan) -> set[str]:
+    """The studies a plan runs (geometry: the core metrics of at least one store)."""
+    found = {name for name, study in p.studies.items() if study.targets}
+    return found | ({"geometry"} if p.extract_corpora and p.geometry_models else set())
 
 
 PAPER_STUDIES = {
-    "shape_of_learning": {"geometry"},
+    "shape_of_learning": {"geometry", "shape_of_learning"},
     "bottleneck": {"geometry", "bottleneck"},
     "languages": {"languages"},
     "birth": {"birth"},
@@ -122,7 +80,7 @@ def test_shape_of_learning_plans_pythia_over_training_and_the_encoders(tmp_path)
     enwik8 = p.config["corpora"]["enwik8"]
     assert (enwik8["kind"], enwik8["n_chunks"], enwik8["chunk_chars"]) == ("text", 128, 512)
     assert p.config["corpora"]["random"]["kind"] == "random_tokens"
-    assert p.extract == ["enwik8", "random"]
+    assert list(p.extract_corpora) == ["enwik8", "random"]
     assert p.config["metrics"]["geometry"]["positions"] == ["all", "no_first"]
 
 
@@ -140,9 +98,9 @@ def test_bottleneck_plans_the_pythia_suite_heads_and_ngrams(tmp_path):
     for name in references:
         assert p.steps[name] == ["step143000"]  # the larger models: final checkpoints only
     assert (models["gpt2"]["id"], p.steps["gpt2"]) == ("openai-community/gpt2", ["main"])
-    bn = p.bottleneck
+    bn = p.studies["bottleneck"]
     assert sorted(bn["models"]) == sorted(models) and bn["skipped"] == {}
-    assert p.extract == bn["eval_corpora"] == ["enwik8"]
+    assert list(p.extract_corpora) == bn["eval_corpora"] == ["enwik8"]
     assert bn["heads"] == [("pythia-1b", "step143000")] and bn["heads_corpus"] == "enwik8"
     assert bn["ngram"] == [("pythia", "enwik8"), ("gpt2", "enwik8")]  # W-error, two tokenizers
 
@@ -155,8 +113,8 @@ def test_languages_plans_flores_scripts_and_blimp_on_three_models(tmp_path):
         "phi-3-mini": "microsoft/Phi-3-mini-4k-instruct",
         "mbert": "google-bert/bert-base-multilingual-cased",
     }
-    assert sorted(p.languages["checkpoints"]) == sorted((m, "main") for m in ids)
-    [flores] = p.languages["groups"]
+    assert sorted(p.studies["languages"]["checkpoints"]) == sorted((m, "main") for m in ids)
+    [flores] = p.studies["languages"]["groups"]
     assert flores["origin"] == "flores" and flores["reference"] == "flores-eng_Latn"
     assert len(flores["members"]) == 14
     assert {"eng_Latn", "rus_Cyrl", "arb_Arab", "zho_Hans", "hin_Deva"} <= set(flores["members"])
@@ -167,32 +125,34 @@ def test_languages_plans_flores_scripts_and_blimp_on_three_models(tmp_path):
         "flores-bjn_Latn": "bjn",
         "flores-bjn_Arab": "bjn",
     }
-    [blimp] = p.languages["pairs"]
+    [blimp] = p.studies["languages"]["pairs"]
     assert (blimp["origin"], blimp["corpora"]) == ("minimal_pairs", ["blimp-good", "blimp-bad"])
     # scikit-dimension's TwoNN (discard 0.1, least squares) on sentences; no spine extraction
     section = p.config["languages"]
     name = id_estimator(section["id_estimator"])
     assert (name, ID_OPTIONS.twonn_discard, ID_OPTIONS.twonn_fit) == ("twonn", 0.1, "lsq")
-    assert p.extract == []
+    assert list(p.extract_corpora) == []
 
 
 def test_birth_plans_the_five_variants_at_the_papers_scale(tmp_path):
     p = plan("birth", tmp_path / "results")
     assert p.config["corpora"]["shakespeare"]["kind"] == "text"
     assert p.config["birth"]["corpus"] == "shakespeare" and p.config["models"] == {}
-    assert sorted(p.birth) == sorted(schema_defaults("birth")["variants"])
+    assert sorted(p.studies["birth"]["variants"]) == sorted(schema_defaults("birth")["variants"])
     paper = {"d_model": 256, "batch_size": 512, "seq_len": 256, "n_triggers": 5}
     paper |= {"optimizer": "sgd", "lr": 0.3, "momentum": 0.9, "n_iterations": 10000}
-    for name, settings in p.birth.items():
+    for name, settings in p.studies["birth"]["variants"].items():
         assert {k: settings[k] for k in paper} == paper, name
-    layers = {name: (s["arch"], s["n_layers"]) for name, s in p.birth.items()}
+    layers = {
+        name: (s["arch"], s["n_layers"]) for name, s in p.studies["birth"]["variants"].items()
+    }
     assert layers["one_layer"] == ("full", 1) and layers["full"] == ("full", 2)
-    frozen = p.birth["simplified_frozen"]
+    frozen = p.studies["birth"]["variants"]["simplified_frozen"]
     assert frozen["freeze_embeddings"] and frozen["freeze_output"]
 
 
 def test_birth_random_trigger_variant_draws_its_triggers(tmp_path):
-    variants = plan("birth", tmp_path / "results").birth
+    variants = plan("birth", tmp_path / "results").studies["birth"]["variants"]
     assert variants["simplified_fixed"]["fixed_triggers"] is True
     assert variants["simplified_random"]["fixed_triggers"] is False
 
@@ -242,12 +202,12 @@ def test_config_dry_run_from_the_repository_root(path: Path):
     jobs = planned_jobs(res)
     assert jobs.get("all") == 1 and sum(jobs.values()) > 5
     assert set(jobs) <= allowed_rules(cfg), set(jobs) - allowed_rules(cfg)
-    corpora = expand_corpora(cfg["corpora"], missing=[])
+    run = plan_run(load_config_file(path))
     wildcards = planned_wildcards(res)
     assert wildcards.get("model", set()) <= set(cfg.get("models", {}))
-    assert wildcards.get("corpus", set()) <= set(corpora)
+    assert wildcards.get("corpus", set()) <= set(run.config["corpora"])
     assert wildcards.get("tokenizer", set()) <= set(cfg.get("tokenizers", {}))
-    steps = {s for m in cfg.get("models", {}).values() for s in model_steps(m)}
+    steps = {s for labels in run.steps.values() for s in labels}
     assert wildcards.get("step", set()) <= steps
     if any(m["source"] == "hub" for m in cfg.get("models", {}).values()):
         assert "a real run stops here" in res.stderr  # not in this machine's HF cache

@@ -7,7 +7,8 @@ from __future__ import annotations
 import yaml
 
 from repgeom.activations.models import build_model
-from repgeom.workflow.plan import STUDIES, named_studies, unnamed_sections
+from repgeom.workflow.run import named_studies
+from repgeom.workflow.studies import BUILTIN, registry
 from tests.conftest import TINY
 from tests.workflow import planned_jobs, snakemake
 
@@ -54,7 +55,7 @@ def test_one_model_and_one_corpus_plan_no_study(tmp_path, tokenizer, docs):
     assert set(jobs) <= CORE, set(jobs) - CORE
     assert jobs["extract"] == 2 and jobs["geometry"] == 2
     out = res.stdout + res.stderr
-    for study in STUDIES:  # the start of the run says which studies run, and why
+    for study in BUILTIN:  # the start of the run says which studies run, and why
         assert f"{study} not run: the config has no '{study}' section" in out
 
 
@@ -70,10 +71,6 @@ def test_naming_a_section_runs_its_study(tmp_path, tokenizer, docs):
     assert "bottleneck runs: the config names its section 'bottleneck'" in res.stderr
 
 
-def test_unnamed_sections_plan_no_model():
-    config = {"bottleneck": {"models": None, "x": 1}, "logit_lens": {"models": None}}
-    out = unnamed_sections(config, {"logit_lens": {}})
-    assert out["bottleneck"] == {"models": [], "x": 1} and out["logit_lens"]["models"] is None
-    assert config["bottleneck"]["models"] is None  # the config given is left as it was
-    why = named_studies({"birth": {}})
+def test_why_a_study_runs_or_not():
+    why = named_studies({"birth": {}}, registry())
     assert why["birth"].startswith("runs") and why["bottleneck"].startswith("not run")

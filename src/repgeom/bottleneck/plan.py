@@ -24,6 +24,7 @@ from repgeom.steps import last_label
 from repgeom.workflow.config import ConfigError
 from repgeom.workflow.paths import PATHS, Paths
 from repgeom.workflow.plan import causal_models
+from repgeom.workflow.studies import CorePlan, StudyPlan
 
 STUDY = "bottleneck"
 TEXT_KINDS = ("python_docs", "text")
@@ -83,80 +84,46 @@ def _heads(
 ) -> tuple[list[tuple[str, str]], str | None, dict[str, int]]:
     """(model, step) checkpoints whose heads are trained, their corpus, and mem_mb per model
     (``last``: each model's last checkpoint as planning decided it)."""
-    from repgeom.bottleneck.memory import check_heads_memory, check_ranks, heads_memory_estimate
+    from repgeom.bottleneck.options import HeadTraining
+    from repgeom.bottleneck.plan_checks import (
+        heads_corpus_error,
+        heads_mem_mb,
+        heads_steps,
+        known_names,
+    )
+    from repgeom.options import build
 
-    names = models if heads["models"] is None else heads["models"]
     corpus = heads["corpus"] or default_corpus
-    if heads["models"] is not None:
-        for i, name in enumerate(names):
-            if name not in models:
-                errors.append(
-                    f"config key 'bottleneck.heads.models[{i}]': {name!r} is not a model of the "
-                    f"study (bottleneck.models resolves to {list(models)})"
-                )
-        names = [m for m in names if m in models]
+    study = f"a model of the study (bottleneck.models resolves to {list(models)})"
+    names = known_names(heads["models"], models, "bottleneck.heads.models", study, errors)
     if not names:
         return [], corpus, {}
-    corpora = config["corpora"]
-    if corpus is None or corpus not in extract_corpora:
-        errors.append(
-            f"config key 'bottleneck.heads.corpus': {corpus!r} is not an extraction corpus "
-            f"(extraction corpora: {list(extract_corpora)}); the heads are evaluated on its "
-            "eval activations"
-        )
+    why = heads_corpus_error(corpus, config["corpora"], extract_corpora)
+    if why is not None:
+        errors.append(why)
         return [], corpus, {}
-    if corpora[corpus]["kind"] == "aligned":
-        errors.append(
-            f"config key 'bottleneck.heads.corpus': {corpus!r} is a corpus of the languages "
-            "study whose train split is a copy of its eval split; choose a text corpus"
-        )
-        return [], corpus, {}
-    chosen: list[tuple[str, str]] = []
-    sel = heads["steps"]
-    for name in names:
-        have = list(steps[name])
-        if sel == "last":
-            chosen.append((name, last[name] if last else last_label(have)))
-        elif sel == "all":
-            chosen.extend((name, s) for s in have)
-        else:
-            bad = [s for s in sel if s not in have]
-            if bad:
-                errors.append(
-                    f"config key 'bottleneck.heads.steps': {bad} are not checkpoints of "
-                    f"{name!r} (it has {have})"
-                )
-            chosen.extend((name, s) for s in sel if s in have)
-    budget = None if heads["memory_mb"] is None else heads["memory_mb"] * MIB
-    mem_mb: dict[str, int] = {}
-    for name in dict.fromkeys(m for m, _ in chosen):
-        dims = model_dims(config["models"][name], config["tokenizers"])
-        mem_mb[name] = heads["memory_mb"] or 8000
-        if dims is None:
-            continue
-        v, d = dims
-        try:
-            check_ranks(heads["ranks"], v, d, f"model {name!r}")
-        except ValueError as err:
-            errors.append(str(err))
-            continue
-        est = heads_memory_estimate(
-            v,
-            d,
-            heads["ranks"],
-            heads["batch_size"],
-            heads["token_budget"],
-            heads["shuffle_buffer"],
-            init=heads["init"],
-            bias=heads["bias"],
-        )
-        try:
-            check_heads_memory(est, budget)
-        except MemoryError as err:
-            errors.append(f"config key 'bottleneck.heads' (model {name!r}, V={v}, d={d}): {err}")
-        if heads["memory_mb"] is None:
-            mem_mb[name] = max(2000, int(est["total"] / MIB) + 2000)
-    return chosen, corpus, mem_mb
+    if not last and heads["steps"] == "last":
+        last = {name: last_label(steps[name]) for name in names}
+    chosen = [
+        (name, s)
+        for name in names
+        for s in heads_steps(heads["steps"], name, steps[name], last or {}, errors)
+    ]
+    cfg = build(HeadTraining, heads, where="bottleneck.heads", extra=True)
+    return (
+        chosen,
+        corpus,
+        {
+            name: heads_mem_mb(
+                cfg,
+                heads["memory_mb"],
+                name,
+                model_dims(config["models"][name], config["tokenizers"]),
+                errors,
+            )
+            for name in dict.fromkeys(m for m, _ in chosen)
+        },
+    )
 
 
 def _tokens_sizes(path: Path) -> tuple[int, int] | None:
@@ -180,7 +147,10 @@ def _ngram(
     errors: list[str],
 ) -> list[tuple[str, str]]:
     """(tokenizer, corpus) pairs of the 5-gram estimates; checks counting memory when known."""
-    from repgeom.bottleneck.memory import check_ngram_memory, ngram_memory_estimate
+    from repgeom.bottleneck.memory import check_ngram_memory
+    from repgeom.bottleneck.options import NgramOptions
+    from repgeom.bottleneck.plan_checks import counting_shape, known_names, ngram_tokenizers
+    from repgeom.options import build
 
     corpora, tokenizers = config["corpora"], config["tokenizers"]
     names = ngram["corpora"]
@@ -189,43 +159,19 @@ def _ngram(
     toks = ngram["tokenizers"]
     if toks is None:
         toks = list(dict.fromkeys(config["models"][m]["tokenizer"] for m in models))
-    for i, name in enumerate(names):
-        if name not in corpora:
-            errors.append(
-                f"config key 'bottleneck.ngram.corpora[{i}]': {name!r} is not a corpus "
-                f"(corpora: {list(corpora)})"
-            )
-    for i, name in enumerate(toks):
-        if name not in tokenizers:
-            errors.append(
-                f"config key 'bottleneck.ngram.tokenizers[{i}]': {name!r} is not a tokenizer "
-                f"(tokenizers: {list(tokenizers)})"
-            )
-        elif tokenizers[name]["window"] < ngram["n"]:
-            errors.append(
-                f"config key 'bottleneck.ngram.n': {ngram['n']}-grams do not fit in the "
-                f"{tokenizers[name]['window']}-token windows of tokenizer {name!r}; lower n or "
-                f"raise tokenizers.{name}.window"
-            )
-    pairs = [(t, c) for t in toks if t in tokenizers for c in names if c in corpora]
+    what = f"a corpus (corpora: {list(corpora)})"
+    names = known_names(names, corpora, "bottleneck.ngram.corpora", what, errors)
+    pairs = [(t, c) for t in ngram_tokenizers(toks, tokenizers, ngram["n"], errors) for c in names]
+    options = build(NgramOptions, ngram, where="bottleneck.ngram", extra=True)
     budget = None if ngram["memory_mb"] is None else ngram["memory_mb"] * MIB
     for tok, corpus in pairs:
-        window = tokenizers[tok]["window"]
         sizes = _tokens_sizes(Path(paths.tokens(tok, corpus)))
-        if sizes is not None:
-            n_windows, window = sizes
-            if ngram["max_tokens"] is not None:
-                n_windows = min(n_windows, ngram["max_tokens"] // window)
-        elif ngram["max_tokens"] is not None:
-            n_windows = ngram["max_tokens"] // window
-        else:
+        shape = counting_shape(options, sizes, tokenizers[tok]["window"])
+        if shape is None:
             continue  # sizes unknown before the tokens exist: the job checks
-        vocab = tokenizers[tok].get("vocab_size", 1)
-        est = ngram_memory_estimate(
-            n_windows, window, vocab, ngram["k"], ngram["min_count"], ngram["n"]
-        )
+        vocab = tokenizers[tok].get("vocab_size", 1)  # a hub tokenizer's is not known here
         try:
-            check_ngram_memory(est, budget, stage="counting")
+            check_ngram_memory(options.memory_estimate(*shape, vocab), budget, stage="counting")
         except MemoryError as err:
             errors.append(
                 f"config key 'bottleneck.ngram' (tokenizer {tok!r}, corpus {corpus!r}): {err} "
@@ -320,3 +266,40 @@ def study_outputs(plan: Mapping[str, Any], paths: Paths = PATHS) -> dict[str, An
     targets += [paths.ngram(t, c) for t, c in ngram]
     targets += [f for files in (*figures.values(), *tables.values()) for f in files]
     return {"figures": figures, "tables": tables, "targets": targets}
+
+
+def plan(section: Mapping[str, Any] | None, run: CorePlan, paths: Paths = PATHS) -> StudyPlan:
+    """The study's plan (:func:`study_plan` and :func:`study_outputs`): no model when the config
+    does not name the study (``models: null`` would mean every causal model)."""
+    config = dict(run.config)
+    if section is None:
+        config[STUDY] = {**config[STUDY], "models": []}
+    found = study_plan(config, run.steps, run.extract_corpora, paths, run.last)
+    outputs = study_outputs(found, paths)
+    readers = {
+        (m, s): [paths.metric("lm_head", m, s)] for m in found["models"] for s in run.steps[m]
+    }
+    for m, s in found["heads"]:
+        readers.setdefault((m, s), []).append(paths.heads(m, s))
+    tokenizes: dict[str, list[str]] = {}
+    for tok, corpus in found["ngram"]:
+        tokenizes.setdefault(tok, []).append(corpus)
+    heads, ngram = config[STUDY]["heads"], config[STUDY]["ngram"]
+    return StudyPlan(
+        targets=tuple(outputs["targets"]),
+        reads_checkpoints={k: tuple(v) for k, v in readers.items()},
+        tokenizes={k: tuple(v) for k, v in tokenizes.items()},
+        passes={
+            (m, c): {"eval_loss": True} for m in found["models"] for c in found["eval_corpora"]
+        },
+        params={
+            **found,
+            **outputs,
+            "heads_options": {k: v for k, v in heads.items() if k not in HEADS_SELECTION},
+            "ngram_options": {k: v for k, v in ngram.items() if k not in NGRAM_SELECTION},
+        },
+        notes=tuple(
+            f"the softmax-bottleneck study skips model {name!r}: {why}"
+            for name, why in found["skipped"].items()
+        ),
+    )

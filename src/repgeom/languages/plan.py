@@ -18,6 +18,7 @@ from repgeom.metrics.estimators import check_gride_scale
 from repgeom.steps import last_label
 from repgeom.workflow.config import ConfigError, schema_defaults
 from repgeom.workflow.paths import PATHS, Paths
+from repgeom.workflow.studies import CorePlan, StudyPlan
 
 STUDY = "languages"
 
@@ -55,41 +56,13 @@ def study_groups(
     errors: list[str] = []
     groups: list[GroupSpec] = []
     multi = _bases(corpora, ("flores", "synthetic_scripts", "minimal_pairs", "synthetic_pairs"))
-    pair_bases = _bases(corpora, ("minimal_pairs", "synthetic_pairs"))
     used_bases: set[str] = set()
     for i, g in enumerate(languages.get("groups") or []):
-        key = f"languages.groups[{i}]"
-        base = g["corpora"]
-        names = _members(corpora, base)
-        if not names:
-            errors.append(
-                f"config key '{key}.corpora': {base!r} is not a flores, minimal_pairs or "
-                f"synthetic_* corpus of the config (these are: {multi})"
-            )
-            continue
-        if base in used_bases:
-            errors.append(f"config key '{key}.corpora': {base!r} is already used by a group")
-            continue
-        used_bases.add(base)
-        if len(names) < 2:
-            errors.append(
-                f"config key '{key}.corpora': {base!r} has one member; a group compares two "
-                "or more languages or scripts"
-            )
-            continue
-        spec = _spec(g["name"], base, names, corpora)
-        ref = g.get("reference")
-        if ref is None:
-            ref = spec["members"][0]
-        if ref not in spec["members"]:
-            errors.append(
-                f"config key '{key}.reference': {ref!r} is not a member of {base!r} "
-                f"(members: {spec['members']})"
-            )
-            continue
-        spec["reference"] = derived_name(base, ref)
-        groups.append(spec)
+        spec = _group(f"languages.groups[{i}]", g, corpora, multi, used_bases, errors)
+        if spec is not None:
+            groups.append(spec)
     pairs: list[GroupSpec] = []
+    pair_bases = _bases(corpora, ("minimal_pairs", "synthetic_pairs"))
     for i, base in enumerate(languages.get("grammaticality") or []):
         key = f"languages.grammaticality[{i}]"
         if base not in pair_bases:
@@ -97,23 +70,59 @@ def study_groups(
                 f"config key '{key}': {base!r} is not a minimal_pairs or synthetic_pairs corpus "
                 f"of the config (these are: {pair_bases})"
             )
-            continue
-        if any(p["base"] == base for p in pairs):
+        elif any(p["base"] == base for p in pairs):
             errors.append(f"config key '{key}': {base!r} is listed twice")
-            continue
-        spec = _spec(base, base, _members(corpora, base), corpora)
-        spec["reference"] = derived_name(base, "good")
-        pairs.append(spec)
-    names = [g["name"] for g in groups]
-    for g in pairs:
-        if g["base"] not in used_bases:
-            names.append(g["name"])
+        else:
+            spec = _spec(base, base, _members(corpora, base), corpora)
+            pairs.append({**spec, "reference": derived_name(base, "good")})
+    names = [g["name"] for g in groups] + [g["name"] for g in pairs if g["base"] not in used_bases]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         errors.append(f"config key 'languages.groups': group name(s) {dupes} used twice")
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     return groups, pairs
+
+
+def _group(
+    key: str,
+    group: Mapping[str, Any],
+    corpora: Mapping[str, Mapping[str, Any]],
+    multi: list[str],
+    used_bases: set[str],
+    errors: list[str],
+) -> GroupSpec | None:
+    """One language group's spec, or None with the reason appended to ``errors``; its study
+    corpus joins ``used_bases``."""
+    base = group["corpora"]
+    names = _members(corpora, base)
+    if not names:
+        errors.append(
+            f"config key '{key}.corpora': {base!r} is not a flores, minimal_pairs or "
+            f"synthetic_* corpus of the config (these are: {multi})"
+        )
+        return None
+    if base in used_bases:
+        errors.append(f"config key '{key}.corpora': {base!r} is already used by a group")
+        return None
+    used_bases.add(base)
+    if len(names) < 2:
+        errors.append(
+            f"config key '{key}.corpora': {base!r} has one member; a group compares two "
+            "or more languages or scripts"
+        )
+        return None
+    spec = _spec(group["name"], base, names, corpora)
+    ref = group.get("reference")
+    if ref is None:
+        ref = spec["members"][0]
+    if ref not in spec["members"]:
+        errors.append(
+            f"config key '{key}.reference': {ref!r} is not a member of {base!r} "
+            f"(members: {spec['members']})"
+        )
+        return None
+    return {**spec, "reference": derived_name(base, ref)}
 
 
 def _spec(
@@ -410,3 +419,27 @@ def derived_inputs(entry: Mapping[str, Any], paths: Paths | None = None) -> list
     if entry["origin"] in ("synthetic_scripts", "synthetic_pairs"):
         return [(paths or PATHS).corpus(entry["source"], "eval.jsonl")]
     return list(dict.fromkeys(entry["inputs"]))
+
+
+def plan(section: Mapping[str, Any] | None, run: CorePlan, paths: Paths = PATHS) -> StudyPlan:
+    """The study's plan (:func:`study_plan`): its aligned corpora extracted at the checkpoints it
+    reads, the metrics, figures and (with scores) the correlation; nothing when the config does
+    not name the study."""
+    config = dict(run.config)
+    if section is None:
+        config[STUDY] = {**config[STUDY], "groups": [], "grammaticality": []}
+    found = study_plan(config, run.steps, paths, run.last)
+    checkpoints, corpora = found["checkpoints"], found["corpora"]
+    tokenizes: dict[str, list[str]] = {}
+    for model, _ in checkpoints:
+        tok = tokenizes.setdefault(config["models"][model]["tokenizer"], [])
+        tok += [c for c in corpora if c not in tok]
+    return StudyPlan(
+        targets=tuple(found["targets"]),
+        reads_checkpoints={
+            (m, s): tuple(paths.activations(m, s, c) for c in corpora) for m, s in checkpoints
+        },
+        tokenizes={k: tuple(v) for k, v in tokenizes.items()},
+        stores=tuple((m, s, c) for m, s in checkpoints for c in corpora),
+        params=found,
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from repgeom.workflow.config import ConfigError
 from repgeom.workflow.paths import PATHS, Paths
 from repgeom.workflow.plan import causal_models, extraction_corpora
+from repgeom.workflow.studies import CorePlan, StudyPlan
 
 STUDY = "logit_lens"
 
@@ -42,3 +44,23 @@ def study_outputs(models: Sequence[str], paths: Paths = PATHS) -> dict[str, str]
     out["csv"] = paths.table(STUDY, STUDY)
     out["tex"] = paths.table(STUDY, STUDY, "tex")
     return out
+
+
+def plan(section: Mapping[str, Any] | None, run: CorePlan, paths: Paths = PATHS) -> StudyPlan:
+    """The study's plan: the lens computed in the extraction of every store of its models (on
+    the extraction corpora), gathered per model, the figures and the table."""
+    errors: list[str] = []
+    skipped: dict[str, str] = {}
+    models = [] if section is None else lens_models(dict(run.config), errors, skipped)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    lens = {k: v for k, v in (section or {}).items() if k != "models"}
+    outputs = study_outputs(models, paths)
+    return StudyPlan(
+        targets=(*(paths.metric(STUDY, m) for m in models), *outputs.values()),
+        passes={(m, c): {"logit_lens": lens} for m in models for c in run.extract_corpora},
+        params={"models": models, "outputs": outputs or study_outputs(["any"], paths)},
+        notes=tuple(
+            f"the logit-lens study skips model {name!r}: {why}" for name, why in skipped.items()
+        ),
+    )

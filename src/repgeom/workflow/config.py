@@ -189,9 +189,10 @@ def load_schema(path: str | Path) -> dict[str, Any]:
     return inline(raw)
 
 
-def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Raise ConfigError listing every schema violation by key."""
-    errors = schema_errors(config, load_schema(schema_path))
+def check_schema(config: dict[str, Any], schema: str | Path | dict[str, Any]) -> None:
+    """Raise ConfigError listing every schema violation by key (``schema``: loaded, or its
+    path)."""
+    errors = schema_errors(config, schema if isinstance(schema, dict) else load_schema(schema))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -266,49 +267,72 @@ def schema_defaults(path: str, instance: dict[str, Any] | None = None) -> dict[s
     return with_defaults(dict(instance or {}), schema_node(path))
 
 
+def _need(
+    errors: list[str],
+    section: dict,
+    name: Any,
+    key: str,
+    kind_ok: Any = None,
+) -> None:
+    """Add to ``errors`` when ``name`` is not defined in ``section``, or (``kind_ok``) is of a
+    kind that cannot be used at config key ``key``."""
+    if name not in section:
+        errors.append(f"config key '{key}': {name!r} is not defined (defined: {sorted(section)})")
+    elif kind_ok is not None and not kind_ok(section[name]):
+        errors.append(f"config key '{key}': {name!r} cannot be used here")
+
+
+def _not_random(c: dict) -> bool:
+    """A corpus of text, not random token ids."""
+    return c["kind"] != "random_tokens"
+
+
+def _tokenizer_reference_errors(corpora: dict, tokenizers: dict, models: dict) -> list[str]:
+    """Each tokenizer's corpus (trained: not random tokens) or model (not a trained one)."""
+    errors: list[str] = []
+    for name, tok in tokenizers.items():
+        if tok["kind"] == "train":
+            _need(errors, corpora, tok["corpus"], f"tokenizers.{name}.corpus", _not_random)
+        else:
+            key = f"tokenizers.{name}.model"
+            _need(errors, models, tok["model"], key, lambda m: m["source"] != "train")
+    return errors
+
+
+def _model_reference_errors(corpora: dict, tokenizers: dict, name: str, model: dict) -> list[str]:
+    """A model's tokenizer; its keys that only trained (architecture) or only hub and local
+    models (objective) take; a trained model's corpus and checkpoints within its steps."""
+    errors: list[str] = []
+    _need(errors, tokenizers, model["tokenizer"], f"models.{name}.tokenizer")
+    if model["source"] != "train" and "architecture" in model:
+        errors.append(
+            f"config key 'models.{name}.architecture': only for models the workflow trains; "
+            "a hub or local model is what its checkpoint's config.json says: remove the key"
+        )
+    if model["source"] == "train" and model.get("objective", "auto") != "auto":
+        errors.append(
+            f"config key 'models.{name}.objective': only for hub and local models (a trained "
+            "model's head is its architecture's)"
+        )
+    if model["source"] == "train":
+        _need(errors, corpora, model["corpus"], f"models.{name}.corpus", _not_random)
+        ckpts = model["training"]["checkpoints"]
+        if isinstance(ckpts, list) and max(ckpts) > model["training"]["steps"]:
+            errors.append(
+                f"config key 'models.{name}.training.checkpoints': step {max(ckpts)} is beyond"
+                f" training.steps={model['training']['steps']}"
+            )
+    return errors
+
+
 def check_references(config: dict[str, Any]) -> None:
     """Names used across sections exist and have the right kind; raise ConfigError otherwise."""
     corpora, tokenizers, models = config["corpora"], config["tokenizers"], config["models"]
-    errors = []
-
-    def need(section: dict, name: Any, key: str, kind_ok: Any = None) -> None:
-        if name not in section:
-            errors.append(
-                f"config key '{key}': {name!r} is not defined (defined: {sorted(section)})"
-            )
-        elif kind_ok is not None and not kind_ok(section[name]):
-            errors.append(f"config key '{key}': {name!r} cannot be used here")
-
-    def not_random(c: dict) -> bool:
-        return c["kind"] != "random_tokens"
-
-    for name, tok in tokenizers.items():
-        if tok["kind"] == "train":
-            need(corpora, tok["corpus"], f"tokenizers.{name}.corpus", not_random)
-        else:
-            need(models, tok["model"], f"tokenizers.{name}.model", lambda m: m["source"] != "train")
+    errors = _tokenizer_reference_errors(corpora, tokenizers, models)
     for name, model in models.items():
-        need(tokenizers, model["tokenizer"], f"models.{name}.tokenizer")
-        if model["source"] != "train" and "architecture" in model:
-            errors.append(
-                f"config key 'models.{name}.architecture': only for models the workflow trains; "
-                "a hub or local model is what its checkpoint's config.json says: remove the key"
-            )
-        if model["source"] == "train" and model.get("objective", "auto") != "auto":
-            errors.append(
-                f"config key 'models.{name}.objective': only for hub and local models (a trained "
-                "model's head is its architecture's)"
-            )
-        if model["source"] == "train":
-            need(corpora, model["corpus"], f"models.{name}.corpus", not_random)
-            ckpts = model["training"]["checkpoints"]
-            if isinstance(ckpts, list) and max(ckpts) > model["training"]["steps"]:
-                errors.append(
-                    f"config key 'models.{name}.training.checkpoints': step {max(ckpts)} is beyond"
-                    f" training.steps={model['training']['steps']}"
-                )
+        errors += _model_reference_errors(corpora, tokenizers, name, model)
     for i, name in enumerate(config["extraction"]["corpora"] or []):
-        need(corpora, name, f"extraction.corpora[{i}]")
+        _need(errors, corpora, name, f"extraction.corpora[{i}]")
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -370,12 +394,19 @@ def text_corpus_missing(name: str, corpus: dict[str, Any]) -> str | None:
     return f"config key 'corpora.{name}.path': {what}; {how}"
 
 
-def load_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """The config a run uses: checked against the schema and for codecs (ConfigError naming
-    every key that is wrong), defaults filled, keys sorted (YAML key order never changes a job's
-    params)."""
-    check_schema(config, schema_path)
-    config = canonical(with_defaults(config, load_schema(schema_path)))
+def load_config(
+    config: dict[str, Any],
+    schema_path: str | Path,
+    sections: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The config a run uses: checked against the schema (plus ``sections``: the schemas of the
+    sections registered studies bring) and for codecs (ConfigError naming every key that is
+    wrong), defaults filled, keys sorted (YAML key order never changes a job's params)."""
+    schema = load_schema(schema_path)
+    if sections:
+        schema = {**schema, "properties": {**schema["properties"], **sections}}
+    check_schema(config, schema)
+    config = canonical(with_defaults(config, schema))
     check_decoding(config)
     return config
 
