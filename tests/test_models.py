@@ -12,7 +12,7 @@ from repgeom.activations.training import TrainConfig, learning_rate, train
 from repgeom.data.tokens import Windows
 from repgeom.steps import pythia_schedule, step_number
 from repgeom.workflow.config import options
-from repgeom.workflow.plan import model_steps
+from repgeom.workflow.plan import model_checkpoints
 from tests.conftest import TINY
 
 
@@ -109,7 +109,9 @@ def test_local_directory_layouts(tmp_path, tokenizer):
     (tmp_path / "many" / "notes").mkdir()
     assert list(local_checkpoints(tmp_path / "single")) == ["final"]
     assert list(local_checkpoints(tmp_path / "many")) == ["step10", "step20"]
-    assert model_steps({"source": "local", "path": str(tmp_path / "many")}) == ["step10", "step20"]
+    assert [
+        c.label for c in model_checkpoints({"source": "local", "path": str(tmp_path / "many")})[0]
+    ] == ["step10", "step20"]
     with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
         local_checkpoints(tmp_path / "many" / "notes")
     loaded = Checkpoint(str(tmp_path / "many" / "step20")).load()

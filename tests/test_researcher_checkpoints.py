@@ -19,7 +19,6 @@ from repgeom.steps import Checkpoint, last_checkpoint
 from repgeom.workflow.plan import (
     local_model_problems,
     model_checkpoints,
-    model_steps,
     model_tokenizer_problems,
 )
 from tests.test_steps import save_tiny
@@ -58,7 +57,7 @@ def test_a_best_symlink_is_skipped_with_a_note_and_last_is_the_last_numbered(tmp
     model = {"source": "local", "path": str(run)}
     assert sorted(local_checkpoints(run)) == sorted(TRAINER)
     assert checkpoint_links(run) == {"checkpoint-best": "checkpoint-50"}
-    assert model_steps(model) == TRAINER
+    assert [c.label for c in model_checkpoints(model)[0]] == TRAINER
     assert planning_step(model) == "checkpoint-500"
     # listed by name it is refused, pointing at the checkpoint it is
     (msg,) = local_model_problems("run", {**model, "steps": ["checkpoint-5", "checkpoint-best"]})

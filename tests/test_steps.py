@@ -18,7 +18,7 @@ from repgeom.steps import (
     step_coords,
     step_number,
 )
-from repgeom.workflow.plan import local_model_problems, model_checkpoints, model_steps
+from repgeom.workflow.plan import local_model_problems, model_checkpoints
 
 # one run of each layout, labels at steps 9, 80, 700 (alphabetical order differs but for Megatron)
 LAYOUTS = [
@@ -117,7 +117,11 @@ def test_a_trainer_output_dir_lists_its_checkpoints_and_its_final_model(tmp_path
     (run / "runs").mkdir()  # TensorBoard logs: no checkpoint
     assert list(local_checkpoints(run)) == ["checkpoint-700", "checkpoint-80", "checkpoint-9"]
     model = {"source": "local", "path": str(run)}
-    assert model_steps(model) == ["checkpoint-9", "checkpoint-80", "checkpoint-700"]
+    assert [c.label for c in model_checkpoints(model)[0]] == [
+        "checkpoint-9",
+        "checkpoint-80",
+        "checkpoint-700",
+    ]
     assert planning_step(model) == "checkpoint-700"
     save_tiny(run)  # trainer.save_model(): the final model in the output dir itself
     ordered, unnumbered = model_checkpoints(model)
@@ -212,4 +216,4 @@ def test_a_run_directory_of_each_layout_is_planned_in_step_order(tmp_path, label
     assert [c.label for c in ordered] == labels and unnumbered == []
     assert planning_step(model) == labels[-1]
     hub = {"source": "hub", "revisions": sorted(labels)}
-    assert model_steps(hub) == labels
+    assert [c.label for c in model_checkpoints(hub)[0]] == labels

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +22,6 @@ from repgeom.activations.checkpoint import (
 from repgeom.steps import Checkpoint, checkpoint_steps, last_checkpoint, order_checkpoints
 from repgeom.workflow.locate import check_hub_revision, hub_weights_cached
 from repgeom.workflow.paths import PATHS, Paths
-
-# the studies' packages, in the order their targets are listed (the spine is the core's own)
-STUDIES = ("shape_of_learning", "languages", "bottleneck", "birth", "logit_lens")
-
-
-def named_studies(raw: Mapping[str, Any]) -> dict[str, str]:
-    """Study -> why it runs or not, from the config as the user wrote it (``raw``: before the
-    schema's defaults): a study runs when the config names its section; the core metrics
-    (geometry, similarity, checkpoint integrity) run on every store whatever it names."""
-    return {
-        study: (
-            f"runs: the config names its section '{study}'"
-            if study in raw
-            else f"not run: the config has no '{study}' section"
-        )
-        for study in STUDIES
-    }
-
-
-def unnamed_sections(config: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` (defaults filled) with every study whose section ``raw`` does not name
-    planning nothing: no model for the softmax-bottleneck study and the logit lens (whose
-    ``models: null`` would mean every causal model). The languages study's groups default to
-    none, Birth and Shape of Learning ask :func:`named_studies`."""
-    out = dict(config)
-    if "bottleneck" not in raw:
-        out["bottleneck"] = {**config["bottleneck"], "models": []}
-    if "logit_lens" not in raw:
-        out["logit_lens"] = {**config["logit_lens"], "models": []}
-    return out
-
-
-def study_hooks(name: str) -> list[Callable[..., Any]]:
-    """Every study plan's function called ``name``: how the core asks the studies (e.g.
-    ``expand_corpora``, a study's own corpus kinds) without naming one."""
-    plans = [importlib.import_module(f"repgeom.{study}.plan") for study in STUDIES]
-    return [getattr(p, name) for p in plans if hasattr(p, name)]
 
 
 def model_checkpoints(model: dict[str, Any]) -> tuple[list[Checkpoint], list[str]]:
@@ -81,11 +43,6 @@ def link_notes(name: str, model: Mapping[str, Any]) -> list[str]:
         "own step)"
         for label, target in checkpoint_links(model["path"]).items()
     ]
-
-
-def model_steps(model: dict[str, Any]) -> list[str]:
-    """A model's checkpoint labels, ordered by training step (:func:`model_checkpoints`)."""
-    return [c.label for c in model_checkpoints(model)[0]]
 
 
 def extraction_corpora(config: dict[str, Any]) -> list[str]:

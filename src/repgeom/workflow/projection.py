@@ -1,22 +1,26 @@
 """A run's cost before it starts: jobs, disk, memory and wall time per stage, projected from
 Snakemake's own plan and a short calibration on this machine.
 
-- The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config.
-- Each model's shape and this machine's speeds come from :mod:`repgeom.workflow.calibration`
-  (its checkpoint, published dims or trained config; start-up, extraction per token with and
-  without the eval loss and logit lens, geometry per layer, similarity per store, the heads'
-  training per token and per update).
+- The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config; the
+  target rules of the run and of each study (:data:`TARGETS`) are not jobs.
+- Every rule has an entry in :data:`COSTS`: rule name -> :class:`RuleCost`, its stage and the
+  function costing one of its jobs (:class:`JobCost`: seconds here, seconds with one GPU, peak
+  memory, disk kept, temporary disk). The rules made one per trained model or per downloaded
+  corpus are found by their name's prefix (:data:`NAMED_RULES`). A job of a rule without an
+  entry is an error naming the rule (:func:`rule_cost`).
+- Each model's shape and this machine's speeds come from :mod:`repgeom.workflow.calibration`;
+  each cost is its calibrated rate times the job's size (steps, iterations, tokens, layers,
+  stores, bytes, files, figures), plus the start-up of its Python job (with torch, or without
+  it for the jobs that do not import it).
 - A rank-restricted heads job is its feature pass (the bare forward of ``token_budget`` tokens)
   plus the heads' training, plus their evaluation on the eval store (counted as a third of
   training per token: a forward without the backward); its disk is the temporary store of the
   features (deleted when the job ends).
 - Wall time assumes stages one after the other: each stage takes its total job-seconds over
-  the cores, or its longest job if that is longer. Jobs of rules without a cost model here
-  (training, Birth, n-grams, the LM-head spectrum, languages metrics) are counted at their
-  start-up and named.
-- On a GPU, the extraction's forward and the heads' feature pass and training run at an assumed
-  rate (:data:`GPU_FLOPS`) unless a measured one is given; writing a store stays what it costs
-  here.
+  the cores, or its longest job if that is longer.
+- On a GPU, the extraction's forward, the heads' feature pass and training, and the training
+  of the models and Birth variants whose device is not ``cpu`` run at an assumed rate
+  (:data:`GPU_FLOPS`) unless a measured one is given; writing a store stays what it costs here.
 """
 
 from __future__ import annotations
@@ -26,68 +30,80 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from repgeom.activations.size import ModelSize
 from repgeom.runtime import format_bytes
+from repgeom.steps import checkpoint_steps
 from repgeom.workflow.calibration import (
     Calibration,
+    CorpusRates,
+    checkpoint_reads,
     forward_flops,
     heads_flops,
-    measure_extraction,
-    measure_geometry,
-    measure_heads,
-    measure_similarity,
-    measure_startup,
-    model_size,
     shape_key,
-    transformers_config,
 )
 from repgeom.workflow.footprint import (
     extraction_bytes,
     store_bytes,
     weights_bytes,
 )
+from repgeom.workflow.studies import registry
 
 # effective FLOP/s of a transformer forward on one GPU when none was measured: 30 % of an
 # H100's dense bf16 peak (989 TFLOP/s), a usual utilisation for batch 8 × 512 inference
 GPU_FLOPS = 3e14
-STAGES = {
-    "corpus": "corpora",
-    "languages_corpus": "corpora",
-    "download": "corpora",
-    "train_tokenizer": "tokens",
-    "tokens": "tokens",
-    "extract": "extraction",
-    "geometry": "geometry",
-    "similarity": "similarity",
-    "bottleneck_heads": "rank-restricted heads",
-    "release_hub_revision": "other",
-    "manifest": "other",
-}
+# the stages, in the order the table lists them
 ORDER = [
     "corpora",
     "tokens",
     "training",
+    "Birth",
+    "checkpoint weights",
     "extraction",
     "geometry",
     "similarity",
     "gathering",
     "rank-restricted heads",
+    "LM-head spectra",
+    "n-grams",
+    "languages metrics",
+    "figures and tables",
+    "other",
 ]
-TARGETS = {"all", "spine", "shape_of_learning", "bottleneck", "languages", "birth", "logit_lens"}
+# the target rules of the run and of each study: they name outputs, they run nothing
+TARGETS = frozenset({"all", "spine", *(s.name for s in registry())})
+# tokens per sentence of a sentence corpus's store (an upper bound, as in store_tokens)
+SENTENCE_TOKENS = 32
 
 
 @dataclasses.dataclass(frozen=True)
 class PlannedJob:
-    """One job of a dry run: its rule, wildcards, threads and memory."""
+    """One job of a dry run: its rule, wildcards, threads, memory, inputs and outputs."""
 
     rule: str
     wildcards: dict[str, str]
     threads: int = 1
     mem_mb: int = 0
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+def _job_field(key: str, value: str) -> dict[str, Any]:
+    """The :class:`PlannedJob` field(s) one line of a dry run's job block gives."""
+    if key == "wildcards":
+        pairs = (item.strip().split("=", 1) for item in value.split(",") if "=" in item)
+        return {"wildcards": dict(pairs)}
+    if key == "threads":
+        return {"threads": int(value)}
+    if key == "resources":
+        found = re.search(r"\bmem_mb=(\d+)", value)
+        return {"mem_mb": int(found.group(1)) if found else 0}
+    if key in ("input", "output"):
+        return {f"{key}s": tuple(v for v in value.split(", ") if v)}
+    return {}
 
 
 def parse_dry_run(text: str) -> list[PlannedJob]:
@@ -100,35 +116,12 @@ def parse_dry_run(text: str) -> list[PlannedJob]:
             if current:
                 jobs.append(PlannedJob(**current))
             current = {"rule": head.group(1), "wildcards": {}}
-            continue
-        if current is None:
-            continue
-        key, _, value = line.strip().partition(": ")
-        if key == "wildcards":
-            current["wildcards"] = dict(
-                item.strip().split("=", 1) for item in value.split(",") if "=" in item
-            )
-        elif key == "threads":
-            current["threads"] = int(value)
-        elif key == "resources":
-            found = re.search(r"\bmem_mb=(\d+)", value)
-            current["mem_mb"] = int(found.group(1)) if found else 0
+        elif current is not None:
+            key, _, value = line.strip().partition(": ")
+            current.update(_job_field(key, value))
     if current:
         jobs.append(PlannedJob(**current))
     return jobs
-
-
-def stage_of(rule: str) -> str:
-    """The stage a rule belongs to (its family)."""
-    if rule in STAGES:
-        return STAGES[rule]
-    if rule.startswith("train_"):
-        return "training"
-    if rule.endswith(("_figure", "_figures", "_table")) or rule.startswith("figure_"):
-        return "figures and tables"
-    if "gather" in rule or rule == "bottleneck_saturation":
-        return "gathering"
-    return rule.split("_")[0]
 
 
 def plan_jobs(
@@ -145,41 +138,58 @@ def plan_jobs(
     return [j for j in parse_dry_run(res.stdout + res.stderr) if j.rule not in TARGETS]
 
 
-@dataclasses.dataclass
-class StageCost:
-    """One stage's jobs, job-seconds, longest job, peak memory per job, the disk its outputs
-    keep and the largest temporary files of one job (deleted when it ends)."""
+@dataclasses.dataclass(frozen=True)
+class JobCost:
+    """One job's cost: seconds on this machine, seconds with one GPU, peak memory, the disk its
+    outputs keep and its temporary files (deleted when it ends)."""
 
-    jobs: int = 0
-    job_seconds: float = 0.0
-    longest: float = 0.0
-    gpu_job_seconds: float = 0.0
-    gpu_longest: float = 0.0
-    mem_bytes: int = 0
+    seconds: float
+    gpu_seconds: float
+    mem_bytes: int
     disk_bytes: int = 0
     temp_bytes: int = 0
-    unmodelled: set = dataclasses.field(default_factory=set)
-
-    def add(
-        self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int, temp: int = 0
-    ) -> None:
-        self.jobs += 1
-        self.job_seconds += seconds * threads
-        self.gpu_job_seconds += gpu_seconds * threads
-        self.longest = max(self.longest, seconds)
-        self.gpu_longest = max(self.gpu_longest, gpu_seconds)
-        self.mem_bytes = max(self.mem_bytes, mem)
-        self.disk_bytes += disk
-        self.temp_bytes = max(self.temp_bytes, temp)
 
 
-def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> float:
-    """Projected wall seconds: stages one after the other (see the module docstring)."""
-    total = 0.0
-    for s in stages.values():
-        busy, longest = (s.gpu_job_seconds, s.gpu_longest) if gpu else (s.job_seconds, s.longest)
-        total += max(busy / cores, longest)
-    return total
+@dataclasses.dataclass(frozen=True)
+class Costing:
+    """What a cost function reads besides its job: the config, the calibration, each model's
+    shape, the passes of each store (``flags``: (model, corpus) -> (eval loss, the lens's token
+    budget or None)), the GPU's rate, the corpus the rank-restricted heads read and the whole
+    plan."""
+
+    config: Mapping[str, Any]
+    calibration: Calibration
+    sizes: Mapping[str, ModelSize]
+    flags: Mapping[tuple[str, str], tuple[bool, int | None]] = dataclasses.field(
+        default_factory=dict
+    )
+    gpu_flops: float = GPU_FLOPS
+    heads_corpus: str | None = None
+    jobs: Sequence[PlannedJob] = ()
+
+
+CostFunction = Callable[[Costing, PlannedJob], JobCost]
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleCost:
+    """A rule's entry in :data:`COSTS`: its stage and the function costing one of its jobs."""
+
+    stage: str
+    cost: CostFunction
+
+
+def _cost(
+    job: PlannedJob,
+    start: float,
+    seconds: float = 0.0,
+    gpu_seconds: float | None = None,
+    disk: int = 0,
+) -> JobCost:
+    """A job's cost: its start-up plus ``seconds`` (``gpu_seconds`` with one GPU, the same when
+    not given), the memory its rule asks for, and ``disk``."""
+    gpu = seconds if gpu_seconds is None else gpu_seconds
+    return JobCost(start + seconds, start + gpu, job.mem_mb * 2**20, disk)
 
 
 def model_window(config: Mapping[str, Any], model: str) -> int:
@@ -195,69 +205,8 @@ def store_tokens(config: Mapping[str, Any], corpus: str, window: int) -> int:
     if spec["kind"] == "random_tokens":
         return min(spec["n_sequences"] * window, ex["max_tokens"])
     if spec.get("windows") == "document":
-        return ex["max_sentences"] * 32
+        return ex["max_sentences"] * SENTENCE_TOKENS
     return ex["max_tokens"]
-
-
-def project(
-    config: Mapping[str, Any],
-    jobs: Sequence[PlannedJob],
-    calibration: Calibration,
-    sizes: Mapping[str, ModelSize],
-    flags: Mapping[tuple[str, str], tuple[bool, int | None]],
-    gpu_flops: float = GPU_FLOPS,
-    heads_corpus: str | None = None,
-) -> dict[str, StageCost]:
-    """Cost of each stage of a plan (``flags``: (model, corpus) -> (eval loss, the lens's
-    token budget or None); ``heads_corpus``: the corpus the rank-restricted heads read)."""
-    stages: dict[str, StageCost] = defaultdict(StageCost)
-    start = calibration.startup_s
-    ex = config["extraction"]
-    for job in jobs:
-        stage = stages[stage_of(job.rule)]
-        w = job.wildcards
-        seconds = gpu_seconds = start
-        mem, disk, temp = job.mem_mb * 2**20, 0, 0
-        if job.rule == "extract" and w["model"] in sizes:
-            size = sizes[w["model"]]
-            window = model_window(config, w["model"])
-            loss, budget = flags[(w["model"], w["corpus"])]
-            key = shape_key(size, loss)
-            n = store_tokens(config, w["corpus"], window)
-            per_token = calibration.extract_s_per_token[key]
-            forward = calibration.forward_s_per_token[key]
-            load = calibration.load_s[key]
-            lens = 0.0 if budget is None else min(n, budget) * calibration.lens_s_per_token[key]
-            seconds = start + load + n * per_token + lens
-            gpu_forward = n * forward_flops(size, window) / gpu_flops
-            gpu_seconds = start + load + n * max(per_token - forward, 0.0) + gpu_forward + lens
-            mem = extraction_bytes(
-                size, ex["dtype"], ex["batch_size"], window, loss,
-                config["corpora"][w["corpus"]].get("windows") == "document",
-            )  # fmt: skip
-            disk = store_bytes(size, n, max(1, n // window))
-        elif job.rule == "geometry" and w["model"] in sizes:
-            size = sizes[w["model"]]
-            window = model_window(config, w["model"])
-            n = store_tokens(config, w["corpus"], window)
-            per_layer = calibration.geometry_s_per_layer[(size.hidden_size, n)]
-            seconds = gpu_seconds = start + (size.n_layers + 1) * per_layer
-        elif job.rule == "similarity" and w["model"] in sizes:
-            size = sizes[w["model"]]
-            window = model_window(config, w["model"])
-            n = store_tokens(config, w["corpus"], window)
-            key = (size.hidden_size, size.n_layers + 1, n)
-            seconds = gpu_seconds = start + calibration.similarity_s[key]
-        elif job.rule == "bottleneck_heads" and w["model"] in sizes:
-            size = sizes[w["model"]]
-            cost = heads_cost(config, w["model"], size, heads_corpus, calibration, gpu_flops)
-            seconds, gpu_seconds, temp = cost
-        elif job.rule not in STAGES and not stage_of(job.rule).startswith(("gathering", "figures")):
-            stage.unmodelled.add(job.rule)
-        stage.add(seconds, gpu_seconds, job.threads, mem, disk, temp)
-    rank = {name: i for i, name in enumerate(ORDER)}
-    last = {"figures and tables": len(ORDER) + 1, "other": len(ORDER) + 2}
-    return dict(sorted(stages.items(), key=lambda kv: rank.get(kv[0], last.get(kv[0], len(ORDER)))))
 
 
 def of_shape(measured: Mapping[str, float], size: ModelSize) -> float:
@@ -267,6 +216,73 @@ def of_shape(measured: Mapping[str, float], size: ModelSize) -> float:
         if shape_key(size, loss) in measured:
             return measured[shape_key(size, loss)]
     raise KeyError(f"no extraction of shape {shape_key(size, False)} was calibrated")
+
+
+# ---- the stages with a store: extraction, geometry, similarity, the rank-restricted heads
+
+
+def extract_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up, building the model, the store's tokens × the calibrated seconds per token (the
+    eval loss included where the store gets it), the logit lens per decoded position on its
+    token budget; on a GPU the forward at the GPU's rate. Memory: :func:`extraction_bytes`;
+    disk: the store."""
+    w, cal = job.wildcards, c.calibration
+    start = cal.startup_s
+    if w["model"] not in c.sizes:
+        return _cost(job, start)
+    size = c.sizes[w["model"]]
+    window = model_window(c.config, w["model"])
+    loss, budget = c.flags[(w["model"], w["corpus"])]
+    key = shape_key(size, loss)
+    n = store_tokens(c.config, w["corpus"], window)
+    per_token = cal.extract_s_per_token[key]
+    forward = cal.forward_s_per_token[key]
+    load = cal.load_s[key]
+    lens = 0.0 if budget is None else min(n, budget) * cal.lens_s_per_token[key]
+    gpu_forward = n * forward_flops(size, window) / c.gpu_flops
+    ex = c.config["extraction"]
+    mem = extraction_bytes(
+        size, ex["dtype"], ex["batch_size"], window, loss,
+        c.config["corpora"][w["corpus"]].get("windows") == "document",
+    )  # fmt: skip
+    return JobCost(
+        start + load + n * per_token + lens,
+        start + load + n * max(per_token - forward, 0.0) + gpu_forward + lens,
+        mem,
+        store_bytes(size, n, max(1, n // window)),
+    )
+
+
+def geometry_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up and the calibrated seconds per layer (embeddings included) at the store's hidden
+    size and tokens."""
+    w, start = job.wildcards, c.calibration.startup_s
+    if w["model"] not in c.sizes:
+        return _cost(job, start)
+    size = c.sizes[w["model"]]
+    n = store_tokens(c.config, w["corpus"], model_window(c.config, w["model"]))
+    per_layer = c.calibration.geometry_s_per_layer[(size.hidden_size, n)]
+    return _cost(job, start, (size.n_layers + 1) * per_layer)
+
+
+def similarity_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up and the calibrated similarity job at the store's shape."""
+    w, start = job.wildcards, c.calibration.startup_s
+    if w["model"] not in c.sizes:
+        return _cost(job, start)
+    size = c.sizes[w["model"]]
+    n = store_tokens(c.config, w["corpus"], model_window(c.config, w["model"]))
+    return _cost(job, start, c.calibration.similarity_s[(size.hidden_size, size.n_layers + 1, n)])
+
+
+def heads_job_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """:func:`heads_cost` of the job's model; its temporary disk is the feature store."""
+    model = job.wildcards["model"]
+    if model not in c.sizes:
+        return _cost(job, c.calibration.startup_s)
+    cal, size = c.calibration, c.sizes[model]
+    seconds, gpu_seconds, temp = heads_cost(c.config, model, size, c.heads_corpus, cal, c.gpu_flops)
+    return JobCost(seconds, gpu_seconds, job.mem_mb * 2**20, 0, temp)
 
 
 def heads_cost(
@@ -302,6 +318,341 @@ def heads_cost(
     return seconds, gpu_seconds, store_bytes(size, n, max(1, n // window), layers=1)
 
 
+# ---- corpora and tokens: the corpus's size and the rates measured on a sample of its text
+
+
+def corpus_rates(c: Costing, corpus: str | None) -> CorpusRates:
+    """A corpus's calibrated size and rates (none when its text was not there to sample)."""
+    return c.calibration.corpora.get(corpus or "", CorpusRates())
+
+
+def train_chars(c: Costing, corpus: str | None) -> float:
+    """Characters of a corpus's train split."""
+    spec = c.config["corpora"].get(corpus or "", {})
+    return corpus_rates(c, corpus).chars * (1 - spec.get("eval_fraction", 0.0))
+
+
+def corpus_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch, and reading the corpus at its calibrated rate."""
+    rates = corpus_rates(c, job.wildcards.get("corpus"))
+    return _cost(job, c.calibration.light_startup_s, rates.chars * rates.read_s_per_char)
+
+
+def download_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch (the transfer depends on the network, which this machine
+    does not measure)."""
+    return _cost(job, c.calibration.light_startup_s)
+
+
+def tokenizer_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up and a BPE trained on the corpus's train split at its calibrated rate."""
+    corpus = c.config["tokenizers"][job.wildcards["tokenizer"]].get("corpus")
+    rate = corpus_rates(c, corpus).bpe_s_per_char
+    return _cost(job, c.calibration.startup_s, train_chars(c, corpus) * rate)
+
+
+def tokens_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up and the corpus (both splits) tokenized at its calibrated rate (random tokens:
+    drawn, no text)."""
+    rates = corpus_rates(c, job.wildcards["corpus"])
+    return _cost(job, c.calibration.startup_s, rates.chars * rates.encode_s_per_char)
+
+
+# ---- training: the models the workflow trains, and Birth's variants
+
+
+def training_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up, building the model, ``steps`` × the calibrated seconds per step and each saved
+    checkpoint's evaluation and save; on a GPU (training device not cpu) the steps at the
+    GPU's rate (forward and backward: 3 × the forward's FLOPs per token). Disk: the
+    checkpoints."""
+    model = job.rule.removeprefix("train_")
+    start = c.calibration.startup_s
+    if model not in c.sizes:
+        return _cost(job, start)
+    t = c.config["models"][model]["training"]
+    size = c.sizes[model]
+    per_step, per_checkpoint, build = c.calibration.training_s[model]
+    saved = len(checkpoint_steps(t))
+    seconds = build + t["steps"] * per_step + saved * per_checkpoint
+    gpu = seconds
+    if t.get("device", "cpu") != "cpu":
+        window = model_window(c.config, model)
+        tokens = t["steps"] * t["batch_size"] * window
+        gpu = (
+            build + 3 * tokens * forward_flops(size, window) / c.gpu_flops + saved * per_checkpoint
+        )
+    return _cost(job, start, seconds, gpu, saved * weights_bytes(size))
+
+
+def birth_variant(config: Mapping[str, Any], name: str) -> Any:
+    """The :class:`repgeom.birth.config.BirthConfig` of one variant: ``birth.common``, then
+    its own settings, the schema's defaults for the rest."""
+    from repgeom.birth.config import BirthConfig
+    from repgeom.workflow.config import options
+
+    section = config["birth"]
+    return options(
+        BirthConfig, "birth.$defs.variant", {**section["common"], **section["variants"][name]}
+    )
+
+
+def evaluations(iterations: int, every: int) -> int:
+    """Evaluations of a Birth run: every ``every`` updates from 0, and after the last."""
+    return iterations // every + 1 + (1 if iterations % every else 0)
+
+
+def birth_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up, ``n_iterations`` × the calibrated seconds per iteration and each evaluation;
+    on a GPU (``birth.device`` not cpu) its iterations and evaluations at the GPU's rate
+    (6 FLOPs per parameter and token, plus attention: a floor for such small models, whose
+    steps a GPU runs below that rate)."""
+    name = job.wildcards["variant"]
+    cfg = birth_variant(c.config, name)
+    per_iteration, per_evaluation, params = c.calibration.birth_s[name]
+    n_eval = evaluations(cfg.n_iterations, cfg.eval_every)
+    seconds = cfg.n_iterations * per_iteration + n_eval * per_evaluation
+    gpu = seconds
+    if c.config["birth"].get("device", "cpu") != "cpu":
+        tokens = cfg.batch_size * cfg.seq_len
+        flops = 6 * tokens * (params + cfg.n_layers * cfg.seq_len * cfg.d_model)
+        gpu = (cfg.n_iterations + n_eval) * flops / c.gpu_flops
+    return _cost(job, c.calibration.startup_s, seconds, gpu)
+
+
+# ---- checkpoint weights, the softmax bottleneck's other jobs, the languages metrics
+
+
+def stored_bytes(c: Costing, model: str) -> int:
+    """Bytes of one of a model's checkpoints as stored (0 when its shape is not known)."""
+    return weights_bytes(c.sizes[model]) if model in c.sizes else 0
+
+
+def fingerprint_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch and the checkpoint's stored bytes hashed at the calibrated
+    rate."""
+    cal = c.calibration
+    hashed = stored_bytes(c, job.wildcards["model"]) * cal.hash_s_per_byte
+    return _cost(job, cal.light_startup_s, hashed)
+
+
+def weights_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch and the checkpoints the distances read
+    (:func:`repgeom.workflow.calibration.checkpoint_reads` of its fingerprints) at the
+    calibrated rate per byte."""
+    cal = c.calibration
+    n = sum(1 for f in job.inputs if f.endswith(".json"))
+    read = checkpoint_reads(n) * stored_bytes(c, job.wildcards["model"])
+    return _cost(job, cal.light_startup_s, read * cal.distance_s_per_byte)
+
+
+def reading_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch and each input read at the calibrated rate (gathers, the
+    integrity gate)."""
+    cal = c.calibration
+    return _cost(job, cal.light_startup_s, len(job.inputs) * cal.read_s_per_file)
+
+
+def lm_head_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up, building the model (as calibrated for its extraction) and the spectrum at its
+    (V, d)."""
+    cal = c.calibration
+    size = c.sizes.get(job.wildcards["model"])
+    if size is None:
+        return _cost(job, cal.startup_s)
+    try:
+        load = of_shape(cal.load_s, size)
+    except KeyError:  # no extraction of this shape: building the model is not counted
+        load = 0.0
+    return _cost(job, cal.startup_s, load + cal.lm_head_s[(size.vocab_size, size.hidden_size)])
+
+
+def ngram_tokens(c: Costing, corpus: str) -> float:
+    """Tokens the n-gram job counts: the corpus's train split (its calibrated characters ×
+    tokens per character), at most ``bottleneck.ngram.max_tokens``."""
+    rates = corpus_rates(c, corpus)
+    tokens = train_chars(c, corpus) * rates.tokens_per_char
+    cap = c.config["bottleneck"]["ngram"].get("max_tokens")
+    return min(tokens, cap) if cap else tokens
+
+
+def ngram_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch and the calibrated W-error: its fixed part and its
+    seconds per token × the train split's tokens."""
+    w, cal = job.wildcards, c.calibration
+    fixed, per_token = cal.ngram_s.get((w["tokenizer"], w["corpus"]), (0.0, 0.0))
+    return _cost(job, cal.light_startup_s, fixed + ngram_tokens(c, w["corpus"]) * per_token)
+
+
+def languages_key(config: Mapping[str, Any], size: ModelSize) -> tuple[int, int, int]:
+    """(hidden size, sentences, tokens) of the stores a languages metrics job reads:
+    ``extraction.max_sentences`` sentences, or the largest ``n_sentences`` of the corpora that
+    give one when that is fewer; 32 tokens each."""
+    most = config["extraction"]["max_sentences"]
+    counts = [c["n_sentences"] for c in config["corpora"].values() if c.get("n_sentences")]
+    sentences = min(most, max(counts, default=most))
+    return size.hidden_size, sentences, sentences * SENTENCE_TOKENS
+
+
+def languages_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch, the calibrated seconds per store and layer for each
+    store it reads, and per pair set and layer for each grammaticality set."""
+    cal = c.calibration
+    size = c.sizes.get(job.wildcards["model"])
+    if size is None:
+        return _cost(job, cal.light_startup_s)
+    per_store, per_pair = cal.languages_s[languages_key(c.config, size)]
+    pair_sets = len(c.config["languages"].get("grammaticality") or [])
+    layers = size.n_layers + 1
+    seconds = layers * (len(job.inputs) * per_store + pair_sets * per_pair)
+    return _cost(job, cal.light_startup_s, seconds)
+
+
+# ---- figures, tables and the rest
+
+
+def figure_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch, matplotlib's import, each input read and each figure
+    (a PNG output, with its PDF) at the calibrated rates."""
+    cal = c.calibration
+    figures = sum(1 for f in job.outputs if f.endswith(".png"))
+    seconds = cal.plot_import_s + len(job.inputs) * cal.read_s_per_file + figures * cal.figure_s
+    return _cost(job, cal.light_startup_s, seconds)
+
+
+def manifest_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch and every store the plan writes hashed (sha256) at the
+    calibrated rate (an upper bound: the stores are compressed)."""
+    cal = c.calibration
+    stores = sum(extract_cost(c, j).disk_bytes for j in c.jobs if j.rule == "extract")
+    return _cost(job, cal.light_startup_s, stores * cal.hash_s_per_byte)
+
+
+def release_cost(c: Costing, job: PlannedJob) -> JobCost:
+    """Start-up of a job without torch (it deletes a hub revision's files)."""
+    return _cost(job, c.calibration.light_startup_s)
+
+
+FIGURE = RuleCost("figures and tables", figure_cost)
+GATHER = RuleCost("gathering", reading_cost)
+# rule -> its stage and cost function: every rule of the Snakefile and rules/*.smk
+COSTS: dict[str, RuleCost] = {
+    "corpus": RuleCost("corpora", corpus_cost),
+    "languages_corpus": RuleCost("corpora", corpus_cost),
+    "download": RuleCost("corpora", download_cost),  # download_{corpus}
+    "train_tokenizer": RuleCost("tokens", tokenizer_cost),
+    "tokens": RuleCost("tokens", tokens_cost),
+    "train_model": RuleCost("training", training_cost),  # train_{model}
+    "birth_variant": RuleCost("Birth", birth_cost),
+    "fingerprint": RuleCost("checkpoint weights", fingerprint_cost),
+    "integrity": RuleCost("checkpoint weights", reading_cost),
+    "weights": RuleCost("checkpoint weights", weights_cost),
+    "extract": RuleCost("extraction", extract_cost),
+    "geometry": RuleCost("geometry", geometry_cost),
+    "similarity": RuleCost("similarity", similarity_cost),
+    "gather_metric": GATHER,
+    "bottleneck_saturation": GATHER,
+    "bottleneck_lm_head_gather": GATHER,
+    "logit_lens_gather": GATHER,
+    "bottleneck_heads": RuleCost("rank-restricted heads", heads_job_cost),
+    "bottleneck_lm_head": RuleCost("LM-head spectra", lm_head_cost),
+    "bottleneck_ngram": RuleCost("n-grams", ngram_cost),
+    "languages_metrics": RuleCost("languages metrics", languages_cost),
+    "figure_anisotropy": FIGURE,
+    "similarity_layers_figure": FIGURE,
+    "similarity_to_final_figure": FIGURE,
+    "alpha_req_figure": FIGURE,
+    "weights_figure": FIGURE,
+    "shape_of_learning_figure": FIGURE,
+    "shape_of_learning_scale_figure": FIGURE,
+    "shape_of_learning_table": FIGURE,
+    "birth_figures": FIGURE,
+    "bottleneck_figures": FIGURE,
+    "languages_figures": FIGURE,
+    "languages_scores": FIGURE,
+    "logit_lens_figures": FIGURE,
+    "origins_figures": FIGURE,
+    "manifest": RuleCost("other", manifest_cost),
+    "release_hub_revision": RuleCost("other", release_cost),
+}
+# rules made one per trained model (rules/models.smk) or downloaded corpus (rules/corpus.smk):
+# the prefix of their names -> their entry in COSTS
+NAMED_RULES = {"train_": "train_model", "download_": "download"}
+
+
+def rule_cost(rule: str) -> RuleCost:
+    """A rule's entry in :data:`COSTS` (by its name, else by a prefix of :data:`NAMED_RULES`);
+    KeyError naming the rule when it has none."""
+    if rule in COSTS:
+        return COSTS[rule]
+    for prefix, entry in NAMED_RULES.items():
+        if rule.startswith(prefix):
+            return COSTS[entry]
+    raise KeyError(
+        f"rule {rule!r} has no cost function: add it to COSTS in repgeom.workflow.projection"
+    )
+
+
+@dataclasses.dataclass
+class StageCost:
+    """One stage's jobs, job-seconds, longest job, peak memory per job, the disk its outputs
+    keep and the largest temporary files of one job (deleted when it ends)."""
+
+    jobs: int = 0
+    job_seconds: float = 0.0
+    longest: float = 0.0
+    gpu_job_seconds: float = 0.0
+    gpu_longest: float = 0.0
+    mem_bytes: int = 0
+    disk_bytes: int = 0
+    temp_bytes: int = 0
+
+    def add(
+        self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int, temp: int = 0
+    ) -> None:
+        self.jobs += 1
+        self.job_seconds += seconds * threads
+        self.gpu_job_seconds += gpu_seconds * threads
+        self.longest = max(self.longest, seconds)
+        self.gpu_longest = max(self.gpu_longest, gpu_seconds)
+        self.mem_bytes = max(self.mem_bytes, mem)
+        self.disk_bytes += disk
+        self.temp_bytes = max(self.temp_bytes, temp)
+
+
+def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> float:
+    """Projected wall seconds: stages one after the other (see the module docstring)."""
+    total = 0.0
+    for s in stages.values():
+        busy, longest = (s.gpu_job_seconds, s.gpu_longest) if gpu else (s.job_seconds, s.longest)
+        total += max(busy / cores, longest)
+    return total
+
+
+def project(
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    calibration: Calibration,
+    sizes: Mapping[str, ModelSize],
+    flags: Mapping[tuple[str, str], tuple[bool, int | None]],
+    gpu_flops: float = GPU_FLOPS,
+    heads_corpus: str | None = None,
+) -> dict[str, StageCost]:
+    """Cost of each stage of a plan, in :data:`ORDER` (``flags``: (model, corpus) -> (eval loss,
+    the lens's token budget or None); ``heads_corpus``: the corpus the rank-restricted heads
+    read). KeyError naming a rule without a cost function."""
+    costing = Costing(config, calibration, sizes, flags, gpu_flops, heads_corpus, jobs)
+    stages: dict[str, StageCost] = defaultdict(StageCost)
+    for job in jobs:
+        entry = rule_cost(job.rule)
+        cost = entry.cost(costing, job)
+        stages[entry.stage].add(
+            cost.seconds, cost.gpu_seconds, job.threads, cost.mem_bytes, cost.disk_bytes,
+            cost.temp_bytes,
+        )  # fmt: skip
+    return {name: stages[name] for name in ORDER if name in stages}
+
+
 def hours(seconds: float) -> str:
     """Seconds as '2 h 05 min', '7 min 12 s' or '40 s'."""
     if seconds >= 3600:
@@ -318,11 +669,10 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
         "|---|---|---|---|---|---|",
     ]
     for name, s in stages.items():
-        note = f" (start-up only: {', '.join(sorted(s.unmodelled))})" if s.unmodelled else ""
         disk = [format_bytes(s.disk_bytes)] if s.disk_bytes else []
         disk += [f"{format_bytes(s.temp_bytes)} temporary per job"] if s.temp_bytes else []
         lines.append(
-            f"| {name}{note} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
+            f"| {name} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
             f"{format_bytes(s.mem_bytes) if s.mem_bytes else '–'} | {', '.join(disk) or '–'} |"
         )
     jobs = sum(s.jobs for s in stages.values())
@@ -331,30 +681,280 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
     temp_note = f" (+ {format_bytes(temp)} of one job's temporary files)" if temp else ""
     lines += [
         "",
-        f"jobs: {jobs}; stores: {kept}{temp_note}; HF cache: {format_bytes(cache_bytes)}",
+        f"jobs: {jobs}; stores and checkpoints: {kept}{temp_note}; "
+        f"HF cache: {format_bytes(cache_bytes)}",
         f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
-        f"projected wall time on one GPU (extraction forward and heads on the GPU; {gpu_note}): "
-        f"{hours(wall(stages, cores, gpu=True))}",
+        f"projected wall time on one GPU (extraction forward, heads and training on the GPU; "
+        f"{gpu_note}): {hours(wall(stages, cores, gpu=True))}",
     ]
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """python -m repgeom.workflow.footprint CONFIG [--cores N] [--gpu-flops F]"""
+# ---- the calibration a plan needs: each measurement once per shape (or model, variant, corpus)
+
+
+def _jobs_of(jobs: Sequence[PlannedJob], *rules: str) -> list[PlannedJob]:
+    """The plan's jobs of ``rules`` (entries of :data:`COSTS`: ``train_model`` is every
+    model's training rule)."""
+    return [j for j in jobs if any(rule_cost(j.rule) is COSTS[r] for r in rules)]
+
+
+def _calibrate_extraction(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+    flags: Mapping[tuple[str, str], tuple[bool, int | None]],
+) -> None:
+    """Extraction of every (shape, eval loss) the plan extracts, and the logit lens where a store
+    gets it."""
+    from repgeom.workflow.calibration import measure_extraction, transformers_config
+
+    for job in _jobs_of(jobs, "extract"):
+        name = job.wildcards["model"]
+        if name not in sizes:
+            continue
+        size, window = sizes[name], model_window(config, name)
+        cfg = transformers_config(config["models"][name], config["tokenizers"])
+        asked_loss, asked_lens = flags[(name, job.wildcards["corpus"])]
+        key = shape_key(size, asked_loss)
+        if key not in cal.extract_s_per_token:
+            e, f, load = measure_extraction(cfg, window, asked_loss)
+            cal.extract_s_per_token[key], cal.forward_s_per_token[key] = e, f
+            cal.load_s[key] = load
+            print(
+                f"  extraction {key}: {1 / e:.0f} tokens/s (bare forward {1 / f:.0f} "
+                f"tokens/s), model built in {load:.1f} s"
+            )
+        if asked_lens is not None and key not in cal.lens_s_per_token:
+            with_lens = measure_extraction(cfg, window, asked_loss, True)[0]
+            extra = max(with_lens - cal.extract_s_per_token[key], 0.0)
+            cal.lens_s_per_token[key] = extra
+            print(f"  logit lens {key}: {extra * 1e3:.2f} ms per decoded position")
+
+
+def _calibrate_metrics(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+) -> None:
+    """The geometry and similarity jobs at each store's shape."""
+    from repgeom.workflow.calibration import measure_geometry, measure_similarity
+
+    for job in _jobs_of(jobs, "geometry", "similarity"):
+        name = job.wildcards["model"]
+        if name not in sizes:
+            continue
+        size = sizes[name]
+        n = store_tokens(config, job.wildcards["corpus"], model_window(config, name))
+        if job.rule == "geometry" and (size.hidden_size, n) not in cal.geometry_s_per_layer:
+            t = measure_geometry(size.hidden_size, n, config["metrics"]["geometry"])
+            cal.geometry_s_per_layer[(size.hidden_size, n)] = t
+            print(f"  geometry d={size.hidden_size}, {n} tokens: {t:.1f} s per layer")
+        key = (size.hidden_size, size.n_layers + 1, n)
+        if job.rule == "similarity" and key not in cal.similarity_s:
+            t = measure_similarity(*key, config["metrics"]["similarity"])
+            cal.similarity_s[key] = t
+            print(f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s")
+
+
+def _calibrate_bottleneck(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+) -> None:
+    """The heads' training and the LM-head spectrum at each (vocabulary, width)."""
+    from repgeom.workflow.calibration import measure_heads, measure_lm_head
+
+    for job in _jobs_of(jobs, "bottleneck_heads", "bottleneck_lm_head"):
+        size = sizes.get(job.wildcards["model"])
+        if size is None:
+            continue
+        key = (size.vocab_size, size.hidden_size)
+        if job.rule == "bottleneck_heads" and key not in cal.heads_s:
+            t, u = measure_heads(*key, config["bottleneck"]["heads"])
+            cal.heads_s[key] = (t, u)
+            print(
+                f"  heads V={key[0]}, d={key[1]}: {t * 1e3:.1f} ms per token, {u:.1f} s per update"
+            )
+        if job.rule == "bottleneck_lm_head" and key not in cal.lm_head_s:
+            cal.lm_head_s[key] = measure_lm_head(*key, config["bottleneck"]["spectrum_method"])
+            print(f"  LM-head spectrum V={key[0]}, d={key[1]}: {cal.lm_head_s[key]:.2f} s")
+
+
+def _calibrate_training(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+) -> None:
+    """Each trained model's step and checkpoint, and each Birth variant's iteration and
+    evaluation."""
+    from repgeom.workflow.calibration import measure_birth, measure_training, transformers_config
+
+    for job in _jobs_of(jobs, "train_model"):
+        name = job.rule.removeprefix("train_")
+        if name not in sizes or name in cal.training_s:
+            continue
+        model = config["models"][name]
+        cfg = transformers_config(model, config["tokenizers"])
+        cal.training_s[name] = measure_training(cfg, model["training"], model_window(config, name))
+        step, checkpoint, _ = cal.training_s[name]
+        print(f"  training {name}: {step:.3f} s per step, {checkpoint:.2f} s per checkpoint")
+    for job in _jobs_of(jobs, "birth_variant"):
+        name = job.wildcards["variant"]
+        if name not in cal.birth_s:
+            settings = dataclasses.asdict(birth_variant(config, name))
+            cal.birth_s[name] = measure_birth(settings)
+            it, ev, _ = cal.birth_s[name]
+            print(f"  Birth {name}: {it:.3f} s per iteration, {ev:.3f} s per evaluation")
+
+
+def _tokenizer_vocab(
+    config: Mapping[str, Any], tokenizer: str, sizes: Mapping[str, ModelSize]
+) -> int:
+    """A tokenizer's vocabulary: its config's, else that of a model using it, else 0."""
+    vocab = config["tokenizers"][tokenizer].get("vocab_size")
+    users = [
+        sizes[m].vocab_size
+        for m, v in config["models"].items()
+        if m in sizes and v["tokenizer"] == tokenizer
+    ]
+    return int(vocab or max(users, default=0))
+
+
+def _corpora_to_sample(
+    config: Mapping[str, Any], jobs: Sequence[PlannedJob]
+) -> tuple[dict[str, str | None], set[tuple[str, str]]]:
+    """(corpus -> the tokenizer its rates are measured with, None for a corpus only read; the
+    (tokenizer, corpus) of every n-gram job) for the plan's corpus, tokenizer, tokens and
+    n-gram jobs."""
+    ngram = {
+        (j.wildcards["tokenizer"], j.wildcards["corpus"])
+        for j in _jobs_of(jobs, "bottleneck_ngram")
+    }
+    tokenized = [
+        (j.wildcards["tokenizer"], j.wildcards["corpus"]) for j in _jobs_of(jobs, "tokens")
+    ]
+    for job in _jobs_of(jobs, "train_tokenizer"):
+        tokenizer = job.wildcards["tokenizer"]
+        tokenized.append((tokenizer, config["tokenizers"][tokenizer]["corpus"]))
+    corpora: dict[str, str | None] = {
+        j.wildcards["corpus"]: None for j in _jobs_of(jobs, "corpus", "languages_corpus")
+    }
+    for tokenizer, corpus in [*sorted(ngram), *tokenized]:
+        corpora[corpus] = corpora.get(corpus) or tokenizer
+    return corpora, ngram
+
+
+def _calibrate_corpora(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+) -> None:
+    """Each corpus's size and rates from a sample of its text, and the n-gram W-error on it."""
+    from repgeom.workflow.calibration import corpus_sample, measure_corpus, measure_ngram
+
+    corpora, ngram = _corpora_to_sample(config, jobs)
+    for corpus, tokenizer in corpora.items():
+        docs, seconds, scale = corpus_sample(config["corpora"][corpus])
+        vocab = _tokenizer_vocab(config, tokenizer, sizes) if tokenizer else 0
+        cal.corpora[corpus], ids = measure_corpus(docs, seconds, scale, vocab)
+        rates = cal.corpora[corpus]
+        if rates.chars:
+            print(
+                f"  corpus {corpus}: about {rates.chars / 1e6:.2f}M characters, "
+                f"{rates.tokens_per_char:.2f} tokens each"
+            )
+        for tok, _ in sorted(p for p in ngram if p[1] == corpus and ids):
+            options = config["bottleneck"]["ngram"]
+            v = _tokenizer_vocab(config, tok, sizes)
+            fixed, per_token = cal.ngram_s[(tok, corpus)] = measure_ngram(ids, v, options)
+            print(f"  n-grams {tok} × {corpus}: {fixed:.1f} s + {per_token * 1e6:.1f} µs per token")
+
+
+def _calibrate_languages(
+    cal: Calibration,
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+) -> None:
+    """The languages metrics at each store shape."""
+    from repgeom.workflow.calibration import measure_languages
+
+    for job in _jobs_of(jobs, "languages_metrics"):
+        size = sizes.get(job.wildcards["model"])
+        if size is None or languages_key(config, size) in cal.languages_s:
+            continue
+        key = languages_key(config, size)
+        cal.languages_s[key] = measure_languages(*key, config["languages"])
+        store, pair = cal.languages_s[key]
+        print(
+            f"  languages d={key[0]}, {key[1]} sentences: {store:.2f} s per store and layer, "
+            f"{pair:.2f} s per pair set and layer"
+        )
+
+
+def _calibrate_jobs(cal: Calibration, jobs: Sequence[PlannedJob]) -> None:
+    """What every job without torch, every figure and the checkpoint weights' jobs pay."""
+    from repgeom.workflow.calibration import (
+        measure_light_startup,
+        measure_plots,
+        measure_reads,
+        measure_weights,
+    )
+
+    cal.light_startup_s = measure_light_startup()
+    cal.read_s_per_file = measure_reads()
+    print(
+        f"  a job without torch: start-up {cal.light_startup_s:.1f} s, "
+        f"{cal.read_s_per_file * 1e3:.0f} ms per dataset read"
+    )
+    if any(rule_cost(j.rule).stage == "figures and tables" for j in jobs):
+        cal.plot_import_s, cal.figure_s = measure_plots()
+        print(f"  figures: matplotlib {cal.plot_import_s:.1f} s, {cal.figure_s:.2f} s per figure")
+    if _jobs_of(jobs, "fingerprint", "weights", "manifest"):
+        cal.hash_s_per_byte, cal.distance_s_per_byte = measure_weights()
+        print(
+            f"  weights: hashed at {1e-6 / cal.hash_s_per_byte:.0f} MB/s, "
+            f"distances at {1e-6 / cal.distance_s_per_byte:.0f} MB/s"
+        )
+
+
+def calibrate(
+    config: Mapping[str, Any],
+    jobs: Sequence[PlannedJob],
+    sizes: Mapping[str, ModelSize],
+    flags: Mapping[tuple[str, str], tuple[bool, int | None]],
+) -> Calibration:
+    """Everything the plan's jobs are costed from, measured on this machine (printing each)."""
+    from repgeom.workflow.calibration import measure_startup
+
+    for job in jobs:  # a rule without a cost function stops here, before any measurement
+        rule_cost(job.rule)
+    cal = Calibration(startup_s=measure_startup())
+    print(f"calibrating on this machine (one thread per job); start-up {cal.startup_s:.1f} s")
+    _calibrate_jobs(cal, jobs)
+    _calibrate_extraction(cal, config, jobs, sizes, flags)
+    _calibrate_metrics(cal, config, jobs, sizes)
+    _calibrate_bottleneck(cal, config, jobs, sizes)
+    _calibrate_training(cal, config, jobs, sizes)
+    _calibrate_corpora(cal, config, jobs, sizes)
+    _calibrate_languages(cal, config, jobs, sizes)
+    return cal
+
+
+# ---- the command
+
+
+def _arguments(argv: Sequence[str] | None) -> Any:
+    """The command line."""
     import argparse
     import os
 
-    from repgeom.bottleneck.plan import study_plan
-    from repgeom.logit_lens.plan import lens_models
-    from repgeom.workflow.config import load_config, load_config_file
-    from repgeom.workflow.plan import (
-        eval_loss_models,
-        extraction_corpora,
-        model_steps,
-        study_hooks,
-    )
-
-    root = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(prog="python -m repgeom.workflow.footprint")
     parser.add_argument("config", help="a config file, as given to --configfile")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
@@ -366,25 +966,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="measured FLOP/s of the forward on the GPU (benchmarks/gpu_check.sh)",
     )
-    args = parser.parse_args(argv)
-    config = load_config(load_config_file(args.config), root / "config" / "schema.yaml")
-    for expand in study_hooks("expand_corpora"):  # as the workflow plans them
-        config["corpora"] = expand(config["corpora"], [])
-    jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
-    # the passes each store pays for, planned as rules/extract.smk plans them
-    corpora = extraction_corpora(config)
-    steps = {m: model_steps(v) for m, v in config["models"].items()}
-    bottleneck = study_plan(config, steps, corpora)  # results/, as the rules plan it
-    loss, _ = eval_loss_models(
-        config, {m: bottleneck["eval_corpora"] for m in bottleneck["models"]}
-    )
-    lens = set(lens_models(config, []))
-    budget = config["logit_lens"]["tokens"]
-    flags = {
-        (m, c): (c in loss.get(m, []), budget if m in lens and c in corpora else None)
-        for m in config["models"]
-        for c in config["corpora"]
-    }
+    return parser.parse_args(argv)
+
+
+def _planned_passes(
+    configfile: str | Path, root: Path
+) -> tuple[dict[str, Any], dict[tuple[str, str], tuple[bool, int | None]], str | None]:
+    """(the config, the passes each store pays for, the corpus the rank-restricted heads read),
+    from the run's one plan (:func:`repgeom.workflow.run.plan_run`, as the rules read it)."""
+    from repgeom.workflow.config import load_config_file
+    from repgeom.workflow.run import plan_run
+
+    run = plan_run(load_config_file(configfile), schema=root / "config" / "schema.yaml")
+    print(f"studies: {run.summary()}")
+    flags = {}
+    for m in run.config["models"]:
+        for c in run.config["corpora"]:
+            passes = run.store_passes(m, c)
+            lens = passes.get("logit_lens")
+            flags[(m, c)] = (
+                bool(passes.get("eval_loss")),
+                None if lens is None else lens["tokens"],
+            )
+    return dict(run.config), flags, run.studies["bottleneck"]["heads_corpus"]
+
+
+def _model_sizes(config: Mapping[str, Any]) -> tuple[dict[str, ModelSize], int]:
+    """Each model's shape (those without one named and left out) and the HF cache its hub
+    revisions take."""
+    from repgeom.workflow.calibration import model_size, transformers_config
+
     sizes, cache = {}, 0
     for name, model in config["models"].items():
         cfg = transformers_config(model, config["tokenizers"])
@@ -394,76 +1005,52 @@ def main(argv: Sequence[str] | None = None) -> None:
         sizes[name] = model_size(cfg)
         if model["source"] == "hub":
             cache += len(model["revisions"]) * weights_bytes(sizes[name])
-    calibration = Calibration(startup_s=measure_startup())
-    print(
-        f"calibrating on this machine (one thread per job); start-up {calibration.startup_s:.1f} s"
+    return sizes, cache
+
+
+def _gpu_rate(measured: float | None) -> tuple[float, str]:
+    """The GPU's FLOP/s and how it is known."""
+    if measured:
+        return measured, f"measured {measured / 1e12:.0f} TFLOP/s"
+    return GPU_FLOPS, (
+        f"assumed {GPU_FLOPS / 1e12:.0f} TFLOP/s, 30 % of an H100's bf16 peak, no GPU measured"
     )
-    for name, size in sizes.items():
-        window = model_window(config, name)
-        cfg = transformers_config(config["models"][name], config["tokenizers"])
-        for job in jobs:
-            if job.rule != "extract" or job.wildcards.get("model") != name:
-                continue
-            asked_loss, asked_lens = flags[(name, job.wildcards["corpus"])]
-            key = shape_key(size, asked_loss)
-            if key not in calibration.extract_s_per_token:
-                e, f, load = measure_extraction(cfg, window, asked_loss)
-                calibration.extract_s_per_token[key], calibration.forward_s_per_token[key] = e, f
-                calibration.load_s[key] = load
-                print(
-                    f"  extraction {key}: {1 / e:.0f} tokens/s (bare forward {1 / f:.0f} "
-                    f"tokens/s), model built in {load:.1f} s"
-                )
-            if asked_lens is not None and key not in calibration.lens_s_per_token:
-                with_lens = measure_extraction(cfg, window, asked_loss, True)[0]
-                extra = max(with_lens - calibration.extract_s_per_token[key], 0.0)
-                calibration.lens_s_per_token[key] = extra
-                print(f"  logit lens {key}: {extra * 1e3:.2f} ms per decoded position")
-        for job in jobs:
-            if job.rule == "geometry" and job.wildcards.get("model") == name:
-                n = store_tokens(config, job.wildcards["corpus"], window)
-                if (size.hidden_size, n) not in calibration.geometry_s_per_layer:
-                    t = measure_geometry(size.hidden_size, n, config["metrics"]["geometry"])
-                    calibration.geometry_s_per_layer[(size.hidden_size, n)] = t
-                    print(f"  geometry d={size.hidden_size}, {n} tokens: {t:.1f} s per layer")
-            if job.rule == "similarity" and job.wildcards.get("model") == name:
-                n = store_tokens(config, job.wildcards["corpus"], window)
-                key = (size.hidden_size, size.n_layers + 1, n)
-                if key not in calibration.similarity_s:
-                    options = config["metrics"]["similarity"]
-                    t = measure_similarity(*key, options)
-                    calibration.similarity_s[key] = t
-                    print(f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s")
-            if job.rule == "bottleneck_heads" and job.wildcards.get("model") == name:
-                key = (size.vocab_size, size.hidden_size)
-                if key not in calibration.heads_s:
-                    t, u = measure_heads(*key, config["bottleneck"]["heads"])
-                    calibration.heads_s[key] = (t, u)
-                    rates = f"{t * 1e3:.1f} ms per token, {u:.1f} s per update"
-                    print(f"  heads V={key[0]}, d={key[1]}: {rates}")
-    gpu = args.gpu_flops or GPU_FLOPS
-    note = (
-        f"measured {gpu / 1e12:.0f} TFLOP/s"
-        if args.gpu_flops
-        else f"assumed {gpu / 1e12:.0f} TFLOP/s, 30 % of an H100's bf16 peak, no GPU measured"
-    )
-    stages = project(config, jobs, calibration, sizes, flags, gpu, bottleneck["heads_corpus"])
+
+
+def _write_json(
+    path: str | Path, stages: Mapping[str, StageCost], cores: int, calibration: Calibration
+) -> None:
+    """The projection per stage, the wall times and the calibration, as JSON."""
+    import json
+
+    def keyed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): keyed(v) for k, v in value.items()}
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    out = {
+        "cores": cores,
+        "wall_s": wall(stages, cores),
+        "gpu_wall_s": wall(stages, cores, gpu=True),
+        "calibration": {
+            f.name: keyed(getattr(calibration, f.name)) for f in dataclasses.fields(calibration)
+        },
+        "stages": {k: dataclasses.asdict(v) for k, v in stages.items()},
+    }
+    Path(path).write_text(json.dumps(out, indent=1))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """python -m repgeom.workflow.footprint CONFIG [--cores N] [--gpu-flops F]"""
+    args = _arguments(argv)
+    root = Path(__file__).resolve().parents[3]
+    config, flags, heads_corpus = _planned_passes(args.config, root)
+    jobs = plan_jobs(args.config, args.directory, root / "Snakefile")
+    sizes, cache = _model_sizes(config)
+    calibration = calibrate(config, jobs, sizes, flags)
+    gpu, note = _gpu_rate(args.gpu_flops)
+    stages = project(config, jobs, calibration, sizes, flags, gpu, heads_corpus)
     print()
     print(report(stages, args.cores, cache, note))
     if args.json:
-        import json
-
-        out = {
-            "cores": args.cores,
-            "wall_s": wall(stages, args.cores),
-            "gpu_wall_s": wall(stages, args.cores, gpu=True),
-            "calibration": {
-                k: {str(kk): vv for kk, vv in v.items()} if isinstance(v, dict) else v
-                for k, v in dataclasses.asdict(calibration).items()
-            },
-            "stages": {
-                k: {**dataclasses.asdict(v), "unmodelled": sorted(v.unmodelled)}
-                for k, v in stages.items()
-            },
-        }
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        _write_json(args.json, stages, args.cores, calibration)
