@@ -6,16 +6,20 @@ import dataclasses
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy.spatial.distance import cdist
 
 from repgeom.activations.source import ArraySource
 from repgeom.metrics import geometry, neighbors
 from repgeom.metrics.anisotropy import anisotropy
+from repgeom.metrics.dimensions import DimensionOptions
 from repgeom.metrics.estimators import REGISTRY, Estimator, Variable
 from repgeom.metrics.family import mean_cosine
+from repgeom.metrics.frequency import FrequencyOptions, frequency_geometry, token_counts
 from repgeom.metrics.geometry import GeometryOptions, geometry_datasets
 from repgeom.metrics.intrinsic import twonn
 from repgeom.metrics.linearity import linearity
+from repgeom.metrics.origins import Origins
 from repgeom.sampling import seeded_subsample
 from repgeom.shape_of_learning.plan import tables
 from repgeom.workflow.config import options, schema_defaults
@@ -112,7 +116,7 @@ TOY = Estimator(
 
 
 def test_a_registered_estimator_appears_in_the_datasets_and_tables(source, monkeypatch):
-    """What README's "Adding an intrinsic-dimension estimator" promises: one registry entry and
+    """What docs/contributing.md's "Adding an intrinsic-dimension estimator" promises: one registry entry and
     the geometry job computes it from the same search, with its attrs, and the
     Shape-of-Learning table lists it."""
     registry = {**REGISTRY, "toy": TOY}
@@ -205,3 +209,58 @@ def test_one_repeat_uses_every_token_and_records_the_size(source):
     assert float(ids.twonn.sel(positions="all", layer=1, repeat=0)) == pytest.approx(
         twonn(source.read(1)).value, rel=1e-12
     )
+
+
+def _origins(counts: np.ndarray, **frequency) -> Origins:
+    return Origins(
+        options(DimensionOptions, "metrics.dimensions", {"top_k": 4, "without_top": [1, 3]}),
+        options(FrequencyOptions, "metrics.frequency", {"n_buckets": 3, **frequency}),
+        counts,
+    )
+
+
+@pytest.mark.parametrize("token_budget", [None, 500])
+def test_where_anisotropy_comes_from_on_the_same_reads(source, token_budget):
+    """With the origins the three datasets are unchanged (the family rides on their first
+    read: the same float64 sums), and rogue dimensions, massive activations and the frequency
+    buckets use every token of each token set, whatever the token budget; the drift's exact
+    principal direction comes from the family's scatter where it reads the same tokens."""
+    rng = np.random.default_rng(1)
+    src = ArraySource(source.hidden, source.position, token_id=rng.integers(0, 30, 1200))
+    counts = token_counts(rng.integers(0, 25, 4000), 30)
+    o = geometry_options(id_sample=200, id_repeats=1, token_budget=token_budget)
+    alone = geometry_datasets(src, o)
+    out = geometry_datasets(src, o, _origins(counts, direction_sample=None))
+    for name, ds in alone.items():
+        xr.testing.assert_identical(out[name], ds)
+    dims, freq = out["dimensions"], out["frequency"]
+    assert dims["rogue_dimension"].dims == ("positions", "layer", "rogue_rank")
+    assert freq["mean_cosine"].dims == ("positions", "layer", "bucket")
+    assert freq["count_low"].dims == ("bucket",) and int(freq["train_tokens"]) == 4000
+    assert (
+        dims.attrs["positions"] == ["all", "no_first"] and freq.attrs["direction_sample"] == "all"
+    )
+    keep = src.position != 0
+    for positions, rows in (("all", None), ("no_first", np.flatnonzero(keep))):
+        for layer in src.layers:
+            at = {"positions": positions, "layer": layer}
+            x = src.read(layer, rows)
+            assert int(dims["n_tokens"].sel(**at)) == len(x)
+            assert float(dims["mean_cosine"].sel(**at)) == pytest.approx(mean_cosine(x), rel=1e-9)
+            fo = _origins(counts, direction_sample=None).frequency
+            ref = frequency_geometry(src, layer, counts, fo, rows)
+            got = freq.sel(**at)
+            np.testing.assert_array_equal(got["n_tokens"], ref.n_tokens)
+            np.testing.assert_allclose(got["mean_cosine"], ref.mean_cosine, rtol=1e-12)
+            np.testing.assert_allclose(got["drift_pearson"], ref.drift_pearson, atol=1e-9)
+            assert int(got["n_direction_tokens"]) == len(x)
+
+
+def test_a_rogue_option_the_hidden_size_cannot_hold_is_refused_by_name(source):
+    too_many = Origins(
+        options(DimensionOptions, "metrics.dimensions", {"top_k": 17}),
+        options(FrequencyOptions, "metrics.frequency", {}),
+        np.ones(3, dtype=np.int64),
+    )
+    with pytest.raises(ValueError, match="metrics.dimensions.top_k"):
+        geometry_datasets(source, geometry_options(id_sample=100, id_repeats=1), too_many)
