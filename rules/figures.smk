@@ -111,6 +111,64 @@ rule alpha_req_figure:
         "../scripts/alpha_req_figure.py"
 
 
+ORIGINS_FIGURES = [
+    "rogue_share",
+    "massive_ratio",
+    "frequency_last",
+    "frequency_by_step",
+]
+
+
+rule origins_figures:
+    """Where anisotropy comes from, one model over training: the share of the mean cosine in
+    the top rogue dimensions, the massive-activation ratio, and the geometry of train-frequency
+    buckets (at the last checkpoint and over training); one job, matplotlib imported once.
+    """
+    input:
+        dimensions=PATHS.metric("dimensions", "{model}"),
+        frequency=PATHS.metric("frequency", "{model}"),
+    output:
+        rogue_share=report(
+            PATHS.figure("origins", "rogue_share/{model}", "png"),
+            caption="../report/origins/rogue_share.rst",
+            category="Where anisotropy comes from",
+            subcategory="{model}",
+        ),
+        massive_ratio=report(
+            PATHS.figure("origins", "massive_ratio/{model}", "png"),
+            caption="../report/origins/massive_ratio.rst",
+            category="Where anisotropy comes from",
+            subcategory="{model}",
+        ),
+        frequency_last=report(
+            PATHS.figure("origins", "frequency_last/{model}", "png"),
+            caption="../report/origins/frequency_last.rst",
+            category="Where anisotropy comes from",
+            subcategory="{model}",
+        ),
+        frequency_by_step=report(
+            PATHS.figure("origins", "frequency_by_step/{model}", "png"),
+            caption="../report/origins/frequency_by_step.rst",
+            category="Where anisotropy comes from",
+            subcategory="{model}",
+        ),
+        pdf=[PATHS.figure("origins", f"{n}/{{model}}", "pdf") for n in ORIGINS_FIGURES],
+    log:
+        PATHS.logs("figures/origins/{model}.log"),
+    benchmark:
+        PATHS.benchmarks("figures/origins/{model}.tsv")
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        code=code("origins_figures.py"),
+        model=lambda w: w.model,
+    script:
+        "../scripts/origins_figures.py"
+
+
 rule spine:
     """Corpus -> tokens -> checkpoints -> activations -> anisotropy, similarity -> figures."""
     input:
@@ -134,6 +192,14 @@ rule spine:
         ),
         expand(
             PATHS.figure("similarity", "alpha_req/{model}", "{ext}"),
+            model=GEOMETRY_MODELS,
+            ext=["png", "pdf"],
+        ),
+        expand(PATHS.metric("dimensions", "{model}"), model=GEOMETRY_MODELS),
+        expand(PATHS.metric("frequency", "{model}"), model=GEOMETRY_MODELS),
+        expand(
+            PATHS.figure("origins", "{name}/{model}", "{ext}"),
+            name=ORIGINS_FIGURES,
             model=GEOMETRY_MODELS,
             ext=["png", "pdf"],
         ),

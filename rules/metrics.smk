@@ -1,13 +1,19 @@
 rule geometry:
-    """Anisotropy family, intrinsic dimension and linearity of one activation store."""
+    """Anisotropy family, intrinsic dimension and linearity of one activation store, and
+    where its anisotropy comes from: rogue dimensions and massive activations (dimensions),
+    and the geometry of tokens bucketed by their count in the corpus's train split
+    (frequency)."""
     input:
-        PATHS.activations("{model}", "{step}", "{corpus}"),
+        store=PATHS.activations("{model}", "{step}", "{corpus}"),
+        tokens=lambda w: model_tokens(w.model, w.corpus),
     output:
         anisotropy=PATHS.metric("anisotropy", "{model}", "{step}", "{corpus}"),
         intrinsic_dimension=PATHS.metric(
             "intrinsic_dimension", "{model}", "{step}", "{corpus}"
         ),
         linearity=PATHS.metric("linearity", "{model}", "{step}", "{corpus}"),
+        dimensions=PATHS.metric("dimensions", "{model}", "{step}", "{corpus}"),
+        frequency=PATHS.metric("frequency", "{model}", "{step}", "{corpus}"),
     log:
         PATHS.logs("metrics/geometry/{model}/{step}/{corpus}.log"),
     benchmark:
@@ -20,6 +26,8 @@ rule geometry:
     params:
         code=code("geometry.py"),
         options=config["metrics"]["geometry"],
+        dimensions=config["metrics"]["dimensions"],
+        frequency=config["metrics"]["frequency"],
     script:
         "../scripts/geometry.py"
 

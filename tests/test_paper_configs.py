@@ -167,7 +167,7 @@ def allowed_rules(cfg: dict) -> set[str]:
         rules |= {"shape_of_learning_figure", "shape_of_learning_table"}
         rules |= {"shape_of_learning_scale_figure"}
     rules |= {"similarity", "similarity_layers_figure", "similarity_to_final_figure"}
-    rules |= {"alpha_req_figure"}
+    rules |= {"alpha_req_figure", "origins_figures"}
     rules |= {"fingerprint", "integrity", "weights", "weights_figure"}  # checkpoint integrity
     rules |= {f"train_{m}" for m, v in models.items() if v["source"] == "train"}
     rules |= (

@@ -27,6 +27,7 @@ CORE = {
     "similarity_layers_figure",
     "similarity_to_final_figure",
     "alpha_req_figure",
+    "origins_figures",
     "manifest",
     "all",
 }

@@ -45,6 +45,65 @@ def test_outputs_open_with_expected_dims(run_dir):
     assert "python_version" in stats
 
 
+def _unit_mean_cosine(x: np.ndarray) -> float:
+    """Mean cosine over ordered pairs of distinct rows, float64, from the N × N matrix."""
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cos = u @ u.T
+    return float((cos.sum() - np.trace(cos)) / (len(u) * (len(u) - 1)))
+
+
+def test_where_anisotropy_comes_from(run_dir):
+    """The geometry job's dimensions and frequency datasets, per store and gathered, with one
+    value of each recomputed in float64 numpy from the stored tokens, and their figures."""
+    from repgeom.data.tokens import read_tokens
+
+    res = run_dir / "results"
+    dims = read_dataset(res / "metrics/dimensions/decoder/step8/docs.nc")
+    freq = read_dataset(res / "metrics/frequency/decoder/step8/docs.nc")
+    assert dims["mean_cosine_without_rogue"].dims == ("positions", "layer", "without_top")
+    assert dims["cosine_contribution"].dims == ("positions", "layer", "hidden")
+    assert dims["rogue_dimension"].dims == ("positions", "layer", "rogue_rank")
+    assert dims["massive_count"].sizes["hidden"] == 32 and dims["massive_ratio"].notnull().all()
+    assert list(dims["without_top"].values) == [1, 3, 10] and dims.attrs["top_k"] == 10
+    assert freq["anisotropy"].dims == ("positions", "layer", "bucket")
+    assert freq["drift_spearman"].dims == ("positions", "layer", "direction")
+    assert list(freq["bucket"].values) == list(range(9)) and freq.attrs["split"] == "train"
+    store = ActivationStore(res / "activations/decoder/step8/docs.zarr")
+    x = store.read(2).astype(np.float64)
+    # the top-1 rogue dimension, and the mean cosine once it is deleted
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    contribution = (u.sum(0) ** 2 - (u**2).sum(0)) / (len(u) * (len(u) - 1))
+    at = {"positions": "all", "layer": 2}
+    top = int(dims["rogue_dimension"].sel(**at, rogue_rank=1))
+    assert top == int(np.argmax(contribution))
+    without = float(dims["mean_cosine_without_rogue"].sel(**at, without_top=1))
+    assert without == pytest.approx(_unit_mean_cosine(np.delete(x, top, axis=1)), rel=1e-9)
+    later = store.position != 0
+    median = float(np.median(np.abs(store.read(1)[later]).astype(np.float64)))
+    assert float(dims["median_abs"].sel(positions="no_first", layer=1)) == median
+    # a bucket's tokens: their ids' counts in the train split of the corpus's token store
+    train = read_tokens(res / "tokens/bpe/docs.zarr", "train")
+    counts = np.bincount(train.ids[np.arange(train.ids.shape[1]) < train.lengths[:, None]])
+    assert int(freq["train_tokens"]) == counts.sum() == train.n_tokens
+    count = np.append(counts, 0)[np.minimum(store.token_id, len(counts))]
+    low, high = freq["count_low"].sel(bucket=5), freq["count_high"].sel(bucket=5)
+    bucket = (count >= float(low)) & (count < float(high))
+    assert int(freq["n_tokens"].sel(**at, bucket=5)) == bucket.sum() > 1
+    assert float(freq["mean_cosine"].sel(**at, bucket=5)) == pytest.approx(
+        _unit_mean_cosine(x[bucket]), rel=1e-9
+    )
+    for metric in ("dimensions", "frequency"):
+        gathered = read_dataset(res / f"metrics/{metric}/decoder.nc")
+        assert list(gathered["step"].values) == ["step0", "step4", "step8"]
+        assert list(gathered["corpus"].values) == ["docs", "random"]
+        var = "massive_ratio" if metric == "dimensions" else "mean_cosine"
+        assert gathered[var].dims[:4] == ("step", "corpus", "positions", "layer")
+    inputs = [f"results/metrics/{m}/decoder.nc" for m in ("dimensions", "frequency")]
+    for name in ("rogue_share", "massive_ratio", "frequency_last", "frequency_by_step"):
+        png = res / "figures/origins" / name / "decoder.png"
+        check_figure(run_dir, png, "origins_figures", inputs)
+
+
 def test_languages_study_outputs(run_dir):
     from repgeom.data.corpus import read_documents
     from repgeom.languages.transliteration import untransliterate
@@ -128,9 +187,10 @@ def test_param_edit_reruns_only_dependent_jobs(run_dir, tmp_path):
     jobs = planned_jobs(snakemake(run_dir, edited, "-n"))
     assert jobs == {
         "geometry": 10,
-        "gather_metric": 6,
+        "gather_metric": 10,  # anisotropy, ID, linearity, dimensions, frequency of 2 models
         "figure_anisotropy": 2,
         "alpha_req_figure": 2,
+        "origins_figures": 2,
         "shape_of_learning_figure": 7,
         "shape_of_learning_scale_figure": 4,
         "shape_of_learning_table": 3,

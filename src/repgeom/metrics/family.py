@@ -20,20 +20,24 @@ class FamilyAccumulator:
     def update(self, block: np.ndarray) -> None:
         """Add a block of rows (n_i, dim)."""
         for x64 in self.moments.sub_blocks(block):
-            sq = np.einsum("ij,ij->i", x64, x64)
-            if not np.isfinite(sq).all():
-                raise FloatingPointError("block holds NaN, infinite or overflowing values")
-            if (sq == 0).any():
-                raise ValueError(
-                    f"{int((sq == 0).sum())} zero vector(s): their cosine similarity is undefined"
-                )
-            y = self.moments.centre(x64)
-            # one pass gives Σyᵢ and Σyᵢ/‖xᵢ‖; Σxᵢ/‖xᵢ‖ = Σyᵢ/‖xᵢ‖ + shift·Σ1/‖xᵢ‖
-            weights = np.ones((len(y), 2))
-            weights[:, 1] = 1.0 / np.sqrt(sq)
-            sums = y.T @ weights
-            self.unit_sum += sums[:, 1] + self.moments.shift * weights[:, 1].sum()
-            self.moments.add_centred(y, sums[:, 0])
+            self.add(x64, np.einsum("ij,ij->i", x64, x64))
+
+    def add(self, x64: np.ndarray, sq: np.ndarray) -> None:
+        """Add float64 rows with their squared norms; the rows are centred in place (pass a
+        copy to keep them)."""
+        if not np.isfinite(sq).all():
+            raise FloatingPointError("block holds NaN, infinite or overflowing values")
+        if (sq == 0).any():
+            raise ValueError(
+                f"{int((sq == 0).sum())} zero vector(s): their cosine similarity is undefined"
+            )
+        y = self.moments.centre(x64)
+        # one pass gives Σyᵢ and Σyᵢ/‖xᵢ‖; Σxᵢ/‖xᵢ‖ = Σyᵢ/‖xᵢ‖ + shift·Σ1/‖xᵢ‖
+        weights = np.ones((len(y), 2))
+        weights[:, 1] = 1.0 / np.sqrt(sq)
+        sums = y.T @ weights
+        self.unit_sum += sums[:, 1] + self.moments.shift * weights[:, 1].sum()
+        self.moments.add_centred(y, sums[:, 0])
 
     @classmethod
     def of(cls, blocks: Iterable[np.ndarray], dim: int) -> FamilyAccumulator:

@@ -33,6 +33,7 @@ from repgeom.metrics.gride import gride_scales
 from repgeom.metrics.layerwise import layers_to_use, select_rows
 from repgeom.metrics.linearity import linearity
 from repgeom.metrics.neighbors import TooFewPoints
+from repgeom.metrics.origins import LayerOrigins, Origins, layer_origins, origins_datasets
 from repgeom.sampling import seeded_subsample
 
 POSITIONS = {"all": False, "no_first": True}
@@ -188,11 +189,36 @@ def _add_gride_at_scale(idd: xr.Dataset, o: GeometryOptions) -> None:
     idd["twonn_gride_disagree"] = _var(("layer",), flag.values, rep["twonn_gride_disagree"])
 
 
+def _family_and_origins(
+    source: LayerSource,
+    layer: int,
+    rows: np.ndarray | None,
+    every: np.ndarray | None,
+    o: GeometryOptions,
+    origins: Origins | None,
+) -> tuple[FamilyAccumulator, LayerOrigins | None]:
+    """The anisotropy family of one layer over ``rows`` and, with ``origins``, where it comes
+    from over ``every`` token of the token set: on the same reads when those are the rows."""
+    if origins is None:
+        return FamilyAccumulator.of(source.iter_blocks(layer, rows), source.hidden_size), None
+    if o.token_budget is None:  # rows are every token of the token set: one pass less
+        acc = FamilyAccumulator(source.hidden_size)
+        return acc, layer_origins(source, layer, every, origins, family=acc)
+    acc = FamilyAccumulator.of(source.iter_blocks(layer, rows), source.hidden_size)
+    return acc, layer_origins(source, layer, every, origins)
+
+
 def _variant(
-    source: LayerSource, layers: list[int], drop_first: bool, o: GeometryOptions
-) -> dict[str, xr.Dataset]:
-    """The three datasets of one ``positions`` variant (with or without position 0)."""
+    source: LayerSource,
+    layers: list[int],
+    drop_first: bool,
+    o: GeometryOptions,
+    origins: Origins | None = None,
+) -> tuple[dict[str, xr.Dataset], list[LayerOrigins]]:
+    """The three datasets of one ``positions`` variant (with or without position 0), and
+    where its anisotropy comes from, by layer (with ``origins``)."""
     rows = select_rows(source, drop_first, o.token_budget, o.seed)
+    every = rows if o.token_budget is None else select_rows(source, drop_first, None, o.seed)
     pool = source.n_tokens if rows is None else rows
     store = getattr(source, "path", "the activation store")
     where = f"without position 0 of {store}" if drop_first else f"of {store}"
@@ -204,9 +230,12 @@ def _variant(
     fam: dict[str, list] = {k: [] for k in FAMILY}
     ids: dict[str, list] = {k: [] for k in variables(REGISTRY)}
     lin: list[float] = []
+    found: list[LayerOrigins] = []
     previous = None
     for layer in layers:
-        acc = FamilyAccumulator.of(source.iter_blocks(layer, rows), source.hidden_size)
+        acc, here = _family_and_origins(source, layer, rows, every, o, origins)
+        if here is not None:
+            found.append(here)
         for key, value in _family_of_layer(acc, o).items():
             fam[key].append(value)
         per_repeat = []
@@ -223,7 +252,7 @@ def _variant(
     idd = _id_dataset(ids, layers, size, o)
     lind = xr.Dataset({"linearity": _var(("layer",), lin, "linearity")}, coords={"layer": layers})
     lind["n_tokens"] = _var((), size, "n_tokens")
-    return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}
+    return {"anisotropy": anis, "intrinsic_dimension": idd, "linearity": lind}, found
 
 
 def check_id_sample(
@@ -258,8 +287,11 @@ def id_of_sample(x: np.ndarray, options: GeometryOptions) -> dict[str, Any]:
         raise TooFewPoints(e.n_points, e.n_duplicates, e.needed, advice) from None
 
 
-def geometry_datasets(source: LayerSource, options: GeometryOptions) -> dict[str, xr.Dataset]:
-    """Datasets 'anisotropy' (the family), 'intrinsic_dimension' and 'linearity' of a store.
+def geometry_datasets(
+    source: LayerSource, options: GeometryOptions, origins: Origins | None = None
+) -> dict[str, xr.Dataset]:
+    """Datasets 'anisotropy' (the family), 'intrinsic_dimension' and 'linearity' of a store,
+    and with ``origins`` 'dimensions' and 'frequency' (:mod:`repgeom.metrics.origins`).
 
     Each has dims (positions, layer, …): ``positions`` 'all' uses every token, 'no_first' drops
     position 0 (BOS/first tokens carry massive activations). The anisotropy family comes from
@@ -267,15 +299,22 @@ def geometry_datasets(source: LayerSource, options: GeometryOptions) -> dict[str
     seeded subsamples of ``id_sample`` tokens (the same tokens at every layer), each estimator
     of the registry (:data:`repgeom.metrics.estimators.REGISTRY`) from one neighbour search per
     subsample; linearity of layer l is that of the map from layer l−1 on the first subsample
-    (NaN at the first layer). The options go into each dataset's attrs.
+    (NaN at the first layer). Rogue dimensions, massive activations and the frequency buckets
+    use every token of each token set (never ``token_budget``), on the reads of the anisotropy
+    pass where it uses them too. The options go into each dataset's attrs.
     """
     layers = layers_to_use(source, None if options.layers is None else list(options.layers))
-    variants = [_variant(source, layers, POSITIONS[p], options) for p in options.positions]
+    variants = {
+        p: _variant(source, layers, POSITIONS[p], options, origins) for p in options.positions
+    }
     attrs = options.attrs()
     out = {}
-    for name in variants[0]:
-        ds = xr.concat([v[name] for v in variants], dim="positions", data_vars="all")
+    first = next(iter(variants.values()))[0]
+    for name in first:
+        ds = xr.concat([v[name] for v, _ in variants.values()], dim="positions", data_vars="all")
         ds = ds.assign_coords(positions=list(options.positions))
         ds.attrs = dict(attrs)
         out[name] = ds
+    if origins is not None:
+        out |= origins_datasets({p: found for p, (_, found) in variants.items()}, layers, origins)
     return out
