@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from repgeom.plots import common  # noqa: F401  (selects the Agg backend)
+from repgeom.plots.common import legend_right
 
 #: Memory probes in the paper's top-down order of learning, with their labels.
 PROBES = (("probe_wo2", "$W_O^2$"), ("probe_wk2", "$W_K^2$"), ("probe_wk1", "$W_K^1$"))
@@ -30,7 +30,7 @@ def training_curves(datasets: dict[str, xr.Dataset]) -> plt.Figure:
     """Bigram loss, in-context loss and in-context accuracy (solid; OOD dashed) per variant."""
     panels = ("loss_bigram", "loss_head", "acc_incontext")
     _check(datasets, ("iteration", *panels))
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), layout="constrained")
     for color, (name, ds) in zip(_colors(len(datasets)), datasets.items(), strict=True):
         it = ds["iteration"].values
         for ax, var in zip(axes, panels, strict=True):
@@ -46,8 +46,7 @@ def training_curves(datasets: dict[str, xr.Dataset]) -> plt.Figure:
         ax.grid(alpha=0.3)
     axes[2].set_ylim(-0.02, 1.02)
     axes[2].plot([], [], color="grey", ls="--", lw=1, label="held-out outputs (OOD)")
-    axes[2].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    legend_right(axes[2], fontsize=7)
     return fig
 
 
@@ -66,7 +65,12 @@ def memory_probe_curves(datasets: dict[str, xr.Dataset]) -> plt.Figure:
     if not shown:
         raise ValueError("no variant has a finite memory probe (they need the simplified model)")
     fig, axes = plt.subplots(
-        1, len(shown), figsize=(4.0 * len(shown), 3.3), squeeze=False, sharey=True
+        1,
+        len(shown),
+        figsize=(4.0 * len(shown) + 1.0, 3.3),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     colors = _colors(len(PROBES))
     for ax, (name, ds) in zip(axes[0], shown.items(), strict=True):
@@ -77,8 +81,7 @@ def memory_probe_curves(datasets: dict[str, xr.Dataset]) -> plt.Figure:
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("memory recall")
-    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    legend_right(axes[0][-1], fontsize=8)
     return fig
 
 
@@ -92,7 +95,11 @@ def attention_maps(datasets: dict[str, xr.Dataset], max_positions: int | None = 
     _check(datasets, ("attention", "is_trigger", "occurrence"))
     n_layers = max(ds.sizes["layer"] for ds in datasets.values())
     fig, axes = plt.subplots(
-        len(datasets), n_layers, figsize=(3.8 * n_layers, 3.6 * len(datasets)), squeeze=False
+        len(datasets),
+        n_layers,
+        figsize=(3.8 * n_layers, 3.6 * len(datasets)),
+        squeeze=False,
+        layout="constrained",
     )
     for row, (name, ds) in zip(axes, datasets.items(), strict=True):
         t = ds.sizes["query"] if max_positions is None else min(max_positions, ds.sizes["query"])
@@ -112,5 +119,4 @@ def attention_maps(datasets: dict[str, xr.Dataset], max_positions: int | None = 
             ax.set_title(f"{name} · layer {int(ds['layer'].values[j])}", fontsize=9)
             ax.set_xlabel("key position")
             ax.set_ylabel("query position")
-    fig.tight_layout()
     return fig

@@ -24,10 +24,12 @@ from matplotlib.ticker import FuncFormatter
 from repgeom.plots.common import (
     duplicate_labels,
     format_step_axis,
+    legend_right,
     mark_duplicates,
     step_axis,
     step_numbers,
     step_positions,
+    wrap_label,
 )
 
 PANEL_LABELS = {
@@ -78,7 +80,7 @@ def eval_loss_vs_step(
     """
     if not losses:
         raise ValueError("no model to plot; pass at least one dataset")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), layout="constrained")
     label = var
     ticks = step_axis(*losses.values())
     for name, obj in losses.items():
@@ -92,12 +94,13 @@ def eval_loss_vs_step(
         label = _label(obj, var)
     ax.plot([], [], ls="", marker="*", ms=10, color="grey", mec="black", label="best checkpoint")
     format_step_axis(ax, ticks)
-    ax.set_ylabel(label)
+    if ticks is not None:
+        ax.set_xlabel(wrap_label(ax.get_xlabel(), 4.0, 10))
+    ax.set_ylabel(wrap_label(label, 3.0, 10))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_right(ax, fontsize=7)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
@@ -121,7 +124,7 @@ def singular_spectrum_over_training(
     n = len(order)
     cmap = plt.get_cmap("viridis")
     colors = [cmap(v) for v in np.linspace(0.0, 0.9, n)]
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
     labels = [str(s) for s in da["step"].values]
     for rank, i in enumerate(order):
         s = np.asarray(da.values[i], dtype=np.float64)
@@ -143,7 +146,6 @@ def singular_spectrum_over_training(
     bar.set_label("checkpoint")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
@@ -159,7 +161,9 @@ def entropy_cosine_loss_vs_step(
     """
     if not series:
         raise ValueError("no model to plot; pass at least one dataset")
-    fig, axes = plt.subplots(len(variables), 1, figsize=(6.0, 2.4 * len(variables)), sharex=True)
+    fig, axes = plt.subplots(
+        len(variables), 1, figsize=(7.2, 2.4 * len(variables)), sharex=True, layout="constrained"
+    )
     axes = np.atleast_1d(axes)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ticks = step_axis(*series.values())
@@ -173,13 +177,12 @@ def entropy_cosine_loss_vs_step(
             ax.plot(x, y, marker="o", ms=3, color=color, label=str(name))
             mark_duplicates(ax, x, y, _duplicates(ds, labels), color)
             label = PANEL_LABELS.get(var) or _label(ds, var)
-        ax.set_ylabel(label, fontsize=8)
+        ax.set_ylabel(wrap_label(label, 1.8, 8), fontsize=8)
         ax.grid(alpha=0.3)
     format_step_axis(axes[-1], ticks)
-    axes[0].legend(fontsize=7)
+    legend_right(axes[0], fontsize=7)
     if title:
         axes[0].set_title(title)
-    fig.tight_layout()
     return fig
 
 
@@ -191,7 +194,7 @@ def perplexity_vs_rank(heads: xr.Dataset | Mapping[str, xr.Dataset], title: str 
         heads = {str(heads.attrs.get("model", "heads")): heads}
     if not heads:
         raise ValueError("no head dataset to plot")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (name, ds) in enumerate(heads.items()):
         if ds["perplexity"].dims != ("rank",):
@@ -214,10 +217,9 @@ def perplexity_vs_rank(heads: xr.Dataset | Mapping[str, xr.Dataset], title: str 
     ax.set_xlabel("head rank r")
     ax.set_ylabel("eval perplexity")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    legend_right(ax, fontsize=7)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
@@ -230,7 +232,7 @@ def werror_vs_rank(
     with the table's thresholds as grey horizontal lines."""
     if not werrors:
         raise ValueError("no W-error dataset to plot")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), layout="constrained")
     for name, ds in werrors.items():
         if ds["werror"].dims != ("rank",):
             raise ValueError(f"werror of {name} must be 1-D over 'rank'")
@@ -243,10 +245,9 @@ def werror_vs_rank(
     ax.set_xlabel("rank d (symlog: linear on [0, 1], log beyond)")
     ax.set_ylabel("W-error ‖P − P_d‖_F / ‖P‖_F")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_right(ax, fontsize=7)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 

@@ -7,11 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.ticker import MaxNLocator
 
-import repgeom.plots.common  # noqa: F401  (selects the headless Agg backend)
 from repgeom.languages.compute import score_correlation
 from repgeom.languages.datasets import scored_mean_id
+from repgeom.plots.common import integer_ticks, legend_right, wrap_label
 
 MAX_LEGEND = 30
 
@@ -30,14 +29,13 @@ def _label(ds: xr.Dataset, var: str) -> str:
 
 def _legend(ax: plt.Axes, n: int, title: str = "language") -> None:
     if n <= MAX_LEGEND:
-        ax.legend(title=title, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        legend_right(ax, title=title, fontsize=7)
 
 
 def _titled(fig: plt.Figure, title: str | None) -> plt.Figure:
-    """The figure with ``title`` (if any) above its panels, laid out."""
+    """The figure with ``title`` (if any) above its panels (laid out by its engine)."""
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -46,8 +44,8 @@ def _lines(ax: plt.Axes, ds: xr.Dataset, var: str, level: str, langs: Sequence[s
         y = ds[var].sel(language=lang, level=level)
         ax.plot(ds["layer"], y, marker="o", ms=3, color=color, label=str(lang))
     ax.set_xlabel("layer (0 = embeddings)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(_label(ds, var))
+    integer_ticks(ax.xaxis)
+    ax.set_ylabel(wrap_label(_label(ds, var), 2.4, 10))
     ax.grid(alpha=0.3)
 
 
@@ -57,14 +55,13 @@ def divergence_by_layer(ds: xr.Dataset) -> plt.Figure:
     langs = [str(v) for v in ds["language"].values if str(v) != reference]
     if not langs:
         raise ValueError("the dataset holds only the reference language; nothing to compare")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     for ax, var in zip(axes, ("knn_kl", "softmax_kl"), strict=True):
         _lines(ax, ds, var, "sentence", langs)
         kind = "kNN" if var == "knn_kl" else "softmax"
         ax.set_title(f"{kind} KL from {reference}", fontsize=9)
         ax.set_ylabel(f"{kind} KL [{ds[var].attrs.get('units', 'nat')}]")
     _legend(axes[-1], len(langs))
-    fig.tight_layout()
     return fig
 
 
@@ -84,12 +81,13 @@ def script_groups_by_layer(
     if not by_group:
         raise ValueError(f"no language of the dataset {present} is in the group mapping")
     n = len(by_group)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, n, figsize=(5.2 * n, 3.6), squeeze=False, sharey=True, layout="constrained"
+    )
     for ax, (group, langs) in zip(axes[0], by_group.items(), strict=True):
         _lines(ax, ds, var, level, langs)
         ax.set_title(f"{group} · {level} level", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        legend_right(ax, fontsize=7, title="script")
     return fig
 
 
@@ -97,14 +95,14 @@ def grammaticality_by_layer(ds: xr.Dataset) -> plt.Figure:
     """ID of grammatical vs ungrammatical text with bootstrap bands, and their difference."""
     layer = ds["layer"].values
     conf = f"{100 * (1 - float(ds.attrs.get('alpha', 0.05))):g}%"
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 3.6), layout="constrained")
     for side, color, label in (("good", "C0", "grammatical"), ("bad", "C3", "ungrammatical")):
         sub = ds.sel(side=side)
         ax0.plot(layer, sub["id"], marker="o", ms=3, color=color, label=label)
         ax0.fill_between(layer, sub["id_low"], sub["id_high"], color=color, alpha=0.2)
     ax0.set_title(f"ID by layer ({conf} bootstrap bands)", fontsize=9)
-    ax0.set_ylabel(_label(ds, "id"))
-    ax0.legend(fontsize=7)
+    ax0.set_ylabel(wrap_label(_label(ds, "id"), 2.4, 10))
+    legend_right(ax0, fontsize=7)
     ax1.plot(layer, ds["id_diff"], marker="o", ms=3, color="k", label="all pairs")
     ax1.fill_between(
         layer, ds["id_diff_low"], ds["id_diff_high"], color="0.5", alpha=0.3, label=f"{conf} CI"
@@ -113,12 +111,11 @@ def grammaticality_by_layer(ds: xr.Dataset) -> plt.Figure:
     n = ds.attrs.get("n_pairs", "?")
     ax1.set_title(f"ID(grammatical) − ID(ungrammatical), n = {n} pairs", fontsize=9)
     ax1.set_ylabel("ID difference")
-    ax1.legend(fontsize=7)
+    legend_right(ax1, fontsize=7)
     for ax in (ax0, ax1):
         ax.set_xlabel("layer (0 = embeddings)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -133,7 +130,7 @@ def score_correlation_scatter(
     langs = res["languages"]
     x = np.array([mean_id[lang] for lang in langs], dtype=np.float64)
     y = np.array([scores[lang] for lang in langs], dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    fig, ax = plt.subplots(figsize=(5.2, 4.2), layout="constrained")
     ax.scatter(x, y, s=18, color="C0")
     for lang, xi, yi in zip(langs, x, y, strict=True):
         ax.annotate(lang, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
@@ -145,7 +142,6 @@ def score_correlation_scatter(
         fontsize=9,
     )
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -177,7 +173,9 @@ def id_anisotropy_levels(
     """
     langs = [str(v) for v in ds["language"].values]
     rows = _levels_with_data(ds, "id", levels) or [levels[0]]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(11, 3.4 * len(rows)), squeeze=False, layout="constrained"
+    )
     for row, level in zip(axes, rows, strict=True):
         for ax, var in zip(row, ("id", "anisotropy"), strict=True):
             _lines(ax, ds, var, level, langs)
@@ -203,7 +201,7 @@ def _gride_at_scale(ax: plt.Axes, ds: xr.Dataset, level: str, langs: Sequence[st
         ax.fill_between(ds["layer"], m - e, m + e, color=color, alpha=0.1, lw=0)
     (key,) = ax.plot([], [], ls="--", lw=1, color="0.3", label=f"GRIDE n₁={n1} (± error)")
     (solid,) = ax.plot([], [], lw=1, color="0.3", label="ID estimator")
-    ax.legend(handles=[solid, key], fontsize=7, loc="best")
+    legend_right(ax, handles=[solid, key], fontsize=7)
 
 
 def _scale_layers(layers: Sequence, most: int = 4) -> list:
@@ -219,7 +217,11 @@ def id_by_scale(ds: xr.Dataset, title: str | None = None) -> plt.Figure:
     rows = _levels_with_data(ds, "gride", ("sentence", "token")) or ["sentence"]
     layers = _scale_layers(list(ds["layer"].values))
     fig, axes = plt.subplots(
-        len(rows), len(layers), figsize=(3.2 * len(layers) + 1.6, 3.2 * len(rows)), squeeze=False
+        len(rows),
+        len(layers),
+        figsize=(3.2 * len(layers) + 1.6, 3.2 * len(rows)),
+        squeeze=False,
+        layout="constrained",
     )
     n1 = ds["scale"].values
     for row, level in zip(axes, rows, strict=True):
@@ -248,11 +250,13 @@ def heatmaps_by_level(
     langs = [str(v) for v in ds["language"].values]
     layers = ds["layer"].values
     rows = _levels_with_data(ds, variables[0], levels) or [levels[0]]
+    height = max(2.6, 1.2 + 0.25 * len(langs))  # of a row
     fig, axes = plt.subplots(
         len(rows),
         len(variables),
-        figsize=(5.2 * len(variables), len(rows) * max(2.6, 1.2 + 0.25 * len(langs))),
+        figsize=(5.2 * len(variables), len(rows) * height),
         squeeze=False,
+        layout="constrained",
     )
     step = max(1, len(layers) // 12)
     for row, level in zip(axes, rows, strict=True):
@@ -263,7 +267,8 @@ def heatmaps_by_level(
             ax.set_xticks(range(0, len(layers), step), [str(v) for v in layers[::step]], fontsize=7)
             ax.set_xlabel("layer")
             ax.set_title(f"{ds[var].attrs.get('long_name', var)} · {level} level", fontsize=9)
-            fig.colorbar(im, ax=ax, label=_label(ds, var))
+            bar = fig.colorbar(im, ax=ax)
+            bar.set_label(wrap_label(_label(ds, var), 0.6 * height, 9), fontsize=9)
     return _titled(fig, title)
 
 

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import xarray as xr
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
 from repgeom.logit_lens.datasets import VARIABLES
-from repgeom.plots.common import step_colors
+from repgeom.plots.common import integer_ticks, legend_right, step_colors, wrap_label
 
 STYLES = {"final_norm": "-", "no_norm": "--"}
 LABELS = {"final_norm": "final norm + LM head", "no_norm": "LM head alone"}
@@ -27,7 +26,9 @@ def by_layer(datasets: Mapping[str, xr.Dataset], var: str = "logit_lens_loss") -
     panels = [(m, str(c)) for m, ds in datasets.items() for c in ds["corpus"].values]
     if not panels:
         raise ValueError("no logit-lens dataset to plot")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.0 * len(panels) + 1.4, 3.4), squeeze=False, layout="constrained"
+    )
     for ax, (model, corpus) in zip(axes[0], panels, strict=True):
         ds = datasets[model]
         colors = step_colors(ds)
@@ -47,16 +48,15 @@ def by_layer(datasets: Mapping[str, xr.Dataset], var: str = "logit_lens_loss") -
                     color=colors[s],
                     label=str(step) if decoding == "final_norm" else None,
                 )
-        ax.set_title(f"{model} · {corpus}", fontsize=9)
+        ax.set_title(wrap_label(f"{model} · {corpus}", 3.4, 9), fontsize=9)
         ax.set_xlabel("layer (0 = embeddings)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(YLABELS.get(var, var))
     handles, labels = axes[0][-1].get_legend_handles_labels()
     handles += [Line2D([], [], color="k", ls=s, label=LABELS[d]) for d, s in STYLES.items()]
     labels += [LABELS[d] for d in STYLES]
-    axes[0][-1].legend(handles, labels, fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    legend_right(axes[0][-1], handles=handles, labels=labels, fontsize=6)
     return fig
 
 

@@ -16,9 +16,12 @@ from matplotlib.ticker import MaxNLocator
 from repgeom.plots.common import (
     duplicate_labels,
     format_step_axis,
+    legend_right,
     mark_duplicates,
+    shared_step_label,
     step_axis,
     step_positions,
+    wrap_label,
 )
 
 ESTIMATORS = {"cka_layers": "standard", "cka_layers_debiased": "debiased"}
@@ -114,6 +117,7 @@ def cka_to_final_by_step(
         figsize=(4.0 * len(corpora) + 1.2, 3.0 * len(variables)),
         squeeze=False,
         sharey=True,
+        layout="constrained",
     )
     ticks = step_axis(ds)
     x = step_positions(ds, ticks is not None)
@@ -126,13 +130,14 @@ def cka_to_final_by_step(
                 y = ds[var].sel(corpus=corpus, layer=layer).values
                 ax.plot(x, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
                 mark_duplicates(ax, x, y, duplicate_labels(ds), color)
-            format_step_axis(ax, ticks)
+            format_step_axis(ax, ticks, xlabel=False)
             label = TO_FINAL.get(var, var)
-            ax.set_title(f"{title + ' · ' if title else ''}{corpus} · {label}", fontsize=9)
+            name = f"{title + ' · ' if title else ''}{corpus} · {label}"
+            ax.set_title(wrap_label(name, 3.6, 9), fontsize=9)
             ax.grid(alpha=0.3)
         axes[r][0].set_ylabel(f"CKA to final ({TO_FINAL.get(var, var)})", fontsize=8)
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    shared_step_label(fig, ticks)
+    legend_right(axes[0][-1], fontsize=6)
     return fig
 
 
@@ -152,8 +157,14 @@ def alpha_req_by_step(
     if "positions" in da.dims:
         da = da.sel(positions=positions)
     corpora = [str(c) for c in ds["corpus"].values]
+    height = 3.2
     fig, axes = plt.subplots(
-        1, len(corpora), figsize=(4.0 * len(corpora) + 1.2, 3.2), squeeze=False, sharey=True
+        1,
+        len(corpora),
+        figsize=(4.0 * len(corpora) + 1.2, height),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     ticks = step_axis(ds)
     x = step_positions(ds, ticks is not None)
@@ -164,12 +175,13 @@ def alpha_req_by_step(
             y = da.sel(corpus=corpus, layer=layer).values
             ax.plot(x, y, marker="o", ms=2.5, color=color, label=f"layer {layer}")
             mark_duplicates(ax, x, y, duplicate_labels(ds), color)
-        format_step_axis(ax, ticks)
+        format_step_axis(ax, ticks, xlabel=False)
         where = f"{corpus} · {positions}" if "positions" in ds[var].dims else corpus
-        ax.set_title(f"{title + ' · ' if title else ''}{where}", fontsize=9)
+        ax.set_title(wrap_label(f"{title + ' · ' if title else ''}{where}", 3.6, 9), fontsize=9)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(ds[var].attrs.get("long_name", "α-ReQ"), fontsize=8)
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    label = ds[var].attrs.get("long_name", "α-ReQ")
+    axes[0][0].set_ylabel(wrap_label(label, 0.6 * height, 8), fontsize=8)
+    shared_step_label(fig, ticks)
+    legend_right(axes[0][-1], fontsize=6)
     return fig

@@ -11,8 +11,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
+from matplotlib.transforms import offset_copy
 
-from repgeom.plots.common import format_step_axis, mark_duplicates, step_axis, step_positions
+from repgeom.plots.common import (
+    format_step_axis,
+    mark_duplicates,
+    shared_step_label,
+    step_axis,
+    step_positions,
+)
 
 REFERENCES = {"first": "C0", "previous": "C1", "last": "C2"}
 GROUP_STYLES = {  # colour, marker: groups often move alike, markers keep them apart
@@ -85,17 +92,17 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def _pad_right(ax: plt.Axes, x: np.ndarray, ordinal: bool) -> None:
-    """Room right of the last checkpoint, so its markers are drawn whole; a smaller x label."""
+    """Room right of the last checkpoint, so its markers are drawn whole."""
     last = float(np.nanmax(x)) if np.isfinite(x).any() else 0.0
     ax.set_xlim(right=last + 0.5 if ordinal or last <= 1 else last * 1.3)
-    ax.xaxis.label.set_fontsize(8)  # three panels side by side: the shared label must fit
 
 
 def _style_panel(
     ax: plt.Axes, x: np.ndarray, ticks: list[str] | None, ylabel: str, title: str
 ) -> None:
-    """The step axis (padded right), y label, title and grid of one panel."""
-    format_step_axis(ax, ticks)
+    """The step axis (padded right; the figure's one x label names it), y label, title and
+    grid of one panel."""
+    format_step_axis(ax, ticks, xlabel=False)
     _pad_right(ax, x, ticks is not None)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(title, fontsize=9)
@@ -103,14 +110,20 @@ def _style_panel(
 
 
 def _legend_below(ax: plt.Axes, ncols: int, handles: list | None = None) -> None:
-    """The panel's legend below its axes, frameless."""
+    """The panel's legend below its axes and their tick labels (as tall as they are: long
+    checkpoint labels turned 45° reach far down), frameless."""
     extra = {} if handles is None else {"handles": handles}
+    fig = ax.get_figure()
+    renderer = fig.canvas.get_renderer()
+    heights = [t.get_window_extent(renderer).height for t in ax.get_xticklabels() if t.get_text()]
+    below = max(heights, default=0.0) * 72 / fig.dpi + 10  # points: tick, pad and a gap
     ax.legend(
         **extra,
         fontsize=7,
         ncols=ncols,
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.22),
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=offset_copy(ax.transAxes, fig=fig, y=-below, units="points"),
         frameon=False,
     )
 
@@ -234,4 +247,5 @@ def weights_figure(ds: xr.Dataset, title: str = "") -> plt.Figure:
         _count(int(shared.sum()), "partial duplicate", "partial duplicates"),
     ]
     fig.suptitle(f"{model + ' · ' if model else ''}weights · " + ", ".join(counts), fontsize=9)
+    shared_step_label(fig, ticks)
     return fig

@@ -5,16 +5,20 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.ticker import MaxNLocator
 
 from repgeom.metrics.estimators import repeat_spread
 from repgeom.plots.common import (
     duplicate_labels,
     format_step_axis,
+    integer_ticks,
+    legend_right,
     mark_duplicates,
+    shared_step_label,
     step_axis,
     step_colors,
+    step_label,
     step_positions,
+    wrap_label,
 )
 
 POSITION_LABELS = {"all": "all positions", "no_first": "without position 0"}
@@ -50,9 +54,10 @@ def by_layer(
     fig, axes = plt.subplots(
         len(rows),
         len(panels),
-        figsize=(3.6 * len(panels), 3.0 * len(rows)),
+        figsize=(3.6 * len(panels) + 1.0 * len(datasets), 3.0 * len(rows)),
         squeeze=False,
         sharey="row",
+        layout="constrained",
     )
     for j, (model, corpus) in enumerate(panels):
         ds = datasets[model]
@@ -83,15 +88,17 @@ def by_layer(
                         edgecolors="red",
                         zorder=5,
                     )
-            ax.set_title(f"{model} · {corpus}\n{POSITION_LABELS.get(pos, pos)}", fontsize=9)
+            name = wrap_label(f"{model} · {corpus}", 3.2, 9)
+            ax.set_title(f"{name}\n{POSITION_LABELS.get(pos, pos)}", fontsize=9)
             ax.grid(alpha=0.3)
+            integer_ticks(ax.xaxis)
             if i == len(rows) - 1:
                 ax.set_xlabel("layer (0 = embeddings)")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0][j].legend(fontsize=6, ncol=2, title="checkpoint", title_fontsize=7)
+        if j == len(panels) - 1 or panels[j + 1][0] != model:  # the model's last column
+            legend_right(axes[0][j], fontsize=6, title=f"{model}\ncheckpoint", title_fontsize=7)
+    label = wrap_label(first[var].attrs.get("long_name", var), 2.2, 8)
     for i in range(len(rows)):
-        axes[i][0].set_ylabel(first[var].attrs.get("long_name", var), fontsize=8)
-    fig.tight_layout()
+        axes[i][0].set_ylabel(label, fontsize=8)
     return fig
 
 
@@ -101,10 +108,14 @@ def by_step(datasets: dict[str, xr.Dataset], var: str, positions: str = "all") -
     'inflation then compression' picture for intrinsic dimension.
     """
     panels = _panels(datasets)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.8 * len(panels) + 1.0, 3.2), squeeze=False, layout="constrained"
+    )
+    kinds = {m: step_axis(ds) for m, ds in datasets.items()}  # None: a symlog step axis
+    shared = len({ticks is None for ticks in kinds.values()}) == 1  # one kind: one x label
     for ax, (model, corpus) in zip(axes[0], panels, strict=True):
         ds = datasets[model]
-        ticks = step_axis(ds)
+        ticks = kinds[model]
         steps = step_positions(ds, ticks is not None)
         mean, spread = _mean_spread(ds[var].sel(corpus=corpus, positions=positions))
         cmap = plt.get_cmap("plasma")
@@ -117,16 +128,17 @@ def by_step(datasets: dict[str, xr.Dataset], var: str, positions: str = "all") -
             if spread is not None:
                 e = spread.sel(layer=layer).values
                 ax.fill_between(steps, y - e, y + e, color=color, alpha=0.15, lw=0)
-        format_step_axis(ax, ticks)
-        ax.set_title(
-            f"{model} · {corpus} · {POSITION_LABELS.get(positions, positions)}", fontsize=9
-        )
+        format_step_axis(ax, ticks, xlabel=False)
+        if not shared:
+            ax.set_xlabel(wrap_label(step_label(ticks), 3.2, 8), fontsize=8)
+        name = f"{model} · {corpus} · {POSITION_LABELS.get(positions, positions)}"
+        ax.set_title(wrap_label(name, 3.4, 9), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(
-        next(iter(datasets.values()))[var].attrs.get("long_name", var), fontsize=8
-    )
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
+    label = next(iter(datasets.values()))[var].attrs.get("long_name", var)
+    axes[0][0].set_ylabel(wrap_label(label, 2.2, 8), fontsize=8)
+    if shared:
+        shared_step_label(fig, next(iter(kinds.values())))
+    legend_right(axes[0][-1], fontsize=6)
     return fig
 
 
@@ -165,7 +177,12 @@ def by_scale(ds: xr.Dataset, corpus: str, positions: str = "all", ncols: int = 6
     ncols = min(ncols, len(layers))
     nrows = -(-len(layers) // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows), squeeze=False, sharex=True
+        nrows,
+        ncols,
+        figsize=(2.6 * ncols + 1.0, 2.3 * nrows + 0.4),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
     )
     colors = step_colors(ds)
     n1 = ds["scale"].values
@@ -183,12 +200,14 @@ def by_scale(ds: xr.Dataset, corpus: str, positions: str = "all", ncols: int = 6
         ax.grid(alpha=0.3)
     for k in range(len(layers), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
+        above = axes[k // ncols - 1][k % ncols]  # now the lowest panel of its column
+        above.xaxis.set_tick_params(labelbottom=True)
+        above.set_xlabel("n₁ (n₂ = 2·n₁)")
     for ax in axes[-1]:
         ax.set_xlabel("n₁ (n₂ = 2·n₁)")
     for row in axes:
         row[0].set_ylabel("GRIDE ID", fontsize=8)
-    axes[0][-1].legend(fontsize=6, title="checkpoint", title_fontsize=7, loc="best")
+    legend_right(axes[0][-1], fontsize=6, title="checkpoint", title_fontsize=7)
     model = str(ds["model"].values) if "model" in ds.coords else ""
     fig.suptitle(f"{model} · {corpus} · {POSITION_LABELS.get(positions, positions)}", fontsize=9)
-    fig.tight_layout()
     return fig
