@@ -16,13 +16,14 @@ from repgeom.runtime import format_bytes
 from repgeom.workflow.calibration import (
     Calibration,
     CorpusRates,
+    Peak,
     checkpoint_reads,
     forward_flops,
     heads_flops,
     measure_heads,
     shape_key,
 )
-from repgeom.workflow.footprint import store_bytes, weights_bytes
+from repgeom.workflow.footprint import extraction_bytes, store_bytes, weights_bytes
 from repgeom.workflow.projection import (
     COSTS,
     ORDER,
@@ -39,6 +40,8 @@ from repgeom.workflow.projection import (
 )
 from repgeom.workflow.studies import registry
 from tests.workflow import ROOT
+
+MB = 2**20
 
 DRY_RUN = """
 Building DAG of jobs...
@@ -239,15 +242,20 @@ def test_birth_cost_is_iterations_and_evaluations_at_the_measured_rates():
             "variants": {"a": {}, "b": {"n_iterations": 25, "arch": "full", "n_layers": 1}},
         }
     }
-    cal = Calibration(startup_s=3.0, birth_s={"a": (0.2, 0.5, 1000), "b": (0.1, 0.3, 2000)})
+    cal = Calibration(
+        startup_s=3.0,
+        birth_s={"a": (0.2, 0.5, 1000), "b": (0.1, 0.3, 2000)},
+        peaks={("birth", "a"): Peak(300 * MB, 520 * MB)},
+    )
     costing = Costing(config, cal, {})
     # a: 30 iterations, evaluated at 0, 10, 20, 30; b: 25, at 0, 10, 20 and the last
     assert evaluations(30, 10) == 4 and evaluations(25, 10) == 4
     a = one_job(costing, PlannedJob("birth_variant", {"variant": "a"}, mem_mb=4000))
     assert a.seconds == pytest.approx(3 + 30 * 0.2 + 4 * 0.5) == a.gpu_seconds
-    assert a.mem_bytes == 4000 * 2**20
+    assert a.mem_bytes == 520 * MB  # the peak of its calibration, not the 4000 MB reserved
     b = one_job(costing, PlannedJob("birth_variant", {"variant": "b"}))
     assert b.seconds == pytest.approx(3 + 25 * 0.1 + 4 * 0.3)
+    assert b.mem_bytes == 0  # not measured: not projected
     assert rule_cost("birth_variant").stage == "Birth"
     on_gpu = Costing({"birth": {**config["birth"], "device": "auto"}}, cal, {}, gpu_flops=1e9)
     # the schema's defaults: batch 32 × 256 positions, d_model 64 (a's simplified 2 layers)
@@ -357,6 +365,136 @@ def test_lm_head_languages_figures_and_manifest_costs():
     assert one_job(costing, fig).seconds == pytest.approx(1 + 1.5 + 3 * 0.1 + 2 * 0.4)
     manifest = one_job(costing, PlannedJob("manifest", {}))
     assert manifest.seconds == pytest.approx(1 + store_bytes(SMALL, 1000, 62) * 1e-6)
+
+
+def test_projected_peak_memory_is_reported_beside_the_reservation():
+    """A job's projected peak memory comes from its rule's memory model (extraction: its
+    footprint on the measured start-up) or its calibration's measured peak (with the model's
+    weights where the job loads one and the calibration did not, and the start-up of the
+    job's own kind where it differs); unmeasured jobs are not projected. The table prints it
+    beside the largest mem_mb reserved, each labelled, and '–' where there is none."""
+    config = {
+        "corpora": {"docs": {"kind": "text"}},
+        "tokenizers": {"t": {"window": 16, "corpus": "docs"}},
+        "models": {"m": {"tokenizer": "t"}},
+        "extraction": {"max_tokens": 1000, "max_sentences": 64, "dtype": "float32",
+                       "batch_size": 4},
+    }  # fmt: skip
+    key = shape_key(SMALL, False)
+    cal = Calibration(
+        startup_s=3.0, light_startup_s=1.0, extract_s_per_token={key: 0.01},
+        forward_s_per_token={key: 0.004}, load_s={key: 2.0},
+        geometry_s_per_layer={(8, 1000): 0.5}, lm_head_s={(50, 8): 0.7},
+        startup_rss=330 * MB, model_startup_rss=440 * MB, light_startup_rss=120 * MB,
+        figure_rss=180 * MB,
+        peaks={
+            ("geometry", (8, 1000)): Peak(120 * MB, 420 * MB),
+            ("lm_head", (50, 8)): Peak(130 * MB, 150 * MB),
+            ("tokens", "docs"): Peak(340 * MB, 360 * MB),
+        },
+    )  # fmt: skip
+    costing = Costing(config, cal, {"m": SMALL}, {("m", "docs"): (False, None)})
+    w = {"model": "m", "step": "s", "corpus": "docs"}
+    extract = one_job(costing, PlannedJob("extract", w, mem_mb=2000))
+    assert extract.mem_bytes == extraction_bytes(SMALL, "float32", 4, 16, False, False, 440 * MB)
+    geometry = one_job(costing, PlannedJob("geometry", w, mem_mb=4000))
+    assert geometry.mem_bytes == 420 * MB  # its calibration's peak, not the 4000 MB reserved
+    lm = one_job(costing, PlannedJob("bottleneck_lm_head", {"model": "m", "step": "s"}))
+    # a checkpoint-loading start-up, what the spectrum allocated, the model loaded in float32
+    assert lm.mem_bytes == 440 * MB + 20 * MB + weights_bytes(SMALL, "float32")
+    tokens = one_job(costing, PlannedJob("tokens", {"tokenizer": "t", "corpus": "docs"}))
+    assert tokens.mem_bytes == 360 * MB
+    bpe = one_job(costing, PlannedJob("train_tokenizer", {"tokenizer": "t"}))
+    assert bpe.mem_bytes == 120 * MB + 20 * MB  # without torch: what the tokenization allocated
+    assert one_job(costing, PlannedJob("download_x", {})).mem_bytes == 120 * MB
+    figure = PlannedJob("weights_figure", {"model": "m"}, outputs=("a.png",), mem_mb=1000)
+    assert one_job(costing, figure).mem_bytes == 180 * MB
+    similarity = PlannedJob("similarity", w, mem_mb=4000)
+    cal.similarity_s[(8, 4, 1000)] = 1.0
+    assert one_job(costing, similarity).mem_bytes == 0  # not measured: not projected
+    jobs = [
+        PlannedJob("extract", w, mem_mb=2000),
+        PlannedJob("extract", {**w, "step": "t"}, mem_mb=6000),
+        PlannedJob("geometry", w, mem_mb=4000),
+        similarity,
+    ]
+    stages = project(config, jobs, cal, {"m": SMALL}, {("m", "docs"): (False, None)})
+    assert stages["extraction"].mem_bytes == extract.mem_bytes
+    assert stages["extraction"].reserved_bytes == 6000 * MB
+    table = report(stages, 2, 0, "assumed")
+    header = table.splitlines()[0]
+    assert "projected peak memory per job" in header and "reserved per job (mem_mb)" in header
+    row = next(line for line in table.splitlines() if line.startswith("| extraction |"))
+    assert f"| {format_bytes(extract.mem_bytes)} | {format_bytes(6000 * MB)} |" in row
+    row = next(line for line in table.splitlines() if line.startswith("| similarity |"))
+    assert f"| – | {format_bytes(4000 * MB)} |" in row
+
+
+def test_peaks_scaled_and_extrapolated_to_a_job_size():
+    peak = Peak(before=100, peak=160)
+    assert peak.scaled(3.0) == Peak(100, 280) and peak.above(40) == 100
+    # 30 beyond its imports at size 1, 60 at size 2: linear, 150 at size 5
+    assert Peak(100, 160).extrapolated(Peak(90, 120), (1, 2), 5) == Peak(100, 250)
+    # 40 at size 1, 80 at size 4: as the square root of the size, 160 at size 16
+    assert Peak(100, 180).extrapolated(Peak(90, 130), (1, 4), 16) == Peak(100, 260)
+    # never faster than linear, never decreasing, never below the larger measurement
+    assert Peak(100, 200).extrapolated(Peak(90, 100), (1, 2), 4) == Peak(100, 300)
+    assert Peak(100, 160).extrapolated(Peak(90, 170), (1, 2), 5) == Peak(100, 160)
+    assert Peak(100, 160).extrapolated(Peak(90, 120), (1, 2), 1) == Peak(100, 160)
+
+
+# touch 200 MB (the work of a fresh process in the test below)
+ALLOCATE = "block = bytearray(200 * 2**20)\nblock[::4096] = b'\\x01' * (200 * 2**20 // 4096)"
+
+
+def test_a_fresh_process_measures_its_own_peak():
+    """The measurement's process reports its own peak (not the memory of the process that
+    started it) and what the call allocated beyond its imports."""
+    from repgeom.workflow.calibration import in_fresh_process, peak_rss
+
+    held = bytearray(400 * MB)  # the parent holds 400 MB while the child runs
+    held[::4096] = b"\x01" * (400 * MB // 4096)
+    result, peak = in_fresh_process(exec, ALLOCATE, warm=("numpy",))
+    assert result is None
+    assert 200 * MB <= peak.peak - peak.before < 260 * MB
+    assert peak.peak < 400 * MB < peak_rss()  # its own, not the parent's
+    with pytest.raises(RuntimeError, match="calibrating exec failed:(.|\n)*ValueError: no"):
+        in_fresh_process(exec, "raise ValueError('no')")
+
+
+BAR = re.compile(r"\r|it/s|%\|")
+
+
+def test_no_progress_bars_without_a_terminal(capfd, tmp_path):
+    """As the calibration runs (its output not a terminal): no bar from the extraction, from
+    transformers saving and loading a model, or from a process it starts; the same calls
+    print bars outside it."""
+    import transformers
+
+    from repgeom.workflow.calibration import measure_extraction, no_progress_bars
+
+    cfg = transformers.GPTNeoXConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, architectures=["GPTNeoXForCausalLM"],
+    )  # fmt: skip
+
+    def run() -> str:
+        measure_extraction(cfg, 16, False, n=(1, 2), min_seconds=0.0)
+        model = transformers.GPTNeoXForCausalLM(cfg)
+        model.save_pretrained(tmp_path / "m")
+        transformers.GPTNeoXForCausalLM.from_pretrained(tmp_path / "m")
+        bar = "from tqdm import tqdm\nfor _ in tqdm(range(3)): pass"
+        subprocess.run([sys.executable, "-c", bar], check=True)
+        out, err = capfd.readouterr()
+        return out + err
+
+    assert not sys.stdout.isatty()
+    shown = run()
+    assert "extract:" in shown and "Writing model shards" in shown and BAR.search(shown)
+    with no_progress_bars(not sys.stdout.isatty()):
+        quiet = run()
+    assert not BAR.search(quiet), quiet[-500:]
+    assert BAR.search(run())  # restored after
 
 
 def test_heads_calibration_trains_the_configured_grid(monkeypatch):
@@ -487,3 +625,11 @@ def test_footprint_command_projects_a_config(tmp_path):
     assert heads["temp_bytes"] > 0 and "heads V=" in res.stdout
     assert out["wall_s"] > 0 and "projected wall time on this machine" in res.stdout
     assert not (tmp_path / "results").exists()  # a projection runs no job
+    # memory: each stage's projected peak (start-up and work, measured), and apart from it what
+    # Snakemake reserves; no progress bar in the output (it is not a terminal)
+    assert "| projected peak memory per job | reserved per job (mem_mb) |" in res.stdout
+    light = out["calibration"]["light_startup_rss"]
+    for name, stage in out["stages"].items():
+        assert stage["mem_bytes"] >= light and stage["reserved_bytes"] > 0, name
+    assert out["stages"]["extraction"]["mem_bytes"] > out["calibration"]["model_startup_rss"]
+    assert not BAR.search(res.stdout + res.stderr), (res.stdout + res.stderr)[-2000:]

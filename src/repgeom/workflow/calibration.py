@@ -22,6 +22,16 @@ the speed of its jobs measured on this machine.
   BPE training and tokenization per character and the n-gram W-error per token
   (:func:`corpus_sample`, :func:`measure_corpus`, :func:`measure_ngram`).
 
+- Memory: each start-up's resident memory (a fresh process after its imports), and the peak of
+  each measurement that runs in a fresh process (:func:`in_fresh_process`: the process a job
+  would be, its start-up imports first, then the real function), read from the kernel's
+  ``VmHWM`` (or ``ru_maxrss``); a measurement at a reduced size has what it allocated beyond
+  its imports scaled to the job's size (:meth:`Peak.scaled`), or, where that grows with the
+  size (a corpus's sample, the n-gram's tokens, Birth's batches), extrapolated from two sizes
+  a factor 4 apart (:meth:`Peak.extrapolated`).
+- The calibration prints no progress bars when its output is not a terminal
+  (:func:`no_progress_bars`), in this process or the ones it starts.
+
 :mod:`repgeom.workflow.projection` costs the plan's jobs with them.
 """
 
@@ -29,13 +39,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import io
 import json
+import math
+import os
+import pickle
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +134,39 @@ class CorpusRates:
     tokens_per_char: float = 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Peak:
+    """The resident memory of the fresh process that ran a measurement (bytes): ``before`` the
+    measured call (its start-up imports loaded), and at its ``peak``."""
+
+    before: int
+    peak: int
+
+    def scaled(self, factor: float) -> Peak:
+        """The peak had the call allocated ``factor`` times what it did beyond ``before``."""
+        return Peak(self.before, self.before + int(max(self.peak - self.before, 0) * factor))
+
+    def extrapolated(self, smaller: Peak, sizes: tuple[float, float], size: float) -> Peak:
+        """The peak at ``size`` of a measurement whose work grows with its size, measured at
+        ``sizes`` (``smaller``'s, then this one's): what it allocated beyond ``before``, as the
+        power of the size through the two, its exponent between 0 (constant) and 1 (linear:
+        the work a sample measures, word counts or n-gram contexts, grows slower than the
+        corpus)."""
+        small, large = (max(p.peak - p.before, 0) for p in (smaller, self))
+        if large <= small or size <= sizes[1]:
+            exponent = 0.0
+        elif small == 0:
+            exponent = 1.0
+        else:
+            exponent = min(math.log(large / small) / math.log(sizes[1] / sizes[0]), 1.0)
+        work = large * (max(size, sizes[1]) / sizes[1]) ** exponent
+        return Peak(self.before, self.before + int(work))
+
+    def above(self, base: int) -> int:
+        """The peak of a process that starts at ``base`` and allocates what the call did."""
+        return base + max(self.peak - self.before, 0)
+
+
 @dataclasses.dataclass
 class Calibration:
     """What this machine measured: the start-up of a job, and the rates each rule's jobs are
@@ -154,15 +202,130 @@ class Calibration:
     corpora: dict[str, CorpusRates] = dataclasses.field(default_factory=dict)
     # (tokenizer, corpus) -> (seconds, seconds per token) of the n-gram W-error
     ngram_s: dict[tuple[str, str], tuple[float, float]] = dataclasses.field(default_factory=dict)
+    # resident memory (bytes, 0: not measured) of a job's start-up with torch, of one that loads
+    # a checkpoint, without torch, and the peak of the figure calibration's process (imports,
+    # pyplot, two figures saved)
+    startup_rss: int = 0
+    model_startup_rss: int = 0
+    light_startup_rss: int = 0
+    figure_rss: int = 0
+    # (measurement, its key in the rates above) -> the memory of the fresh process that ran it,
+    # scaled or extrapolated to the job's size where the measurement ran a smaller one:
+    # "reads", "weights",
+    # "geometry", "similarity", "heads", "lm_head", "training", "birth", "languages", "ngram",
+    # "corpus" (reading a sample of it), "tokens" (a BPE trained on the sample and the sample
+    # tokenized)
+    peaks: dict[tuple[str, Any], Peak] = dataclasses.field(default_factory=dict)
 
 
-def measure_startup() -> float:
-    """Seconds a Python job takes to import what every repgeom script imports."""
+# what a job imports before its work, with torch, loading a checkpoint, and without torch (as
+# its start-up is measured)
+TORCH_IMPORTS = ("torch", "transformers", "xarray", "zarr", "repgeom.io")
+MODEL_IMPORTS = (*TORCH_IMPORTS, "repgeom.activations.models")
+LIGHT_IMPORTS = ("numpy", "xarray", "repgeom.io")
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory so far, in bytes: Linux's ``VmHWM`` (that of this
+    program's memory: ``ru_maxrss`` would keep the parent's of a process started by fork and
+    exec), else ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+# a fresh process running one measurement: its imports, the call (pickled), the peak
+FRESH = """
+import importlib, pickle, sys
+from repgeom.workflow.calibration import peak_rss
+with open(sys.argv[1], "rb") as fh:
+    warm, call = pickle.load(fh)
+for name in warm:
+    importlib.import_module(name)
+before = peak_rss()
+fn, args, kwargs = pickle.loads(call)
+result = fn(*args, **kwargs)
+peak = peak_rss()
+with open(sys.argv[1], "wb") as fh:
+    pickle.dump((result, before, peak), fh)
+"""
+
+
+def in_fresh_process(
+    fn: Callable[..., Any], *args: Any, warm: Sequence[str] = LIGHT_IMPORTS, **kwargs: Any
+) -> tuple[Any, Peak]:
+    """``fn(*args, **kwargs)`` (a module-level function, picklable arguments) in a fresh Python
+    process, as a job runs: the modules ``warm`` imported first, then the call. Its result and
+    the process's :class:`Peak`. Its output is dropped; RuntimeError with the end of its stderr
+    when it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "call.pickle"
+        path.write_bytes(pickle.dumps((tuple(warm), pickle.dumps((fn, args, kwargs)))))
+        res = subprocess.run(
+            [sys.executable, "-c", FRESH, str(path)], capture_output=True, text=True
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"calibrating {fn.__name__} failed:\n{res.stderr[-3000:]}")
+        result, before, peak = pickle.loads(path.read_bytes())
+    return result, Peak(before, peak)
+
+
+@contextlib.contextmanager
+def no_progress_bars(when: bool = True) -> Iterator[None]:
+    """While the block runs (when ``when``), no progress bars in this process or the processes
+    it starts: tqdm's (every bar's ``disable`` default: here its constructor's, and
+    ``TQDM_DISABLE`` for a new process), huggingface_hub's and transformers'
+    (``HF_HUB_DISABLE_PROGRESS_BARS``). A bar asking for ``disable`` itself keeps its choice.
+    Restored after."""
+    if not when:
+        yield
+        return
+    import tqdm.std
+
+    env = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    init = tqdm.std.tqdm.__init__
+    os.environ.update(env)
+    tqdm.std.tqdm.__init__ = functools.partialmethod(init, disable=True)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        tqdm.std.tqdm.__init__ = init  # type: ignore[method-assign]
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# :func:`peak_rss` for a process that does not import this module (a start-up, the figures)
+PEAK_RSS = inspect.getsource(peak_rss)
+
+
+def _startup(imports: Sequence[str]) -> tuple[float, int]:
+    """(seconds, peak resident bytes) of a fresh Python process importing ``imports``."""
     t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", "import torch, transformers, xarray, zarr, repgeom.io"], check=True
-    )
-    return time.perf_counter() - t
+    res = subprocess.run(
+        [sys.executable, "-c", f"import {', '.join(imports)}\n{PEAK_RSS}\nprint(peak_rss())"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t
+    return seconds, int(res.stdout.split()[-1])
+
+
+def measure_startup() -> tuple[float, int]:
+    """(seconds, peak resident bytes) of a Python job importing what every repgeom script with
+    torch imports (:data:`TORCH_IMPORTS`)."""
+    return _startup(TORCH_IMPORTS)
 
 
 def measure_extraction(
@@ -300,11 +463,16 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
-def measure_light_startup() -> float:
-    """Seconds a Python job without torch takes to import what it reads and writes with."""
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import numpy, xarray, repgeom.io"], check=True)
-    return time.perf_counter() - t
+def measure_model_startup() -> tuple[float, int]:
+    """(seconds, peak resident bytes) of a Python job that loads a checkpoint (extraction, the
+    heads, the LM head) importing what it does before its work (:data:`MODEL_IMPORTS`)."""
+    return _startup(MODEL_IMPORTS)
+
+
+def measure_light_startup() -> tuple[float, int]:
+    """(seconds, peak resident bytes) of a Python job without torch importing what it reads and
+    writes with (:data:`LIGHT_IMPORTS`)."""
+    return _startup(LIGHT_IMPORTS)
 
 
 PLOTS = """
@@ -327,21 +495,22 @@ with tempfile.TemporaryDirectory() as out:
     times = []
     for i in range(2):
         t = time.perf_counter(); figure(out, i); times.append(time.perf_counter() - t)
-json.dump([t1 - t0, times], sys.stdout)
+json.dump([t1 - t0, times, peak_rss()], sys.stdout)
 """
 
 
-def measure_plots() -> tuple[float, float]:
+def measure_plots() -> tuple[float, float, int]:
     """(seconds a figure job spends importing matplotlib's pyplot and drawing its first figure
     beyond the others, seconds of each figure saved as PNG and PDF by
-    :func:`repgeom.plots.common.save_figure`), in a fresh process after numpy and xarray."""
+    :func:`repgeom.plots.common.save_figure`, the peak resident bytes of that process), in a
+    fresh process after numpy and xarray."""
     res = subprocess.run(
-        [sys.executable, "-c", "import numpy, xarray, repgeom.io\n" + PLOTS],
+        [sys.executable, "-c", f"import numpy, xarray, repgeom.io\n{PEAK_RSS}\n{PLOTS}"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    imported, times = json.loads(res.stdout)
+    imported, times, peak = json.loads(res.stdout)
     per_figure = sum(times[1:]) / len(times[1:])
-    return imported + max(times[0] - per_figure, 0.0), per_figure
+    return imported + max(times[0] - per_figure, 0.0), per_figure, int(peak)
 
 
 def measure_reads(n: int = 8) -> float:
@@ -473,10 +642,14 @@ def measure_training(
     return max(long - short, 1e-9) / (hi - lo), max(saved - short, 0.0), load
 
 
+# the most sequences a Birth variant's batches are measured with (larger ones are scaled)
+BIRTH_MAX_BATCH = 32
+
+
 def measure_birth(
     settings: Mapping[str, Any],
     iterations: tuple[int, int] = (3, 9),
-    max_batch: int = 32,
+    max_batch: int = BIRTH_MAX_BATCH,
     repeats: int = 2,
 ) -> tuple[float, float, int]:
     """(seconds per iteration, seconds per evaluation, parameters) of one Birth variant (its
@@ -517,6 +690,11 @@ def measure_birth(
     return per_iteration, per_evaluation, params
 
 
+def lm_head_rows(vocab: int, hidden: int, rows: int = 4096) -> int:
+    """Rows of the (``vocab``, ``hidden``) LM head :func:`measure_lm_head` measures on."""
+    return min(vocab, max(rows, 4 * hidden))
+
+
 def measure_lm_head(vocab: int, hidden: int, method: str, rows: int = 4096) -> float:
     """Seconds of the LM-head spectrum (the real
     :func:`repgeom.bottleneck.spectrum.lm_head_spectrum`) of a random (``vocab``, ``hidden``)
@@ -526,7 +704,7 @@ def measure_lm_head(vocab: int, hidden: int, method: str, rows: int = 4096) -> f
 
     from repgeom.bottleneck.spectrum import lm_head_spectrum
 
-    n = min(vocab, max(rows, 4 * hidden))
+    n = lm_head_rows(vocab, hidden, rows)
     w = np.random.default_rng(0).standard_normal((n, hidden), dtype=np.float32)
     return _timed(lambda: lm_head_spectrum(w, method)) * vocab / n
 
@@ -595,12 +773,14 @@ def measure_languages(
     return metrics / 2, grammar * (o["n_boot"] + 1) / (boot + 1)
 
 
-def corpus_sample(spec: Mapping[str, Any], every: int = 20) -> tuple[list[str], float, float]:
+def corpus_sample(
+    spec: Mapping[str, Any], every: int = 20, head: int = 256_000
+) -> tuple[list[str], float, float]:
     """(documents of a sample of a corpus's text, seconds reading them, the factor from the
     sample to the whole corpus): every ``every``-th standard-library file of a ``python_docs``
     corpus (its docstrings, by the real :func:`repgeom.data.corpus.docstrings`), the first
-    256 kB of a text corpus's files on disk; ([], 0, 0) for any other corpus, or one whose
-    files are not there yet."""
+    ``head`` bytes of a text corpus's files on disk; ([], 0, 0) for any other corpus, or one
+    whose files are not there yet."""
     import glob
 
     from repgeom.data import corpus as C
@@ -619,11 +799,11 @@ def corpus_sample(spec: Mapping[str, Any], every: int = 20) -> tuple[list[str], 
         return [], 0.0, 0.0
     total = sum(Path(f).stat().st_size for f in files)
     with open(files[0], "rb") as fh:
-        head = fh.read(256_000)
+        start = fh.read(head)
     docs = []
-    text = head.decode(errors="replace")
+    text = start.decode(errors="replace")
     read = _timed(lambda: docs.extend(C.split_documents(text, spec.get("split_by", "paragraph"))))
-    return docs, read, total / len(head)
+    return docs, read, total / len(start)
 
 
 def measure_corpus(

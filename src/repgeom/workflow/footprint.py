@@ -5,8 +5,10 @@
   (float32 only for a layer beyond float16's range) plus float32 sentence means.
 - An extraction job holds the weights in ``extraction.dtype``, the hidden states of every layer
   for one batch (float32), the widest intermediate of one layer (MLP or attention scores), one
-  chunk of logits when it computes the eval loss, the bucket of sentences it writes back in
-  order, and the Python/torch runtime itself.
+  chunk of logits when it computes the eval loss (at most one batch's), the bucket of sentences
+  it writes back in order (at most the store's float16 hidden states), and the Python/torch
+  runtime itself (:data:`RUNTIME_BYTES` for the memory Snakemake reserves; the projection
+  passes the start-up it measured).
 """
 
 from __future__ import annotations
@@ -39,20 +41,27 @@ def extraction_bytes(
     window: int,
     eval_loss: bool,
     sentences: bool,
+    runtime: int = RUNTIME_BYTES,
+    tokens: int | None = None,
 ) -> int:
     """Peak memory of one extraction job (see the module docstring for what it holds);
-    ``sentences``: a corpus of one row per sentence, written back in order bucket by bucket."""
+    ``sentences``: a corpus of one row per sentence, written back in order bucket by bucket;
+    ``runtime``: the process before its work; ``tokens``: the store's (when known, the bucket
+    holds at most its hidden states)."""
     positions = batch_size * window
     states = (size.n_layers + 1) * positions * size.hidden_size * 4
     widest = max(positions * size.intermediate_size, batch_size * size.n_heads * window * window)
-    logits = 2 * CHUNK_ELEMENTS * 4 if eval_loss else 0
+    logits = 2 * min(CHUNK_ELEMENTS, positions * size.vocab_size) * 4 if eval_loss else 0
+    bucket = BUCKET_BYTES
+    if tokens is not None:
+        bucket = min(bucket, (size.n_layers + 1) * tokens * size.hidden_size * 2)
     return (
-        RUNTIME_BYTES
+        runtime
         + weights_bytes(size, dtype)
         + states
         + 2 * widest * 4
         + logits
-        + (BUCKET_BYTES if sentences else 0)
+        + (bucket if sentences else 0)
     )
 
 

@@ -4,10 +4,10 @@ Snakemake's own plan and a short calibration on this machine.
 - The jobs are those of ``snakemake -n`` (the workflow's static DAG) for the config; the
   target rules of the run and of each study (:data:`TARGETS`) are not jobs.
 - Every rule has an entry in :data:`COSTS`: rule name -> :class:`RuleCost`, its stage and the
-  function costing one of its jobs (:class:`JobCost`: seconds here, seconds with one GPU, peak
-  memory, disk kept, temporary disk). The rules made one per trained model or per downloaded
-  corpus are found by their name's prefix (:data:`NAMED_RULES`). A job of a rule without an
-  entry is an error naming the rule (:func:`rule_cost`).
+  function costing one of its jobs (:class:`JobCost`: seconds here, seconds with one GPU,
+  projected peak memory, disk kept, temporary disk). The rules made one per trained model or
+  per downloaded corpus are found by their name's prefix (:data:`NAMED_RULES`). A job of a
+  rule without an entry is an error naming the rule (:func:`rule_cost`).
 - Each model's shape and this machine's speeds come from :mod:`repgeom.workflow.calibration`;
   each cost is its calibrated rate times the job's size (steps, iterations, tokens, layers,
   stores, bytes, files, figures), plus the start-up of its Python job (with torch, or without
@@ -16,6 +16,15 @@ Snakemake's own plan and a short calibration on this machine.
   plus the heads' training, plus their evaluation on the eval store (counted as a third of
   training per token: a forward without the backward); its disk is the temporary store of the
   features (deleted when the job ends).
+- A job's projected peak memory is its resident memory at its peak: the measured start-up of
+  its kind (with torch or without) and what its work holds, from the memory model of the rule
+  where there is one (extraction: :func:`repgeom.workflow.footprint.extraction_bytes`; the
+  heads: their own estimate, :func:`repgeom.bottleneck.memory.heads_memory_estimate`), else
+  the peak of the fresh process that ran the rule's real function in the calibration (scaled to
+  the job's size where it ran a smaller one), plus the model's weights where the job loads a
+  model that the calibration did not; 0 (printed "–") where nothing measured it. The memory
+  Snakemake reserves for the job (the rule's ``mem_mb``, from the dry run) is reported beside
+  it.
 - Wall time assumes stages one after the other: each stage takes its total job-seconds over
   the cores, or its longest job if that is longer.
 - On a GPU, the extraction's forward, the heads' feature pass and training, and the training
@@ -40,6 +49,7 @@ from repgeom.steps import checkpoint_steps
 from repgeom.workflow.calibration import (
     Calibration,
     CorpusRates,
+    Peak,
     checkpoint_reads,
     forward_flops,
     heads_flops,
@@ -140,8 +150,9 @@ def plan_jobs(
 
 @dataclasses.dataclass(frozen=True)
 class JobCost:
-    """One job's cost: seconds on this machine, seconds with one GPU, peak memory, the disk its
-    outputs keep and its temporary files (deleted when it ends)."""
+    """One job's cost: seconds on this machine, seconds with one GPU, its projected peak memory
+    (0: not projected), the disk its outputs keep and its temporary files (deleted when it
+    ends)."""
 
     seconds: float
     gpu_seconds: float
@@ -180,16 +191,27 @@ class RuleCost:
 
 
 def _cost(
-    job: PlannedJob,
     start: float,
     seconds: float = 0.0,
     gpu_seconds: float | None = None,
     disk: int = 0,
+    mem: int = 0,
 ) -> JobCost:
     """A job's cost: its start-up plus ``seconds`` (``gpu_seconds`` with one GPU, the same when
-    not given), the memory its rule asks for, and ``disk``."""
+    not given), its projected peak memory ``mem`` and ``disk``."""
     gpu = seconds if gpu_seconds is None else gpu_seconds
-    return JobCost(start + seconds, start + gpu, job.mem_mb * 2**20, disk)
+    return JobCost(start + seconds, start + gpu, mem, disk)
+
+
+def measured_peak(c: Costing, kind: str, key: Any, base: int | None = None) -> int:
+    """A job's projected peak from the calibration's measurement ``(kind, key)``: the peak of the
+    fresh process that ran it, or, given the start-up ``base`` of a job importing other than
+    that process did, ``base`` plus what the measurement allocated; 0 when it was not measured
+    (or ``base`` was not)."""
+    peak = c.calibration.peaks.get((kind, key))
+    if peak is None or base == 0:
+        return 0
+    return peak.peak if base is None else peak.above(base)
 
 
 def model_window(config: Mapping[str, Any], model: str) -> int:
@@ -224,12 +246,12 @@ def of_shape(measured: Mapping[str, float], size: ModelSize) -> float:
 def extract_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up, building the model, the store's tokens × the calibrated seconds per token (the
     eval loss included where the store gets it), the logit lens per decoded position on its
-    token budget; on a GPU the forward at the GPU's rate. Memory: :func:`extraction_bytes`;
-    disk: the store."""
+    token budget; on a GPU the forward at the GPU's rate. Memory: :func:`extraction_bytes` with
+    the measured start-up of a job loading a checkpoint as its runtime; disk: the store."""
     w, cal = job.wildcards, c.calibration
     start = cal.startup_s
     if w["model"] not in c.sizes:
-        return _cost(job, start)
+        return _cost(start)
     size = c.sizes[w["model"]]
     window = model_window(c.config, w["model"])
     loss, budget = c.flags[(w["model"], w["corpus"])]
@@ -241,10 +263,11 @@ def extract_cost(c: Costing, job: PlannedJob) -> JobCost:
     lens = 0.0 if budget is None else min(n, budget) * cal.lens_s_per_token[key]
     gpu_forward = n * forward_flops(size, window) / c.gpu_flops
     ex = c.config["extraction"]
+    sentences = c.config["corpora"][w["corpus"]].get("windows") == "document"
+    runtime = cal.model_startup_rss
     mem = extraction_bytes(
-        size, ex["dtype"], ex["batch_size"], window, loss,
-        c.config["corpora"][w["corpus"]].get("windows") == "document",
-    )  # fmt: skip
+        size, ex["dtype"], ex["batch_size"], window, loss, sentences, runtime, n
+    ) if runtime else 0  # fmt: skip
     return JobCost(
         start + load + n * per_token + lens,
         start + load + n * max(per_token - forward, 0.0) + gpu_forward + lens,
@@ -255,34 +278,58 @@ def extract_cost(c: Costing, job: PlannedJob) -> JobCost:
 
 def geometry_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up and the calibrated seconds per layer (embeddings included) at the store's hidden
-    size and tokens."""
+    size and tokens; memory: the peak of its calibration."""
     w, start = job.wildcards, c.calibration.startup_s
     if w["model"] not in c.sizes:
-        return _cost(job, start)
+        return _cost(start)
     size = c.sizes[w["model"]]
     n = store_tokens(c.config, w["corpus"], model_window(c.config, w["model"]))
     per_layer = c.calibration.geometry_s_per_layer[(size.hidden_size, n)]
-    return _cost(job, start, (size.n_layers + 1) * per_layer)
+    mem = measured_peak(c, "geometry", (size.hidden_size, n))
+    return _cost(start, (size.n_layers + 1) * per_layer, mem=mem)
 
 
 def similarity_cost(c: Costing, job: PlannedJob) -> JobCost:
-    """Start-up and the calibrated similarity job at the store's shape."""
+    """Start-up and the calibrated similarity job at the store's shape; memory: the peak of its
+    calibration."""
     w, start = job.wildcards, c.calibration.startup_s
     if w["model"] not in c.sizes:
-        return _cost(job, start)
+        return _cost(start)
     size = c.sizes[w["model"]]
     n = store_tokens(c.config, w["corpus"], model_window(c.config, w["model"]))
-    return _cost(job, start, c.calibration.similarity_s[(size.hidden_size, size.n_layers + 1, n)])
+    key = (size.hidden_size, size.n_layers + 1, n)
+    return _cost(start, c.calibration.similarity_s[key], mem=measured_peak(c, "similarity", key))
 
 
 def heads_job_cost(c: Costing, job: PlannedJob) -> JobCost:
-    """:func:`heads_cost` of the job's model; its temporary disk is the feature store."""
+    """:func:`heads_cost` of the job's model; its temporary disk is the feature store; memory:
+    :func:`heads_memory`."""
     model = job.wildcards["model"]
     if model not in c.sizes:
-        return _cost(job, c.calibration.startup_s)
+        return _cost(c.calibration.startup_s)
     cal, size = c.calibration, c.sizes[model]
     seconds, gpu_seconds, temp = heads_cost(c.config, model, size, c.heads_corpus, cal, c.gpu_flops)
-    return JobCost(seconds, gpu_seconds, job.mem_mb * 2**20, 0, temp)
+    return JobCost(seconds, gpu_seconds, heads_memory(c, size), 0, temp)
+
+
+def heads_memory(c: Costing, size: ModelSize) -> int:
+    """Peak memory of a heads job: its start-up (the calibration's process after the imports of
+    a heads job), the model's weights in ``extraction.dtype``, and the larger of what the
+    heads' measured training allocated (its batches capped as calibrated) and the heads' own
+    estimate at the config's batch size
+    (:meth:`repgeom.bottleneck.options.HeadTraining.memory_estimate`, which the job checks
+    before it allocates); 0 when the training was not measured."""
+    from repgeom.bottleneck.options import HeadTraining
+    from repgeom.options import build
+
+    cal = c.calibration
+    peak = cal.peaks.get(("heads", (size.vocab_size, size.hidden_size)))
+    if peak is None:
+        return 0
+    o = build(HeadTraining, c.config["bottleneck"]["heads"], "bottleneck.heads", extra=True)
+    estimate = o.memory_estimate(size.vocab_size, size.hidden_size)["total"]
+    model = weights_bytes(size, c.config["extraction"]["dtype"])
+    return peak.before + model + max(peak.peak - peak.before, estimate)
 
 
 def heads_cost(
@@ -333,29 +380,42 @@ def train_chars(c: Costing, corpus: str | None) -> float:
 
 
 def corpus_cost(c: Costing, job: PlannedJob) -> JobCost:
-    """Start-up of a job without torch, and reading the corpus at its calibrated rate."""
-    rates = corpus_rates(c, job.wildcards.get("corpus"))
-    return _cost(job, c.calibration.light_startup_s, rates.chars * rates.read_s_per_char)
+    """Start-up of a job without torch, and reading the corpus at its calibrated rate; memory:
+    the peak of reading its sample, extrapolated to the whole corpus (none for a corpus not
+    sampled)."""
+    corpus = job.wildcards.get("corpus")
+    rates = corpus_rates(c, corpus)
+    mem = measured_peak(c, "corpus", corpus)
+    return _cost(c.calibration.light_startup_s, rates.chars * rates.read_s_per_char, mem=mem)
 
 
 def download_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch (the transfer depends on the network, which this machine
-    does not measure)."""
-    return _cost(job, c.calibration.light_startup_s)
+    does not measure); memory: that start-up's (the transfer streams to disk in 1 MiB
+    blocks)."""
+    cal = c.calibration
+    return _cost(cal.light_startup_s, mem=cal.light_startup_rss)
 
 
 def tokenizer_cost(c: Costing, job: PlannedJob) -> JobCost:
-    """Start-up and a BPE trained on the corpus's train split at its calibrated rate."""
+    """Start-up and a BPE trained on the corpus's train split at its calibrated rate; memory:
+    the start-up without torch (the job does not import it) and what the corpus's tokenization
+    calibration allocated, extrapolated to the whole corpus."""
     corpus = c.config["tokenizers"][job.wildcards["tokenizer"]].get("corpus")
     rate = corpus_rates(c, corpus).bpe_s_per_char
-    return _cost(job, c.calibration.startup_s, train_chars(c, corpus) * rate)
+    mem = measured_peak(c, "tokens", corpus, c.calibration.light_startup_rss)
+    return _cost(c.calibration.startup_s, train_chars(c, corpus) * rate, mem=mem)
 
 
 def tokens_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up and the corpus (both splits) tokenized at its calibrated rate (random tokens:
-    drawn, no text)."""
-    rates = corpus_rates(c, job.wildcards["corpus"])
-    return _cost(job, c.calibration.startup_s, rates.chars * rates.encode_s_per_char)
+    drawn, no text); memory: the peak of the corpus's tokenization calibration, extrapolated to
+    the whole corpus (a corpus not sampled: the start-up with torch, which loading a tokenizer
+    imports)."""
+    corpus = job.wildcards["corpus"]
+    rates = corpus_rates(c, corpus)
+    mem = measured_peak(c, "tokens", corpus) or c.calibration.startup_rss
+    return _cost(c.calibration.startup_s, rates.chars * rates.encode_s_per_char, mem=mem)
 
 
 # ---- training: the models the workflow trains, and Birth's variants
@@ -365,11 +425,11 @@ def training_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up, building the model, ``steps`` × the calibrated seconds per step and each saved
     checkpoint's evaluation and save; on a GPU (training device not cpu) the steps at the
     GPU's rate (forward and backward: 3 × the forward's FLOPs per token). Disk: the
-    checkpoints."""
+    checkpoints; memory: the peak of its calibration (the real training at its shape)."""
     model = job.rule.removeprefix("train_")
     start = c.calibration.startup_s
     if model not in c.sizes:
-        return _cost(job, start)
+        return _cost(start)
     t = c.config["models"][model]["training"]
     size = c.sizes[model]
     per_step, per_checkpoint, build = c.calibration.training_s[model]
@@ -382,7 +442,8 @@ def training_cost(c: Costing, job: PlannedJob) -> JobCost:
         gpu = (
             build + 3 * tokens * forward_flops(size, window) / c.gpu_flops + saved * per_checkpoint
         )
-    return _cost(job, start, seconds, gpu, saved * weights_bytes(size))
+    mem = measured_peak(c, "training", model)
+    return _cost(start, seconds, gpu, saved * weights_bytes(size), mem)
 
 
 def birth_variant(config: Mapping[str, Any], name: str) -> Any:
@@ -406,7 +467,8 @@ def birth_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up, ``n_iterations`` × the calibrated seconds per iteration and each evaluation;
     on a GPU (``birth.device`` not cpu) its iterations and evaluations at the GPU's rate
     (6 FLOPs per parameter and token, plus attention: a floor for such small models, whose
-    steps a GPU runs below that rate)."""
+    steps a GPU runs below that rate). Memory: the peak of its calibration (extrapolated to
+    batches above those calibrated)."""
     name = job.wildcards["variant"]
     cfg = birth_variant(c.config, name)
     per_iteration, per_evaluation, params = c.calibration.birth_s[name]
@@ -417,7 +479,7 @@ def birth_cost(c: Costing, job: PlannedJob) -> JobCost:
         tokens = cfg.batch_size * cfg.seq_len
         flops = 6 * tokens * (params + cfg.n_layers * cfg.seq_len * cfg.d_model)
         gpu = (cfg.n_iterations + n_eval) * flops / c.gpu_flops
-    return _cost(job, c.calibration.startup_s, seconds, gpu)
+    return _cost(c.calibration.startup_s, seconds, gpu, mem=measured_peak(c, "birth", name))
 
 
 # ---- checkpoint weights, the softmax bottleneck's other jobs, the languages metrics
@@ -430,41 +492,48 @@ def stored_bytes(c: Costing, model: str) -> int:
 
 def fingerprint_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch and the checkpoint's stored bytes hashed at the calibrated
-    rate."""
+    rate; memory: the peak of the weights' calibration (it reads tensor by tensor)."""
     cal = c.calibration
     hashed = stored_bytes(c, job.wildcards["model"]) * cal.hash_s_per_byte
-    return _cost(job, cal.light_startup_s, hashed)
+    return _cost(cal.light_startup_s, hashed, mem=measured_peak(c, "weights", None))
 
 
 def weights_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch and the checkpoints the distances read
     (:func:`repgeom.workflow.calibration.checkpoint_reads` of its fingerprints) at the
-    calibrated rate per byte."""
+    calibrated rate per byte; memory: the peak of the weights' calibration (it reads tensor by
+    tensor)."""
     cal = c.calibration
     n = sum(1 for f in job.inputs if f.endswith(".json"))
     read = checkpoint_reads(n) * stored_bytes(c, job.wildcards["model"])
-    return _cost(job, cal.light_startup_s, read * cal.distance_s_per_byte)
+    mem = measured_peak(c, "weights", None)
+    return _cost(cal.light_startup_s, read * cal.distance_s_per_byte, mem=mem)
 
 
 def reading_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch and each input read at the calibrated rate (gathers, the
-    integrity gate)."""
+    integrity gate); memory: the peak of the reads' calibration."""
     cal = c.calibration
-    return _cost(job, cal.light_startup_s, len(job.inputs) * cal.read_s_per_file)
+    mem = measured_peak(c, "reads", None)
+    return _cost(cal.light_startup_s, len(job.inputs) * cal.read_s_per_file, mem=mem)
 
 
 def lm_head_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up, building the model (as calibrated for its extraction) and the spectrum at its
-    (V, d)."""
+    (V, d); memory: the start-up of a job loading a checkpoint, the model's weights in float32
+    (as the job loads it) and what the spectrum's calibration allocated (scaled to V rows)."""
     cal = c.calibration
     size = c.sizes.get(job.wildcards["model"])
     if size is None:
-        return _cost(job, cal.startup_s)
+        return _cost(cal.startup_s)
     try:
         load = of_shape(cal.load_s, size)
     except KeyError:  # no extraction of this shape: building the model is not counted
         load = 0.0
-    return _cost(job, cal.startup_s, load + cal.lm_head_s[(size.vocab_size, size.hidden_size)])
+    key = (size.vocab_size, size.hidden_size)
+    mem = measured_peak(c, "lm_head", key, cal.model_startup_rss)
+    mem += weights_bytes(size, "float32") if mem else 0
+    return _cost(cal.startup_s, load + cal.lm_head_s[key], mem=mem)
 
 
 def ngram_tokens(c: Costing, corpus: str) -> float:
@@ -478,10 +547,13 @@ def ngram_tokens(c: Costing, corpus: str) -> float:
 
 def ngram_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch and the calibrated W-error: its fixed part and its
-    seconds per token × the train split's tokens."""
+    seconds per token × the train split's tokens; memory: the peak of its calibration,
+    extrapolated to those tokens."""
     w, cal = job.wildcards, c.calibration
-    fixed, per_token = cal.ngram_s.get((w["tokenizer"], w["corpus"]), (0.0, 0.0))
-    return _cost(job, cal.light_startup_s, fixed + ngram_tokens(c, w["corpus"]) * per_token)
+    key = (w["tokenizer"], w["corpus"])
+    fixed, per_token = cal.ngram_s.get(key, (0.0, 0.0))
+    seconds = fixed + ngram_tokens(c, w["corpus"]) * per_token
+    return _cost(cal.light_startup_s, seconds, mem=measured_peak(c, "ngram", key))
 
 
 def languages_key(config: Mapping[str, Any], size: ModelSize) -> tuple[int, int, int]:
@@ -496,16 +568,18 @@ def languages_key(config: Mapping[str, Any], size: ModelSize) -> tuple[int, int,
 
 def languages_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch, the calibrated seconds per store and layer for each
-    store it reads, and per pair set and layer for each grammaticality set."""
+    store it reads, and per pair set and layer for each grammaticality set; memory: the peak of
+    its calibration (two stores, one layer)."""
     cal = c.calibration
     size = c.sizes.get(job.wildcards["model"])
     if size is None:
-        return _cost(job, cal.light_startup_s)
+        return _cost(cal.light_startup_s)
     per_store, per_pair = cal.languages_s[languages_key(c.config, size)]
     pair_sets = len(c.config["languages"].get("grammaticality") or [])
     layers = size.n_layers + 1
     seconds = layers * (len(job.inputs) * per_store + pair_sets * per_pair)
-    return _cost(job, cal.light_startup_s, seconds)
+    key = languages_key(c.config, size)
+    return _cost(cal.light_startup_s, seconds, mem=measured_peak(c, "languages", key))
 
 
 # ---- figures, tables and the rest
@@ -513,24 +587,28 @@ def languages_cost(c: Costing, job: PlannedJob) -> JobCost:
 
 def figure_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch, matplotlib's import, each input read and each figure
-    (a PNG output, with its PDF) at the calibrated rates."""
+    (a PNG output, with its PDF) at the calibrated rates; memory: the peak of the figures'
+    calibration process."""
     cal = c.calibration
     figures = sum(1 for f in job.outputs if f.endswith(".png"))
     seconds = cal.plot_import_s + len(job.inputs) * cal.read_s_per_file + figures * cal.figure_s
-    return _cost(job, cal.light_startup_s, seconds)
+    return _cost(cal.light_startup_s, seconds, mem=cal.figure_rss)
 
 
 def manifest_cost(c: Costing, job: PlannedJob) -> JobCost:
     """Start-up of a job without torch and every store the plan writes hashed (sha256) at the
-    calibrated rate (an upper bound: the stores are compressed)."""
+    calibrated rate (an upper bound: the stores are compressed); memory: the peak of the
+    weights' calibration (hashing, file by file)."""
     cal = c.calibration
     stores = sum(extract_cost(c, j).disk_bytes for j in c.jobs if j.rule == "extract")
-    return _cost(job, cal.light_startup_s, stores * cal.hash_s_per_byte)
+    mem = measured_peak(c, "weights", None)
+    return _cost(cal.light_startup_s, stores * cal.hash_s_per_byte, mem=mem)
 
 
 def release_cost(c: Costing, job: PlannedJob) -> JobCost:
-    """Start-up of a job without torch (it deletes a hub revision's files)."""
-    return _cost(job, c.calibration.light_startup_s)
+    """Start-up of a job without torch (it deletes a hub revision's files), and its memory."""
+    cal = c.calibration
+    return _cost(cal.light_startup_s, mem=cal.light_startup_rss)
 
 
 FIGURE = RuleCost("figures and tables", figure_cost)
@@ -595,8 +673,10 @@ def rule_cost(rule: str) -> RuleCost:
 
 @dataclasses.dataclass
 class StageCost:
-    """One stage's jobs, job-seconds, longest job, peak memory per job, the disk its outputs
-    keep and the largest temporary files of one job (deleted when it ends)."""
+    """One stage's jobs, job-seconds, longest job, the largest projected peak memory of one job
+    (0: none projected) and the largest memory Snakemake reserves for one (its rule's
+    ``mem_mb``), the disk its outputs keep and the largest temporary files of one job (deleted
+    when it ends)."""
 
     jobs: int = 0
     job_seconds: float = 0.0
@@ -604,20 +684,21 @@ class StageCost:
     gpu_job_seconds: float = 0.0
     gpu_longest: float = 0.0
     mem_bytes: int = 0
+    reserved_bytes: int = 0
     disk_bytes: int = 0
     temp_bytes: int = 0
 
-    def add(
-        self, seconds: float, gpu_seconds: float, threads: int, mem: int, disk: int, temp: int = 0
-    ) -> None:
+    def add(self, cost: JobCost, job: PlannedJob) -> None:
+        """Count one job of the stage."""
         self.jobs += 1
-        self.job_seconds += seconds * threads
-        self.gpu_job_seconds += gpu_seconds * threads
-        self.longest = max(self.longest, seconds)
-        self.gpu_longest = max(self.gpu_longest, gpu_seconds)
-        self.mem_bytes = max(self.mem_bytes, mem)
-        self.disk_bytes += disk
-        self.temp_bytes = max(self.temp_bytes, temp)
+        self.job_seconds += cost.seconds * job.threads
+        self.gpu_job_seconds += cost.gpu_seconds * job.threads
+        self.longest = max(self.longest, cost.seconds)
+        self.gpu_longest = max(self.gpu_longest, cost.gpu_seconds)
+        self.mem_bytes = max(self.mem_bytes, cost.mem_bytes)
+        self.reserved_bytes = max(self.reserved_bytes, job.mem_mb * 2**20)
+        self.disk_bytes += cost.disk_bytes
+        self.temp_bytes = max(self.temp_bytes, cost.temp_bytes)
 
 
 def wall(stages: Mapping[str, StageCost], cores: int, gpu: bool = False) -> float:
@@ -645,11 +726,7 @@ def project(
     stages: dict[str, StageCost] = defaultdict(StageCost)
     for job in jobs:
         entry = rule_cost(job.rule)
-        cost = entry.cost(costing, job)
-        stages[entry.stage].add(
-            cost.seconds, cost.gpu_seconds, job.threads, cost.mem_bytes, cost.disk_bytes,
-            cost.temp_bytes,
-        )  # fmt: skip
+        stages[entry.stage].add(entry.cost(costing, job), job)
     return {name: stages[name] for name in ORDER if name in stages}
 
 
@@ -662,18 +739,24 @@ def hours(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def _bytes(n: int) -> str:
+    """Bytes as the table prints them ('–' for none)."""
+    return format_bytes(n) if n else "–"
+
+
 def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_note: str) -> str:
     """The table the command prints."""
     lines = [
-        "| stage | jobs | job time (CPU) | longest job | peak memory per job | disk |",
-        "|---|---|---|---|---|---|",
+        "| stage | jobs | job time (CPU) | longest job | projected peak memory per job | "
+        "reserved per job (mem_mb) | disk |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, s in stages.items():
         disk = [format_bytes(s.disk_bytes)] if s.disk_bytes else []
         disk += [f"{format_bytes(s.temp_bytes)} temporary per job"] if s.temp_bytes else []
         lines.append(
             f"| {name} | {s.jobs} | {hours(s.job_seconds)} | {hours(s.longest)} | "
-            f"{format_bytes(s.mem_bytes) if s.mem_bytes else '–'} | {', '.join(disk) or '–'} |"
+            f"{_bytes(s.mem_bytes)} | {_bytes(s.reserved_bytes)} | {', '.join(disk) or '–'} |"
         )
     jobs = sum(s.jobs for s in stages.values())
     kept = format_bytes(sum(s.disk_bytes for s in stages.values()))
@@ -683,6 +766,9 @@ def report(stages: Mapping[str, StageCost], cores: int, cache_bytes: int, gpu_no
         "",
         f"jobs: {jobs}; stores and checkpoints: {kept}{temp_note}; "
         f"HF cache: {format_bytes(cache_bytes)}",
+        "projected peak memory: the largest of one job of the stage (its start-up and its work, "
+        "measured by the calibration or from the rule's memory model; – where none was); "
+        "reserved: the largest mem_mb Snakemake gives one of its jobs",
         f"projected wall time on this machine with --cores {cores}: {hours(wall(stages, cores))}",
         f"projected wall time on one GPU (extraction forward, heads and training on the GPU; "
         f"{gpu_note}): {hours(wall(stages, cores, gpu=True))}",
@@ -739,8 +825,8 @@ def _calibrate_metrics(
     jobs: Sequence[PlannedJob],
     sizes: Mapping[str, ModelSize],
 ) -> None:
-    """The geometry and similarity jobs at each store's shape."""
-    from repgeom.workflow.calibration import measure_geometry, measure_similarity
+    """The geometry and similarity jobs at each store's shape, each in a fresh process."""
+    from repgeom.workflow.calibration import in_fresh_process, measure_geometry, measure_similarity
 
     for job in _jobs_of(jobs, "geometry", "similarity"):
         name = job.wildcards["model"]
@@ -749,14 +835,22 @@ def _calibrate_metrics(
         size = sizes[name]
         n = store_tokens(config, job.wildcards["corpus"], model_window(config, name))
         if job.rule == "geometry" and (size.hidden_size, n) not in cal.geometry_s_per_layer:
-            t = measure_geometry(size.hidden_size, n, config["metrics"]["geometry"])
-            cal.geometry_s_per_layer[(size.hidden_size, n)] = t
-            print(f"  geometry d={size.hidden_size}, {n} tokens: {t:.1f} s per layer")
+            key = (size.hidden_size, n)
+            t, peak = in_fresh_process(measure_geometry, *key, config["metrics"]["geometry"])
+            cal.geometry_s_per_layer[key], cal.peaks[("geometry", key)] = t, peak
+            print(f"  geometry d={key[0]}, {n} tokens: {t:.1f} s per layer{_peak_note(peak)}")
         key = (size.hidden_size, size.n_layers + 1, n)
         if job.rule == "similarity" and key not in cal.similarity_s:
-            t = measure_similarity(*key, config["metrics"]["similarity"])
-            cal.similarity_s[key] = t
-            print(f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s")
+            t, peak = in_fresh_process(measure_similarity, *key, config["metrics"]["similarity"])
+            cal.similarity_s[key], cal.peaks[("similarity", key)] = t, peak
+            print(
+                f"  similarity d={key[0]}, {key[1]} layers, {n} tokens: {t:.1f} s{_peak_note(peak)}"
+            )
+
+
+def _peak_note(peak: Peak) -> str:
+    """How a calibration line names the peak memory of its process."""
+    return f", peak {format_bytes(peak.peak)}"
 
 
 def _calibrate_bottleneck(
@@ -765,8 +859,16 @@ def _calibrate_bottleneck(
     jobs: Sequence[PlannedJob],
     sizes: Mapping[str, ModelSize],
 ) -> None:
-    """The heads' training and the LM-head spectrum at each (vocabulary, width)."""
-    from repgeom.workflow.calibration import measure_heads, measure_lm_head
+    """The heads' training and the LM-head spectrum at each (vocabulary, width), each in a fresh
+    process (the spectrum's memory scaled from the rows it measures to V)."""
+    from repgeom.workflow.calibration import (
+        LIGHT_IMPORTS,
+        MODEL_IMPORTS,
+        in_fresh_process,
+        lm_head_rows,
+        measure_heads,
+        measure_lm_head,
+    )
 
     for job in _jobs_of(jobs, "bottleneck_heads", "bottleneck_lm_head"):
         size = sizes.get(job.wildcards["model"])
@@ -774,14 +876,21 @@ def _calibrate_bottleneck(
             continue
         key = (size.vocab_size, size.hidden_size)
         if job.rule == "bottleneck_heads" and key not in cal.heads_s:
-            t, u = measure_heads(*key, config["bottleneck"]["heads"])
-            cal.heads_s[key] = (t, u)
+            warm = (*MODEL_IMPORTS, "repgeom.bottleneck.checkpoint_heads")
+            options = config["bottleneck"]["heads"]
+            (t, u), peak = in_fresh_process(measure_heads, *key, options, warm=warm)
+            cal.heads_s[key], cal.peaks[("heads", key)] = (t, u), peak
             print(
                 f"  heads V={key[0]}, d={key[1]}: {t * 1e3:.1f} ms per token, {u:.1f} s per update"
+                f"{_peak_note(peak)}"
             )
         if job.rule == "bottleneck_lm_head" and key not in cal.lm_head_s:
-            cal.lm_head_s[key] = measure_lm_head(*key, config["bottleneck"]["spectrum_method"])
-            print(f"  LM-head spectrum V={key[0]}, d={key[1]}: {cal.lm_head_s[key]:.2f} s")
+            warm = (*LIGHT_IMPORTS, "repgeom.bottleneck.spectrum")
+            method = config["bottleneck"]["spectrum_method"]
+            t, peak = in_fresh_process(measure_lm_head, *key, method, warm=warm)
+            cal.lm_head_s[key] = t
+            cal.peaks[("lm_head", key)] = peak.scaled(key[0] / lm_head_rows(*key))
+            print(f"  LM-head spectrum V={key[0]}, d={key[1]}: {t:.2f} s{_peak_note(peak)}")
 
 
 def _calibrate_training(
@@ -791,8 +900,13 @@ def _calibrate_training(
     sizes: Mapping[str, ModelSize],
 ) -> None:
     """Each trained model's step and checkpoint, and each Birth variant's iteration and
-    evaluation."""
-    from repgeom.workflow.calibration import measure_birth, measure_training, transformers_config
+    evaluation, each in a fresh process (:func:`_birth_peak`)."""
+    from repgeom.workflow.calibration import (
+        TORCH_IMPORTS,
+        in_fresh_process,
+        measure_training,
+        transformers_config,
+    )
 
     for job in _jobs_of(jobs, "train_model"):
         name = job.rule.removeprefix("train_")
@@ -800,16 +914,26 @@ def _calibrate_training(
             continue
         model = config["models"][name]
         cfg = transformers_config(model, config["tokenizers"])
-        cal.training_s[name] = measure_training(cfg, model["training"], model_window(config, name))
+        window = model_window(config, name)
+        measured = in_fresh_process(
+            measure_training, cfg, model["training"], window, warm=TORCH_IMPORTS
+        )
+        cal.training_s[name], cal.peaks[("training", name)] = measured
         step, checkpoint, _ = cal.training_s[name]
-        print(f"  training {name}: {step:.3f} s per step, {checkpoint:.2f} s per checkpoint")
+        print(
+            f"  training {name}: {step:.3f} s per step, {checkpoint:.2f} s per checkpoint"
+            f"{_peak_note(measured[1])}"
+        )
     for job in _jobs_of(jobs, "birth_variant"):
         name = job.wildcards["variant"]
         if name not in cal.birth_s:
             settings = dataclasses.asdict(birth_variant(config, name))
-            cal.birth_s[name] = measure_birth(settings)
+            cal.birth_s[name], peak = _birth_peak(cal, name, settings)
             it, ev, _ = cal.birth_s[name]
-            print(f"  Birth {name}: {it:.3f} s per iteration, {ev:.3f} s per evaluation")
+            print(
+                f"  Birth {name}: {it:.3f} s per iteration, {ev:.3f} s per evaluation"
+                f"{_peak_note(peak)}"
+            )
 
 
 def _tokenizer_vocab(
@@ -849,6 +973,96 @@ def _corpora_to_sample(
     return corpora, ngram
 
 
+def _birth_peak(
+    cal: Calibration, name: str, settings: Mapping[str, Any]
+) -> tuple[tuple[float, float, int], Peak]:
+    """:func:`repgeom.workflow.calibration.measure_birth` of a variant in a fresh process (and,
+    when its batches are larger than those measured, again at a quarter of those: the peak
+    extrapolated from the two to its batches; recorded in ``cal.peaks``)."""
+    from repgeom.workflow.calibration import (
+        BIRTH_MAX_BATCH,
+        TORCH_IMPORTS,
+        in_fresh_process,
+        measure_birth,
+    )
+
+    warm = (*TORCH_IMPORTS, "repgeom.birth.train")
+    rates, peak = in_fresh_process(measure_birth, settings, warm=warm)
+    batch = max(settings["batch_size"], settings["eval_batch_size"])
+    cal.peaks[("birth", name)] = peak
+    if batch > BIRTH_MAX_BATCH:
+        part = BIRTH_MAX_BATCH // 4
+        _, smaller = in_fresh_process(measure_birth, settings, max_batch=part, warm=warm)
+        cal.peaks[("birth", name)] = peak.extrapolated(smaller, (part, BIRTH_MAX_BATCH), batch)
+    return rates, peak
+
+
+def _sample_corpus(
+    cal: Calibration, corpus: str, spec: Mapping[str, Any]
+) -> tuple[list[str], float, float]:
+    """:func:`repgeom.workflow.calibration.corpus_sample` of a corpus in a fresh process, and of
+    a quarter of that sample: the corpus job's peak extrapolated from the two to the whole
+    corpus."""
+    from repgeom.workflow.calibration import LIGHT_IMPORTS, corpus_sample, in_fresh_process
+
+    warm = (*LIGHT_IMPORTS, "repgeom.data.corpus")
+    (docs, seconds, scale), peak = in_fresh_process(corpus_sample, spec, warm=warm)
+    if docs:
+        (_, _, part), smaller = in_fresh_process(corpus_sample, spec, 80, 64_000, warm=warm)
+        cal.peaks[("corpus", corpus)] = peak.extrapolated(smaller, (1 / part, 1 / scale), 1.0)
+    return docs, seconds, scale
+
+
+def _tokenize_sample(
+    cal: Calibration, corpus: str, sample: tuple[list[str], float, float], vocab: int
+) -> Any:
+    """:func:`repgeom.workflow.calibration.measure_corpus` of a corpus's sample (``docs``, the
+    seconds reading them, the factor to the whole corpus): when it is tokenized, in a fresh
+    process with torch (as a tokens job loads its tokenizer), and again on a quarter of the
+    documents, the peak extrapolated from the two to the whole corpus; the sample's token ids
+    (None when it is only read)."""
+    from repgeom.workflow.calibration import TORCH_IMPORTS, in_fresh_process, measure_corpus
+
+    docs, seconds, scale = sample
+    if not vocab or not docs:
+        cal.corpora[corpus], ids = measure_corpus(docs, seconds, scale, vocab)
+        return ids
+    warm = (*TORCH_IMPORTS, "repgeom.data.tokenization", "repgeom.data.tokens")
+    (cal.corpora[corpus], ids), peak = in_fresh_process(
+        measure_corpus, docs, seconds, scale, vocab, warm=warm
+    )
+    part = docs[: max(1, len(docs) // 4)]
+    _, smaller = in_fresh_process(measure_corpus, part, seconds, scale, vocab, warm=warm)
+    sizes = (sum(map(len, part)), sum(map(len, docs)))
+    cal.peaks[("tokens", corpus)] = peak.extrapolated(smaller, sizes, sizes[1] * scale)
+    return ids
+
+
+def _calibrate_ngram(
+    cal: Calibration, config: Mapping[str, Any], key: tuple[str, str], ids: Any, vocab: int
+) -> None:
+    """The n-gram W-error of a (tokenizer, corpus) on the sample's token ids, in a fresh
+    process, and on a quarter of them: its peak extrapolated from the two to the tokens the
+    job counts."""
+    import numpy as np
+
+    from repgeom.workflow.calibration import LIGHT_IMPORTS, in_fresh_process, measure_ngram
+
+    sample = np.asarray(ids, dtype=np.int32)
+    warm = (*LIGHT_IMPORTS, "repgeom.bottleneck.ngram_werror")
+    options = config["bottleneck"]["ngram"]
+    cal.ngram_s[key], peak = in_fresh_process(measure_ngram, sample, vocab, options, warm=warm)
+    part = sample[: len(sample) // 4]
+    _, smaller = in_fresh_process(measure_ngram, part, vocab, options, warm=warm)
+    tokens = ngram_tokens(Costing(config, cal, {}), key[1])
+    cal.peaks[("ngram", key)] = peak.extrapolated(smaller, (len(part), len(sample)), tokens)
+    fixed, per_token = cal.ngram_s[key]
+    print(
+        f"  n-grams {key[0]} × {key[1]}: {fixed:.1f} s + {per_token * 1e6:.1f} µs per token"
+        f"{_peak_note(peak)}"
+    )
+
+
 def _calibrate_corpora(
     cal: Calibration,
     config: Mapping[str, Any],
@@ -856,13 +1070,11 @@ def _calibrate_corpora(
     sizes: Mapping[str, ModelSize],
 ) -> None:
     """Each corpus's size and rates from a sample of its text, and the n-gram W-error on it."""
-    from repgeom.workflow.calibration import corpus_sample, measure_corpus, measure_ngram
-
     corpora, ngram = _corpora_to_sample(config, jobs)
     for corpus, tokenizer in corpora.items():
-        docs, seconds, scale = corpus_sample(config["corpora"][corpus])
+        sample = _sample_corpus(cal, corpus, config["corpora"][corpus])
         vocab = _tokenizer_vocab(config, tokenizer, sizes) if tokenizer else 0
-        cal.corpora[corpus], ids = measure_corpus(docs, seconds, scale, vocab)
+        ids = _tokenize_sample(cal, corpus, sample, vocab)
         rates = cal.corpora[corpus]
         if rates.chars:
             print(
@@ -870,10 +1082,7 @@ def _calibrate_corpora(
                 f"{rates.tokens_per_char:.2f} tokens each"
             )
         for tok, _ in sorted(p for p in ngram if p[1] == corpus and ids):
-            options = config["bottleneck"]["ngram"]
-            v = _tokenizer_vocab(config, tok, sizes)
-            fixed, per_token = cal.ngram_s[(tok, corpus)] = measure_ngram(ids, v, options)
-            print(f"  n-grams {tok} × {corpus}: {fixed:.1f} s + {per_token * 1e6:.1f} µs per token")
+            _calibrate_ngram(cal, config, (tok, corpus), ids, _tokenizer_vocab(config, tok, sizes))
 
 
 def _calibrate_languages(
@@ -882,45 +1091,53 @@ def _calibrate_languages(
     jobs: Sequence[PlannedJob],
     sizes: Mapping[str, ModelSize],
 ) -> None:
-    """The languages metrics at each store shape."""
-    from repgeom.workflow.calibration import measure_languages
+    """The languages metrics at each store shape, in a fresh process."""
+    from repgeom.workflow.calibration import in_fresh_process, measure_languages
 
     for job in _jobs_of(jobs, "languages_metrics"):
         size = sizes.get(job.wildcards["model"])
         if size is None or languages_key(config, size) in cal.languages_s:
             continue
         key = languages_key(config, size)
-        cal.languages_s[key] = measure_languages(*key, config["languages"])
+        measured = in_fresh_process(measure_languages, *key, config["languages"])
+        cal.languages_s[key], cal.peaks[("languages", key)] = measured
         store, pair = cal.languages_s[key]
         print(
             f"  languages d={key[0]}, {key[1]} sentences: {store:.2f} s per store and layer, "
-            f"{pair:.2f} s per pair set and layer"
+            f"{pair:.2f} s per pair set and layer{_peak_note(measured[1])}"
         )
 
 
 def _calibrate_jobs(cal: Calibration, jobs: Sequence[PlannedJob]) -> None:
-    """What every job without torch, every figure and the checkpoint weights' jobs pay."""
+    """What every job without torch, every figure and the checkpoint weights' jobs pay (the
+    reads and the weights each in a fresh process)."""
     from repgeom.workflow.calibration import (
+        in_fresh_process,
         measure_light_startup,
         measure_plots,
         measure_reads,
         measure_weights,
     )
 
-    cal.light_startup_s = measure_light_startup()
-    cal.read_s_per_file = measure_reads()
+    cal.light_startup_s, cal.light_startup_rss = measure_light_startup()
+    cal.read_s_per_file, cal.peaks[("reads", None)] = in_fresh_process(measure_reads)
     print(
-        f"  a job without torch: start-up {cal.light_startup_s:.1f} s, "
-        f"{cal.read_s_per_file * 1e3:.0f} ms per dataset read"
+        f"  a job without torch: start-up {cal.light_startup_s:.1f} s "
+        f"({format_bytes(cal.light_startup_rss)}), {cal.read_s_per_file * 1e3:.0f} ms per "
+        f"dataset read{_peak_note(cal.peaks[('reads', None)])}"
     )
     if any(rule_cost(j.rule).stage == "figures and tables" for j in jobs):
-        cal.plot_import_s, cal.figure_s = measure_plots()
-        print(f"  figures: matplotlib {cal.plot_import_s:.1f} s, {cal.figure_s:.2f} s per figure")
+        cal.plot_import_s, cal.figure_s, cal.figure_rss = measure_plots()
+        print(
+            f"  figures: matplotlib {cal.plot_import_s:.1f} s, {cal.figure_s:.2f} s per figure, "
+            f"peak {format_bytes(cal.figure_rss)}"
+        )
     if _jobs_of(jobs, "fingerprint", "weights", "manifest"):
-        cal.hash_s_per_byte, cal.distance_s_per_byte = measure_weights()
+        rates, peak = in_fresh_process(measure_weights)
+        (cal.hash_s_per_byte, cal.distance_s_per_byte), cal.peaks[("weights", None)] = rates, peak
         print(
             f"  weights: hashed at {1e-6 / cal.hash_s_per_byte:.0f} MB/s, "
-            f"distances at {1e-6 / cal.distance_s_per_byte:.0f} MB/s"
+            f"distances at {1e-6 / cal.distance_s_per_byte:.0f} MB/s{_peak_note(peak)}"
         )
 
 
@@ -930,20 +1147,35 @@ def calibrate(
     sizes: Mapping[str, ModelSize],
     flags: Mapping[tuple[str, str], tuple[bool, int | None]],
 ) -> Calibration:
-    """Everything the plan's jobs are costed from, measured on this machine (printing each)."""
-    from repgeom.workflow.calibration import measure_startup
+    """Everything the plan's jobs are costed from, measured on this machine (printing each;
+    without progress bars when the output is not a terminal)."""
+    from repgeom.workflow.calibration import (
+        measure_model_startup,
+        measure_startup,
+        no_progress_bars,
+    )
 
     for job in jobs:  # a rule without a cost function stops here, before any measurement
         rule_cost(job.rule)
-    cal = Calibration(startup_s=measure_startup())
-    print(f"calibrating on this machine (one thread per job); start-up {cal.startup_s:.1f} s")
-    _calibrate_jobs(cal, jobs)
-    _calibrate_extraction(cal, config, jobs, sizes, flags)
-    _calibrate_metrics(cal, config, jobs, sizes)
-    _calibrate_bottleneck(cal, config, jobs, sizes)
-    _calibrate_training(cal, config, jobs, sizes)
-    _calibrate_corpora(cal, config, jobs, sizes)
-    _calibrate_languages(cal, config, jobs, sizes)
+    with no_progress_bars(not sys.stdout.isatty()):
+        seconds, rss = measure_startup()
+        cal = Calibration(startup_s=seconds, startup_rss=rss)
+        cal.model_startup_rss = measure_model_startup()[1]
+        print(
+            f"calibrating on this machine (one thread per job); start-up {cal.startup_s:.1f} s "
+            f"({format_bytes(cal.startup_rss)}; {format_bytes(cal.model_startup_rss)} for a job "
+            "loading a checkpoint)"
+        )
+        _calibrate_jobs(cal, jobs)
+        _calibrate_extraction(cal, config, jobs, sizes, flags)
+        for step in (
+            _calibrate_metrics,
+            _calibrate_bottleneck,
+            _calibrate_training,
+            _calibrate_corpora,
+            _calibrate_languages,
+        ):
+            step(cal, config, jobs, sizes)
     return cal
 
 
