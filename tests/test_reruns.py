@@ -77,6 +77,8 @@ def test_code_edits_rerun_only_their_rules(run_dir, source_copy):
     }
     edit(source_copy / "src" / "repgeom" / "metrics" / "moments.py")
     jobs = plan_with(source_copy, run_dir)
-    assert jobs["geometry"] == 10 and jobs["gather_metric"] == 6
+    # the geometry jobs' five datasets (anisotropy, intrinsic dimension, linearity, dimensions,
+    # frequency) are gathered again for both models
+    assert jobs["geometry"] == 10 and jobs["gather_metric"] == 10
     upstream = {"corpus", "train_tokenizer", "tokens", "train_decoder", "train_encoder", "extract"}
     assert not upstream & set(jobs)
