@@ -41,6 +41,9 @@ rule extract:
         },
         eval_loss=store_eval_loss,
         logit_lens=store_lens,
+        # the final norm's input, stored beside the layers for the geometry job's
+        # metrics.geometry.conventions.final_norm: before (changing it re-extracts)
+        pre_final_norm=RUN.pre_final_norm,
         source=lambda w: model_source(w.model, w.step),
         model=lambda w: w.model,
         step=lambda w: w.step,

@@ -26,6 +26,7 @@ attrs = provenance(
         "extraction": p.extraction,
         "eval_loss": p.eval_loss,
         "logit_lens": p.logit_lens,
+        "pre_final_norm": p.pre_final_norm,
         "source": p.source,
     },
     model=p.model,
@@ -36,5 +37,7 @@ attrs = provenance(
     corpus_sha256=tokens_attrs(snakemake.input.tokens)["corpus_sha256"],
     checkpoint_fingerprint=json.loads(Path(snakemake.input.fingerprint).read_text())["fingerprint"],
 )
-summary = extract(model, windows, snakemake.output[0], options.batch_size, attrs, p.eval_loss, lens)
+# pre_final_norm: the final norm's input too (metrics.geometry.conventions.final_norm: before)
+passes = {"eval_loss": p.eval_loss, "logit_lens": lens, "pre_final_norm": p.pre_final_norm}
+summary = extract(model, windows, snakemake.output[0], options.batch_size, attrs, **passes)
 print(summary)

@@ -10,10 +10,14 @@ import xarray as xr
 
 from repgeom.activations.source import ArraySource
 from repgeom.metrics.dimensions import (
+    Blocks,
     DimensionOptions,
+    MassiveAccumulator,
+    MassiveResult,
+    RogueAccumulator,
+    RogueResult,
     layer_dimensions,
-    massive_activations,
-    rogue_dimensions,
+    run_two_passes,
 )
 from repgeom.workflow.config import options, schema_defaults
 
@@ -66,6 +70,32 @@ def chunks(x: np.ndarray, sizes: list[int]):
     return make
 
 
+# ---------------------------------------------------------------------------------------------
+# the accumulators of layer_dimensions on their two passes over any blocks (an array, or a
+# factory of uneven blocks)
+
+
+def run_rogue(
+    blocks: Blocks, top_k: int = 10, without_top: tuple[int, ...] = (1, 3, 10)
+) -> RogueResult:
+    acc = RogueAccumulator(top_k, without_top)
+    run_two_passes(blocks, [acc])
+    return acc.result()
+
+
+def run_massive(
+    blocks: Blocks,
+    token_id: np.ndarray | None = None,
+    position: np.ndarray | None = None,
+    absolute: float = 100.0,
+    relative: float = 1000.0,
+    top_n: int = 10,
+) -> MassiveResult:
+    acc = MassiveAccumulator(token_id, position, absolute, relative, top_n)
+    run_two_passes(blocks, [acc])
+    return acc.result()
+
+
 @pytest.fixture
 def anisotropic() -> np.ndarray:
     """Tokens with a non-zero mean in a few dimensions, a constant dimension and zero rows."""
@@ -84,7 +114,7 @@ def anisotropic() -> np.ndarray:
 
 def test_rogue_dimensions_match_brute_force(anisotropic):
     x = anisotropic
-    r = rogue_dimensions(x, top_k=5, without_top=(1, 2, 4))
+    r = run_rogue(x, top_k=5, without_top=(1, 2, 4))
     mc, n_zero = brute_mean_cosine(x)
     contrib = brute_contributions(x)
     assert r.n_tokens == 298 and r.n_zero_norm == n_zero == 2
@@ -106,8 +136,8 @@ def test_rogue_dimensions_match_brute_force(anisotropic):
 
 def test_rogue_dimensions_stream_like_one_shot(anisotropic):
     x = np.tile(anisotropic, (4, 1))  # 1200 rows: several 512-row sub-blocks
-    one = rogue_dimensions(x)
-    streamed = rogue_dimensions(chunks(x, [1, 7, 600, 3, 100]))
+    one = run_rogue(x)
+    streamed = run_rogue(chunks(x, [1, 7, 600, 3, 100]))
     for name in ("mean_cosine", "standardised_mean_cosine"):
         assert getattr(streamed, name) == pytest.approx(getattr(one, name), abs=1e-12)
     for name in ("cosine_contribution", "rogue_contribution", "mean_cosine_without_rogue"):
@@ -116,7 +146,7 @@ def test_rogue_dimensions_stream_like_one_shot(anisotropic):
     assert streamed.n_zero_norm == one.n_zero_norm == 8
     # float32 blocks (what a store yields) are read exactly, as float64
     x32 = x.astype(np.float32)
-    assert rogue_dimensions(x32).mean_cosine == pytest.approx(brute_mean_cosine(x32)[0], abs=1e-12)
+    assert run_rogue(x32).mean_cosine == pytest.approx(brute_mean_cosine(x32)[0], abs=1e-12)
 
 
 def test_planted_rogue_dimension():
@@ -133,7 +163,7 @@ def test_planted_rogue_dimension():
     c, sigma, d, j, n = 10.0, 1.0, 64, 17, 4000
     x = np.random.default_rng(1).normal(scale=sigma, size=(n, d))
     x[:, j] += c
-    r = rogue_dimensions(x, top_k=3, without_top=(1,))
+    r = run_rogue(x, top_k=3, without_top=(1,))
     big_d = c * c + d * sigma**2
     leading = c * c / big_d
     expanded = (
@@ -164,7 +194,7 @@ def test_zero_norm_rows_are_skipped_and_counted():
     x[:, 0] += 5.0
     x[3] = 0.0
     x[7] = [3.0, 0, 0, 0, 0, 0]  # nothing left once dimension 0 is deleted
-    r = rogue_dimensions(x, top_k=2, without_top=(1,))
+    r = run_rogue(x, top_k=2, without_top=(1,))
     assert r.rogue_dimension[0] == 0
     assert r.n_zero_norm == 1 and r.n_tokens == 49
     assert r.n_zero_norm_without_rogue[0] == 1  # row 7
@@ -172,13 +202,13 @@ def test_zero_norm_rows_are_skipped_and_counted():
     assert r.mean_cosine_without_rogue[0] == pytest.approx(brute_mean_cosine(kept)[0], abs=1e-12)
     assert np.isfinite(r.variables()["mean_cosine"][1])
     with pytest.raises(ValueError, match="non-zero norm"):
-        rogue_dimensions(np.zeros((5, 4)), top_k=2, without_top=(1,))
+        run_rogue(np.zeros((5, 4)), top_k=2, without_top=(1,))
     bad = x.copy()
     bad[4, 2] = np.nan
     with pytest.raises(FloatingPointError):
-        rogue_dimensions(bad, top_k=2, without_top=(1,))
+        run_rogue(bad, top_k=2, without_top=(1,))
     with pytest.raises(ValueError, match="dimensions"):
-        rogue_dimensions(x, top_k=2, without_top=(6,))
+        run_rogue(x, top_k=2, without_top=(6,))
 
 
 def test_norms_left_after_deleting_a_dominant_dimension_are_exact():
@@ -188,7 +218,7 @@ def test_norms_left_after_deleting_a_dominant_dimension_are_exact():
     x = rng.normal(size=(40, 8))
     x[:, 2] += 3.0
     x[::5, 2] = 1e7  # ‖x‖² ≈ 1e14 against ~7 left: the subtraction would keep ~2 digits
-    r = rogue_dimensions(x, top_k=1, without_top=(1,))
+    r = run_rogue(x, top_k=1, without_top=(1,))
     assert r.rogue_dimension[0] == 2
     kept = np.delete(x, 2, axis=1)
     assert r.mean_cosine_without_rogue[0] == pytest.approx(brute_mean_cosine(kept)[0], abs=1e-12)
@@ -215,12 +245,12 @@ def test_median_is_exact(case):
         x = (1.0 + rng.integers(0, 8, size=(400, 5)) / 1024).astype(np.float16).astype(np.float32)
     elif case == "subnormal":
         x = (x * np.float32(1e-40)).astype(np.float32)
-    m = massive_activations(x)
+    m = run_massive(x)
     assert m.median_abs == brute_median_abs(x)
     assert m.max_abs == float(np.abs(x).max())
     assert m.n_entries == x.size
     # streamed in uneven blocks: the same exact numbers
-    s = massive_activations(chunks(x, [1, 50, 13]))
+    s = run_massive(chunks(x, [1, 50, 13]))
     assert (s.median_abs, s.max_abs) == (m.median_abs, m.max_abs)
 
 
@@ -235,7 +265,7 @@ def test_planted_massive_activation():
     x[123, 7] = 3000.0  # the planted one
     x[position == 0, 20] = -1500.0  # a BOS-like massive dimension
     median = brute_median_abs(x)
-    m = massive_activations(x, token_id=token_id, position=position, top_n=5)
+    m = run_massive(x, token_id=token_id, position=position, top_n=5)
     assert m.median_abs == median
     assert m.max_abs == 3000.0 and (m.max_abs_row, m.max_abs_dimension) == (123, 7)
     assert m.massive_ratio == pytest.approx(3000.0 / median, rel=1e-15)
@@ -256,7 +286,7 @@ def test_planted_massive_activation():
     assert (m.massive_top_token_id[0], m.massive_token_count[0]) == (1, n // window)
     assert (m.massive_top_token_id[1], m.massive_token_count[1]) == (42, 1)
     # streamed in uneven blocks: identical
-    s = massive_activations(chunks(x, [700, 1, 300]), token_id, position, top_n=5)
+    s = run_massive(chunks(x, [700, 1, 300]), token_id, position, top_n=5)
     for name in m.__dataclass_fields__:
         np.testing.assert_array_equal(getattr(s, name), getattr(m, name), err_msg=name)
 
@@ -275,7 +305,7 @@ def test_massive_threshold_band_is_settled_exactly():
     for (r, c), v in zip(above, values, strict=True):
         x[r, c] = np.float32(v)
     assert brute_median_abs(x) == median
-    m = massive_activations(x, absolute=0.0)
+    m = run_massive(x, absolute=0.0)
     mask = np.abs(x).astype(np.float64) > threshold
     assert 0 < mask.sum() < 6
     assert m.n_massive == mask.sum()
@@ -286,14 +316,14 @@ def test_massive_threshold_band_is_settled_exactly():
 def test_massive_refuses_nan_and_pads_without_labels():
     x = np.ones((10, 3), dtype=np.float32)
     x[2, 1] = 500.0
-    m = massive_activations(x, absolute=100.0, relative=10.0, top_n=2)
+    m = run_massive(x, absolute=100.0, relative=10.0, top_n=2)
     assert m.n_massive == 1 and m.massive_row[0] == 2 and m.massive_position[0] == -1
     assert m.massive_top_token_id.tolist() == [-1, -1]
     assert np.isnan(m.massive_value[1])
     x[0, 0] = np.nan
     with pytest.raises(FloatingPointError):
-        massive_activations(x)
-    zero = massive_activations(np.zeros((4, 2), dtype=np.float32))
+        run_massive(x)
+    zero = run_massive(np.zeros((4, 2), dtype=np.float32))
     assert zero.median_abs == 0.0 and np.isnan(zero.massive_ratio) and zero.n_massive == 0
 
 
@@ -315,7 +345,7 @@ def test_layer_dimensions_on_a_source_with_rows():
     )
     out = layer_dimensions(source, 1, rows, o)
     x = hidden[1, rows]
-    rogue = rogue_dimensions(x, top_k=4, without_top=(1, 3))
+    rogue = run_rogue(x, top_k=4, without_top=(1, 3))
     assert out.rogue.rogue_dimension[0] == 4
     assert out.rogue.mean_cosine == pytest.approx(rogue.mean_cosine, abs=1e-12)
     np.testing.assert_allclose(out.rogue.mean_cosine_without_rogue, rogue.mean_cosine_without_rogue)

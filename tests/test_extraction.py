@@ -40,6 +40,10 @@ def test_store_equals_direct_forward(tiny_model, windows, tmp_path):
     assert np.array_equal(store.token_id, w.ids.reshape(-1))
     assert store.position.tolist() == list(range(32)) * 10
     assert store.attrs["model"] == "m" and summary["n_tokens"] == 320
+    # the final norm's input is stored only when asked (tests/test_final_norm.py)
+    has_norm = store.attrs["final_norm_index"] != -1
+    assert summary["pre_final_norm"] == ("not_stored" if has_norm else "none")
+    assert "hidden_state_pre_final_norm" not in store.root
     blocks = list(store.iter_blocks(1, rows=np.arange(0, 320, 3), block=25))
     np.testing.assert_array_equal(np.concatenate(blocks), store.read(1)[::3])
 

@@ -10,16 +10,16 @@ import xarray as xr
 from scipy import stats
 
 from repgeom.activations.source import ArraySource
-from repgeom.metrics.dimensions import DimensionOptions, layer_dimensions
+from repgeom.metrics.dimensions import DimensionOptions, layer_dimensions, run_two_passes
 from repgeom.metrics.frequency import (
     FrequencyOptions,
+    FrequencyResult,
     assign_buckets,
     centred_eigvals,
     count_of,
     drift_correlations,
     fix_sign,
     frequency_accumulator,
-    frequency_geometry,
     log_edges,
     principal_direction,
     principal_direction_of,
@@ -36,6 +36,21 @@ def frequency_options(**section) -> FrequencyOptions:
 
 def dimension_options(**section) -> DimensionOptions:
     return options(DimensionOptions, "metrics.dimensions", section)
+
+
+def frequency_of_layer(
+    source: ArraySource,
+    layer: int,
+    counts: np.ndarray,
+    o: FrequencyOptions,
+    rows: np.ndarray | None = None,
+    directions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> FrequencyResult:
+    """The frequency analysis as the geometry job runs it (repgeom.metrics.origins.layer_origins):
+    its accumulator fed the two reads of layer_dimensions."""
+    acc = frequency_accumulator(source, layer, counts, o, rows, directions)
+    layer_dimensions(source, layer, rows, dimension_options(), also=[acc])
+    return acc.result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +143,7 @@ def _bucket_rows(counts, token_id, o):
 def test_buckets_match_brute_force_all_tokens(corpus):
     counts, token_id, x = corpus
     o = frequency_options(n_buckets=4, tokens_per_bucket=10_000, direction_sample=None)
-    r = frequency_geometry(ArraySource(x[None], token_id=token_id), 0, counts, o)
+    r = frequency_of_layer(ArraySource(x[None], token_id=token_id), 0, counts, o)
     label, _ = _bucket_rows(counts, token_id, o)
     np.testing.assert_array_equal(r.bucket, np.arange(5))
     for i, b in enumerate(r.bucket):
@@ -150,7 +165,7 @@ def test_buckets_subsample_equal_sizes(corpus):
     below d, so the Gram route), the whole bucket when it holds fewer."""
     counts, token_id, x = corpus
     o = frequency_options(n_buckets=3, tokens_per_bucket=10, unseen="exclude", seed=4)
-    r = frequency_geometry(ArraySource(x[None], token_id=token_id), 0, counts, o)
+    r = frequency_of_layer(ArraySource(x[None], token_id=token_id), 0, counts, o)
     label, _ = _bucket_rows(counts, token_id, o)
     np.testing.assert_array_equal(r.bucket, [1, 2, 3])
     for i, b in enumerate(r.bucket):
@@ -177,7 +192,7 @@ def test_empty_and_tiny_buckets_are_nan(corpus):
     token_id = np.full_like(token_id, int(np.argmax(counts)))  # every token in the top bucket
     token_id[0] = 60  # one unseen token
     o = frequency_options(n_buckets=3, direction_sample=None)
-    r = frequency_geometry(ArraySource(x[None], token_id=token_id), 0, counts, o)
+    r = frequency_of_layer(ArraySource(x[None], token_id=token_id), 0, counts, o)
     assert r.n_tokens.tolist() == [1, 0, 0, 899]
     assert np.isnan(r.mean_cosine[:3]).all() and np.isnan(r.anisotropy[:3]).all()
     assert np.isnan(r.rankme[:3]).all() and np.isfinite(r.mean_cosine[3])
@@ -190,7 +205,7 @@ def test_empty_and_tiny_buckets_are_nan(corpus):
 def test_drift_matches_brute_force(corpus):
     counts, token_id, x = corpus
     o = frequency_options(n_buckets=4, direction_sample=None)
-    r = frequency_geometry(ArraySource(x[None], token_id=token_id), 0, counts, o)
+    r = frequency_of_layer(ArraySource(x[None], token_id=token_id), 0, counts, o)
     c = count_of(token_id, counts)
     x64 = x.astype(np.float64)
     mean_dir = x64.mean(axis=0) / np.linalg.norm(x64.mean(axis=0))
@@ -207,7 +222,7 @@ def test_drift_matches_brute_force(corpus):
     # planted: coordinate 0 grows with log frequency, so both correlations are clearly positive
     assert (r.drift_pearson > 0.5).all() and (r.drift_spearman > 0.5).all()
     # the same directions given: one read, the same correlations
-    given = frequency_geometry(
+    given = frequency_of_layer(
         ArraySource(x[None], token_id=token_id), 0, counts, o, directions=(mean_dir, pc1)
     )
     np.testing.assert_allclose(given.drift_pearson, r.drift_pearson, atol=1e-10)
@@ -220,7 +235,7 @@ def test_drift_with_a_sampled_principal_direction_and_rows(corpus):
     source = ArraySource(x[None], token_id=token_id)
     rows = np.arange(0, 900, 2)
     o = frequency_options(n_buckets=4, direction_sample=200, seed=3)
-    r = frequency_geometry(source, 0, counts, o, rows=rows)
+    r = frequency_of_layer(source, 0, counts, o, rows=rows)
     sample = seeded_subsample(len(rows), 200, 3, repeat=o.n_buckets + 1)
     xs = x[rows][sample].astype(np.float64)
     pc1 = fix_sign(np.linalg.svd(xs - xs.mean(axis=0))[2][0])
@@ -256,7 +271,7 @@ def test_drift_correlations_and_principal_direction():
 
 def test_result_is_a_dataset(corpus):
     counts, token_id, x = corpus
-    r = frequency_geometry(ArraySource(x[None], token_id=token_id), 0, counts, frequency_options())
+    r = frequency_of_layer(ArraySource(x[None], token_id=token_id), 0, counts, frequency_options())
     ds = xr.Dataset(r.variables(), coords=r.coords())
     assert ds["mean_cosine"].dims == ("bucket",) and ds.sizes["bucket"] == 9
     assert ds["drift_pearson"].dims == ("direction",)
@@ -272,7 +287,9 @@ def test_shares_the_reads_of_layer_dimensions(corpus):
     o = frequency_options(n_buckets=3, tokens_per_bucket=40, direction_sample=300)
     acc = frequency_accumulator(source, 0, counts, o, rows)
     dims = layer_dimensions(source, 0, rows, dimension_options(), also=[acc])
-    shared, alone = acc.result(), frequency_geometry(source, 0, counts, o, rows)
+    alone = frequency_accumulator(source, 0, counts, o, rows)
+    run_two_passes(lambda: source.iter_blocks(0, rows), [alone])
+    shared, alone = acc.result(), alone.result()
     for name in shared.__dataclass_fields__:
         np.testing.assert_array_equal(getattr(shared, name), getattr(alone, name), err_msg=name)
     assert dims.rogue.n_tokens + dims.rogue.n_zero_norm == len(rows)

@@ -7,6 +7,8 @@ seeded sample of positions (:mod:`repgeom.activations.lens`), reusing the eval l
 the last layer when both are asked.
 Windows of different lengths (sentences) are batched by length within buckets of consecutive
 rows, so little padding is computed, and every bucket is written back in corpus order.
+With ``pre_final_norm`` the input of the model's final norm (the last block's output, before
+``ln_f`` / ``final_layer_norm`` / ``norm``) is stored beside the layers (:class:`NormInput`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import inspect
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,82 @@ from repgeom.io import atomic_path
 def final_norm_index(model: PreTrainedModel, n_states: int) -> int | None:
     """Index of the hidden state after the final norm, or None (post-LN encoders have none)."""
     return n_states - 1 if final_norm(model) is not None else None
+
+
+# tolerance of the first batch's check that the final norm maps its captured input to the last
+# hidden state (the same module on the same tensor: equal but for kernel differences)
+NORM_CHECK_TOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2}
+
+
+class NormInput:
+    """The input of a model's final norm in each forward pass: a forward pre-hook on the module
+    :func:`final_norm` finds records its first call after :meth:`arm` (later calls, such as the
+    logit lens applying the norm to every layer, are not recorded).
+
+    In GPT-2 (``ln_f``), GPT-NeoX (``final_layer_norm``) and Llama-likes (``norm``) that call
+    is the last block's output on its way to the last hidden state; :meth:`take` checks it on
+    the first batch: the norm applied to it again must give the last hidden state."""
+
+    def __init__(self, norm: torch.nn.Module, checkpoint: str) -> None:
+        self.norm, self.checkpoint = norm, checkpoint
+        self.armed, self.checked = False, False
+        self.value: torch.Tensor | None = None
+        self.handle = norm.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        if self.armed:
+            self.value = args[0] if args else next(iter(kwargs.values()))
+            self.armed = False
+
+    def arm(self) -> None:
+        """Record the norm's next call (call before the forward pass)."""
+        self.armed, self.value = True, None
+
+    def take(self, last: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The input recorded since :meth:`arm`, (batch, position, hidden) like ``last`` (the
+        pass's last hidden state); RuntimeError naming the checkpoint when the norm was not
+        called, or (first batch) does not map it to ``last`` on the ``valid`` positions."""
+        value, self.value, self.armed = self.value, None, False
+        what = f"the final norm ({type(self.norm).__name__}) of checkpoint {self.checkpoint}"
+        if value is None or value.shape != last.shape:
+            raise RuntimeError(f"{what} was not called on the last hidden state in the forward")
+        if not self.checked:
+            tol = NORM_CHECK_TOL.get(last.dtype, 1e-4)
+            again = self.norm(value)[valid].float()
+            if not torch.allclose(again, last[valid].float(), rtol=tol, atol=tol, equal_nan=True):
+                raise RuntimeError(
+                    f"{what} does not map its recorded input to the last hidden state, so that "
+                    "input is not the state before the norm; use metrics.geometry.conventions."
+                    "final_norm: after for this model"
+                )
+            self.checked = True
+        return value
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
+@contextmanager
+def norm_input(model: PreTrainedModel, asked: bool, checkpoint: str) -> Iterator[NormInput | None]:
+    """A :class:`NormInput` on the model's final norm while the block runs, when ``asked`` and
+    the model has one (post-LN encoders have none: None)."""
+    norm = final_norm(model) if asked else None
+    if norm is None:
+        yield None
+        return
+    capture = NormInput(norm, checkpoint)
+    try:
+        yield capture
+    finally:
+        capture.remove()
+
+
+def pre_final_norm_state(model: PreTrainedModel, capture: NormInput | None) -> str:
+    """The store's ``pre_final_norm`` attr: ``stored``, ``none`` (no final norm: the last layer
+    is the last block's output, before = after) or ``not_stored``."""
+    if capture is not None:
+        return "stored"
+    return "none" if final_norm(model) is None else "not_stored"
 
 
 def batches_in_order(n_rows: int, batch_size: int) -> list[np.ndarray]:
@@ -326,24 +405,31 @@ def run_bucket(
     checkpoint: str,
     stacked: bool,
     decoding: Decoding,
+    capture: NormInput | None = None,
 ) -> tuple[list[list[tuple[np.ndarray, float]]], list[list[np.ndarray]], int]:
     """The next ``n_batches`` forward passes of ``runs`` (:func:`forward_batches`), decoded by
-    ``decoding``: every layer's host rows and row means per batch (:func:`batch_to_host`), and
-    the positions computed (padding included)."""
-    n_layers = len(dtypes)
-    held: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n_layers)]
-    held_means: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
+    ``decoding``: every layer's host rows and row means per batch (:func:`batch_to_host`), then
+    with ``capture`` those of the final norm's input (``dtypes`` has one more entry), and the
+    positions computed (padding included)."""
+    n_states = len(dtypes)
+    n_layers = n_states - (capture is not None)
+    held: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n_states)]
+    held_means: list[list[np.ndarray]] = [[] for _ in range(n_states)]
     computed = 0
     for _ in range(n_batches):
+        if capture is not None:
+            capture.arm()
         batch, ids, valid, out = next(runs)
         states = out.hidden_states
         if len(states) != n_layers:
             raise RuntimeError(f"model returned {len(states)} hidden states, expected {n_layers}")
+        if capture is not None:  # after the layers: a non-finite value is named at its layer
+            states = (*states, capture.take(states[-1], valid))
         computed += valid.numel()
         rows, row_means = batch_to_host(
             states, valid, dtypes, int(batch.min()), checkpoint, model.dtype, stacked
         )
-        for i in range(n_layers):
+        for i in range(n_states):
             held[i].append(rows[i])
             held_means[i].append(row_means[i])
         decoding.update(batch, ids, valid, out)
@@ -358,15 +444,16 @@ def write_bucket(
     lengths: np.ndarray,
 ) -> None:
     """Append a bucket's rows and row means (of the windows ``done``, in the order they were
-    run) to every layer of ``store``, in corpus order."""
+    run) to every layer of ``store`` (and the final norm's input where it keeps it), in corpus
+    order."""
     in_order = bool((np.diff(done) > 0).all())
     perm = None if in_order else corpus_order(lengths, done)
     row_perm = None if in_order else np.argsort(done, kind="stable")
-    for i, writer in enumerate(store.tokens):
+    for i, writer in enumerate(store.row_writers):
         x = np.concatenate([r for r, _ in held[i]])
         writer.append(x if perm is None else x[perm], max(a for _, a in held[i]))
         m = np.concatenate(held_means[i])
-        store.means[i].append(m if row_perm is None else m[row_perm])
+        store.mean_writers[i].append(m if row_perm is None else m[row_perm])
 
 
 @torch.inference_mode()
@@ -379,11 +466,15 @@ def extract(
     eval_loss: bool = False,
     logit_lens: LensSample | None = None,
     stacked_transfer: bool | None = None,
+    pre_final_norm: bool = False,
 ) -> dict[str, Any]:
     """Write hidden states (all layers incl. the embedding output) of every non-padding token,
     with ``eval_loss`` the next-token eval loss, and with ``logit_lens`` the lens of every
     layer on that sample of positions (:mod:`repgeom.activations.lens`). ``stacked_transfer``
     (default: on a GPU) moves each batch's states to the host at once (:func:`batch_to_host`).
+    ``pre_final_norm``: store the input of the model's final norm at the last layer too (not
+    as a layer: :mod:`repgeom.activations.store`), where the model has one; the store's attr
+    ``pre_final_norm`` says ``stored``, ``none`` (no final norm) or ``not_stored``.
 
     Raises FloatingPointError naming the layer, the batch and the checkpoint (``model/step``
     from ``attrs``) if any activation is NaN or infinite, and
@@ -399,19 +490,30 @@ def extract(
     check_windows_fit(model, windows, checkpoint)
     if stacked_transfer is None:
         stacked_transfer = next(model.parameters()).device.type != "cpu"
+    # the final norm's input: one state more, where asked and the model has a final norm
+    keep_pre = pre_final_norm and final_norm(model) is not None
+    n_states = n_layers + keep_pre
     plan = length_batches(
-        windows.lengths, batch_size, bucket_rows(windows, n_layers, d, batch_size)
+        windows.lengths, batch_size, bucket_rows(windows, n_states, d, batch_size)
     )
     computed = 0
     with (
+        norm_input(model, keep_pre, checkpoint) as capture,
         atomic_path(out_path) as tmp,
-        StoreWriter(tmp, range(n_layers), d, token_index(windows), windows.lengths) as store,
+        StoreWriter(
+            tmp,
+            range(n_layers),
+            d,
+            token_index(windows),
+            windows.lengths,
+            pre_final_norm=n_layers - 1 if keep_pre else None,
+        ) as store,
     ):
-        dtypes = [w.dtype for w in store.tokens]
+        dtypes = [w.dtype for w in store.row_writers]
         runs = forward_batches(model.base_model, windows, [b for bs in plan for b in bs], "extract")
         for batches in plan:
             held, held_means, n = run_bucket(
-                runs, len(batches), model, dtypes, checkpoint, stacked_transfer, decoding
+                runs, len(batches), model, dtypes, checkpoint, stacked_transfer, decoding, capture
             )
             computed += n
             write_bucket(store, held, held_means, np.concatenate(batches), windows.lengths)
@@ -422,6 +524,7 @@ def extract(
             "n_layers": n_layers,
             "hidden_size": d,
             "final_norm_index": -1 if norm_index is None else norm_index,
+            "pre_final_norm": pre_final_norm_state(model, capture),
             "objective": kind,
             "sentence_level": "mean of each sequence's non-padding tokens, float32",
             "padding_fraction": 1.0 - n_tokens / computed if computed else 0.0,

@@ -8,6 +8,16 @@
   slice of ``hidden_state`` holds no chunk and reads as NaN. ``attrs["layer_dtypes"]`` says which.
 - ``sequence_mean`` (layer, sequence, hidden) float32: each sequence's (window's or sentence's)
   mean over its non-padding tokens.
+- only where extraction was asked for it (``pre_final_norm=True``) and the model has a final
+  norm: ``hidden_state_pre_final_norm`` (final_norm_layer, token, hidden) float16, the input of
+  the final norm (the last block's output, before ``ln_f`` / ``final_layer_norm`` / ``norm``) of
+  the layer ``final_norm_layer`` (one: the last), with the same rows, dtype policy (float32 in
+  ``hidden_state_pre_final_norm_float32`` beyond float16's range, ``attrs
+  ["pre_final_norm_dtype"]``) and padding handling as ``hidden_state``, and its sequence means in
+  ``sequence_mean_pre_final_norm``. It is not a layer: ``layer`` and every array along it are the
+  same with or without it. ``attrs["pre_final_norm"]``: ``stored``; ``none`` (the model has no
+  final norm, a post-LN encoder: its last layer is the last block's output, before = after);
+  ``not_stored`` (a final norm, its input not asked for).
 - coordinates: ``layer``, ``token``, ``hidden``, ``sequence`` (indices); on ``token``:
   ``token_id``, ``position`` (in its sequence) and ``token_sequence`` (the sequence it is in);
   on ``sequence``: ``length`` (its tokens).
@@ -39,6 +49,13 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 TOKENS = "hidden_state"
 WIDE = "hidden_state_float32"
 MEANS = "sequence_mean"
+# the input of the final norm at the last layer (extraction's pre_final_norm), not a layer
+PRE = "hidden_state_pre_final_norm"
+PRE_WIDE = "hidden_state_pre_final_norm_float32"
+PRE_MEANS = "sequence_mean_pre_final_norm"
+PRE_LAYER = "final_norm_layer"  # its dim and coordinate: the layer whose norm input it holds
+# attrs["pre_final_norm"]: stored; none (no final norm: before = after); not_stored
+PRE_FINAL_NORM_STATES = ("stored", "none", "not_stored")
 # attrs["store_layout"]: 2 opens with xarray, 3 adds a crc32c checksum to every chunk; stores
 # without it were written before xarray could open them
 LAYOUT = 3
@@ -61,6 +78,16 @@ VARIABLE_ATTRS = {
     },
     WIDE: {"long_name": "hidden state of the layers beyond float16's range", "units": "1"},
     MEANS: {"long_name": "mean hidden state of each sequence's non-padding tokens", "units": "1"},
+    PRE: {
+        "long_name": "input of the final norm (last block's output, before the norm), float16",
+        "units": "1",
+    },
+    PRE_WIDE: {"long_name": "input of the final norm, beyond float16's range", "units": "1"},
+    PRE_MEANS: {
+        "long_name": "mean input of the final norm over each sequence's non-padding tokens",
+        "units": "1",
+    },
+    PRE_LAYER: {"long_name": "layer whose final norm's input is stored", "units": "1"},
     "layer": {"long_name": "layer (0 = embedding output)", "units": "1"},
     "layer_float32": {"long_name": "layer stored in float32", "units": "1"},
     "token": {"long_name": "token index in the store", "units": "1"},
@@ -106,9 +133,17 @@ class LayerWriter:
     """Appends the rows of one layer to its slot of a (layer, row, hidden) array, whole chunks at
     a time; the first value beyond float16's range moves the layer to the float32 array."""
 
-    def __init__(self, store: StoreWriter, name: str, slot: int, dtype: str = "float16") -> None:
+    def __init__(
+        self,
+        store: StoreWriter,
+        name: str,
+        slot: int,
+        dtype: str = "float16",
+        layer: int | None = None,
+    ) -> None:
+        """``layer``: the layer the rows are of (default: the store's layer at ``slot``)."""
         self.store, self.name, self.slot = store, name, slot
-        self.layer = store.layers[slot]
+        self.layer = store.layers[slot] if layer is None else layer
         self.array: zarr.Array = store.root[name]
         self.dtype = np.dtype(dtype)
         self.n_rows = self.array.shape[1]
@@ -151,7 +186,7 @@ class LayerWriter:
 
     def _move_to_float32(self) -> None:
         old, old_slot = self.array, self.slot
-        self.array, self.slot = self.store.float32_slot(self.layer)
+        self.array, self.slot = self.store.float32_slot(self.layer, self.name)
         self.dtype = np.dtype(np.float32)
         step = self.array.chunks[1]
         for start in range(0, self.written, step):
@@ -188,9 +223,12 @@ class StoreWriter:
         index: Mapping[str, np.ndarray],
         lengths: np.ndarray | None = None,
         checksum: bool = True,
+        pre_final_norm: int | None = None,
     ) -> None:
         """``index``: int64 ``token_id``, ``sequence`` and ``position`` of every token;
-        ``lengths``: tokens of each sequence, when the store keeps sequence means."""
+        ``lengths``: tokens of each sequence, when the store keeps sequence means;
+        ``pre_final_norm``: the layer whose final norm's input is stored too (in ``PRE``, not
+        as a layer), or None."""
         self.path = Path(path)
         self.checksum = checksum
         with no_space_for(self.path):
@@ -222,6 +260,31 @@ class StoreWriter:
             self._create(MEANS, len(self.layers), len(lengths), "float32", dims, "length")
             self.means = [LayerWriter(self, MEANS, i, "float32") for i in range(len(self.layers))]
         self.wide: list[int] = []
+        # the final norm's input: one more writer after the layers' (row_writers, mean_writers)
+        self.pre: list[LayerWriter] = []
+        self.pre_means: list[LayerWriter] = []
+        if pre_final_norm is not None:
+            self._add_pre_final_norm(int(pre_final_norm), lengths)
+
+    def _add_pre_final_norm(self, layer: int, lengths: np.ndarray | None) -> None:
+        """The arrays of the final norm's input at ``layer`` (see the module docstring)."""
+        self._small_array(PRE_LAYER, np.asarray([layer], dtype=np.int64), [PRE_LAYER])
+        self._create(PRE, 1, self.n_tokens, "float16", [PRE_LAYER, "token", "hidden"], ON_TOKEN)
+        self.pre = [LayerWriter(self, PRE, 0, layer=layer)]
+        if lengths is not None:
+            dims = [PRE_LAYER, "sequence", "hidden"]
+            self._create(PRE_MEANS, 1, len(lengths), "float32", dims, "length")
+            self.pre_means = [LayerWriter(self, PRE_MEANS, 0, "float32", layer=layer)]
+
+    @property
+    def row_writers(self) -> list[LayerWriter]:
+        """The token-row writers of every layer, then of the final norm's input if stored."""
+        return self.tokens + self.pre
+
+    @property
+    def mean_writers(self) -> list[LayerWriter]:
+        """The sequence-mean writers, in the order of :attr:`row_writers`."""
+        return self.means + self.pre_means
 
     def _create(
         self, name: str, n_layers: int, n_rows: int, dtype: str, dims: list[str], coords: str
@@ -274,8 +337,12 @@ class StoreWriter:
         while self._pending:
             self._result(self._pending.popleft())
 
-    def float32_slot(self, layer: int) -> tuple[zarr.Array, int]:
-        """The float32 array and the slot of a layer moved there (the array grows by one)."""
+    def float32_slot(self, layer: int, name: str = TOKENS) -> tuple[zarr.Array, int]:
+        """The float32 array and the slot of a layer moved there (the array grows by one); for
+        the final norm's input (``name`` PRE) its own float32 array, of one slot."""
+        if name == PRE:
+            dims = [PRE_LAYER, "token", "hidden"]
+            return self._create(PRE_WIDE, 1, self.n_tokens, "float32", dims, ON_TOKEN), 0
         if not self.wide:
             dims = ["layer_float32", "token", "hidden"]
             self._create(WIDE, 0, self.n_tokens, "float32", dims, ON_TOKEN)
@@ -304,15 +371,18 @@ class StoreWriter:
 
     def close(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Flush every layer, write the attributes and consolidate the metadata; returns the
-        layout attributes written (``layer_dtypes``, ``store_layout``)."""
-        for writer in self.tokens + self.means:
+        layout attributes written (``layer_dtypes``, ``store_layout``, and
+        ``pre_final_norm_dtype`` where the final norm's input is stored)."""
+        for writer in self.row_writers + self.mean_writers:
             writer.close()
         self.wait()
         self._pool.shutdown()
-        layout = {
+        layout: dict[str, Any] = {
             "layer_dtypes": [str(w.dtype) for w in self.tokens],
             "store_layout": LAYOUT if self.checksum else 2,  # 2: the same without checksums
         }
+        if self.pre:
+            layout["pre_final_norm_dtype"] = str(self.pre[0].dtype)
         with no_space_for(self.path):
             if self.wide:
                 wide = np.asarray(self.wide, dtype=np.int64)
@@ -337,10 +407,26 @@ def layer_location(root: zarr.Group, layer: int) -> tuple[zarr.Array, int]:
     return root[TOKENS], layers.index(layer)
 
 
+def pre_final_norm_state(attrs: Mapping[str, Any], stored: bool) -> str:
+    """``stored``, ``none`` or ``not_stored`` (see the module docstring) of a store's attrs; a
+    store written before the attr existed: ``none`` where its ``final_norm_index`` says the
+    model has no final norm, else ``not_stored``."""
+    if stored:
+        return "stored"
+    state = attrs.get("pre_final_norm")
+    if state in PRE_FINAL_NORM_STATES:
+        return str(state)
+    return "none" if attrs.get("final_norm_index") == -1 else "not_stored"
+
+
 class ActivationStore:
     """Reads a store written by extraction; implements the LayerSource protocol. A chunk whose
     bytes changed since it was written raises :class:`CorruptStoreError` naming the store and
-    the chunk (layout 3; a layout-2 store has no checksum to check)."""
+    the chunk (layout 3; a layout-2 store has no checksum to check).
+
+    The final norm's input, where stored (``pre_final_norm == "stored"``), is read by
+    :meth:`read_pre_final_norm` and its siblings, never as a layer;
+    :func:`repgeom.activations.source.final_norm_view` puts it in place of the last layer."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -363,6 +449,13 @@ class ActivationStore:
         self.token_id = self._whole("token_id")
         self.sequence = self._whole("token_sequence")
         self.position = self._whole("position")
+        # the final norm's input: (array, slot) and the layer it is of, where stored
+        self._pre: tuple[zarr.Array, int] | None = None
+        self.final_norm_layer: int | None = None
+        if PRE in self.root:
+            self.final_norm_layer = int(self._whole(PRE_LAYER)[0])
+            self._pre = (self.root[PRE_WIDE] if PRE_WIDE in self.root else self.root[PRE], 0)
+        self.pre_final_norm = pre_final_norm_state(self.attrs, self._pre is not None)
 
     def _whole(self, name: str) -> np.ndarray:
         """A whole (small) array of the store, its chunks checked."""
@@ -398,6 +491,14 @@ class ActivationStore:
         """Number of sequences (sentences or windows) in the store."""
         return int(self.root[MEANS].shape[1])
 
+    def _pre_where(self) -> tuple[zarr.Array, int]:
+        if self._pre is None:
+            raise KeyError(
+                f"{self.path} holds no input of the final norm (pre_final_norm: "
+                f"{self.pre_final_norm})"
+            )
+        return self._pre
+
     def read_sentences(self, layer: int) -> np.ndarray:
         """Mean over the non-padding tokens of each sequence, (sequence, hidden) float32."""
         arr, slot = self.root[MEANS], self.layers.index(layer)
@@ -407,8 +508,8 @@ class ActivationStore:
         """Storage dtype of a layer (float16, or float32 where float16 overflowed)."""
         return self._where(layer)[0].dtype
 
-    def read(self, layer: int, rows: np.ndarray | None = None) -> np.ndarray:
-        arr, slot = self._where(layer)
+    def _read_at(self, where: tuple[zarr.Array, int], rows: np.ndarray | None) -> np.ndarray:
+        arr, slot = where
         if rows is None:
             x = self._rows(arr, slot, lambda: arr[slot])
         else:
@@ -417,20 +518,57 @@ class ActivationStore:
             x = self._rows(arr, slot, lambda: arr.get_orthogonal_selection(select), rows)
         return np.asarray(x, dtype=np.float32)
 
-    def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
-        """Rows start:stop of a layer, float32."""
-        arr, slot = self._where(layer)
+    def _read_rows_at(self, where: tuple[zarr.Array, int], start: int, stop: int) -> np.ndarray:
+        arr, slot = where
         rows = range(max(0, start), max(0, min(stop, self.n_tokens)))
         x = self._rows(arr, slot, lambda: arr[slot, start:stop], rows)
         return np.asarray(x, dtype=np.float32)
 
-    def iter_blocks(
-        self, layer: int, rows: np.ndarray | None = None, block: int = 65536
+    def _iter_at(
+        self, where: tuple[zarr.Array, int], rows: np.ndarray | None, block: int
     ) -> Iterator[np.ndarray]:
         if rows is None:
             for start in range(0, self.n_tokens, block):
-                yield self.read_rows(layer, start, start + block)
+                yield self._read_rows_at(where, start, start + block)
             return
         rows = np.asarray(rows)
         for start in range(0, len(rows), block):
-            yield self.read(layer, rows[start : start + block])
+            yield self._read_at(where, rows[start : start + block])
+
+    def read(self, layer: int, rows: np.ndarray | None = None) -> np.ndarray:
+        return self._read_at(self._where(layer), rows)
+
+    def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop of a layer, float32."""
+        return self._read_rows_at(self._where(layer), start, stop)
+
+    def iter_blocks(
+        self, layer: int, rows: np.ndarray | None = None, block: int = 65536
+    ) -> Iterator[np.ndarray]:
+        yield from self._iter_at(self._where(layer), rows, block)
+
+    # the final norm's input at layer final_norm_layer (KeyError naming the store where it
+    # is not stored), read like a layer
+    def read_pre_final_norm(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The final norm's input (or the given sorted rows of it), (n, hidden) float32."""
+        return self._read_at(self._pre_where(), rows)
+
+    def read_pre_final_norm_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop of the final norm's input, float32."""
+        return self._read_rows_at(self._pre_where(), start, stop)
+
+    def iter_pre_final_norm_blocks(
+        self, rows: np.ndarray | None = None, block: int = 65536
+    ) -> Iterator[np.ndarray]:
+        """Float32 blocks of the final norm's input, in token order; only ``rows`` if given."""
+        yield from self._iter_at(self._pre_where(), rows, block)
+
+    def pre_final_norm_dtype(self) -> np.dtype:
+        """Storage dtype of the final norm's input (float16, or float32 beyond its range)."""
+        return self._pre_where()[0].dtype
+
+    def read_pre_final_norm_sentences(self) -> np.ndarray:
+        """Mean of the final norm's input over each sequence's tokens, (sequence, hidden)."""
+        self._pre_where()
+        arr = self.root[PRE_MEANS]
+        return np.asarray(self._rows(arr, 0, lambda: arr[0]), dtype=np.float32)

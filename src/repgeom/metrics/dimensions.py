@@ -354,19 +354,6 @@ class RogueAccumulator:
         )
 
 
-def rogue_dimensions(
-    blocks: Blocks, top_k: int = 10, without_top: Sequence[int] = (1, 3, 10)
-) -> RogueResult:
-    """Rogue dimensions of the rows of ``blocks`` in two streaming passes (module doc).
-
-    ``top_k`` dimensions are reported (≤ d); each k of ``without_top`` (< d) gives the mean cosine
-    without the top-k dimensions by contribution.
-    """
-    acc = RogueAccumulator(top_k, without_top)
-    run_two_passes(blocks, [acc])
-    return acc.result()
-
-
 # ---------------------------------------------------------------------------------------------
 # massive activations
 
@@ -624,20 +611,6 @@ class MassiveAccumulator:
             massive_top_token_id=tokens[0],
             massive_token_count=tokens[1],
         )
-
-
-def massive_activations(
-    blocks: Blocks,
-    token_id: np.ndarray | None = None,
-    position: np.ndarray | None = None,
-    absolute: float = 100.0,
-    relative: float = 1000.0,
-    top_n: int = 10,
-) -> MassiveResult:
-    """Massive activations of the rows of ``blocks`` in two streaming passes (module doc)."""
-    acc = MassiveAccumulator(token_id, position, absolute, relative, top_n)
-    run_two_passes(blocks, [acc])
-    return acc.result()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from repgeom.metrics.conventions import CONVENTIONS
 from repgeom.metrics.moments import Moments
 
 
@@ -63,28 +64,42 @@ def effective_rank(eigvals: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def rankme(eigvals: np.ndarray) -> float:
-    """RankMe (Garrido et al. 2023): exp of the Shannon entropy of the normalised singular values.
+TRACING_RANKME_EPS = 1e-7  # added to every p_k by the tracing convention
+TRACING_ALPHA_RANKS = (11, 99)  # eigen-indices (1-based, inclusive) of the tracing α-ReQ fit
 
-    From covariance (or scatter) eigenvalues λ: σ_k = √max(λ_k, 0), p_k = σ_k/Σσ, zero terms
-    ignored (no ε added). Unlike :func:`effective_rank`, which normalises λ itself, this spreads
-    weight further into the tail: for a flat spectrum both equal the number of eigenvalues.
+
+def rankme(eigvals: np.ndarray, convention: str = "garrido") -> float:
+    """RankMe: exp of the Shannon entropy of a normalised spectrum, by ``convention``.
+
+    From covariance (or scatter) eigenvalues λ. ``garrido`` (Garrido et al. 2023): σ_k =
+    √max(λ_k, 0), p_k = σ_k/Σσ, zero terms ignored (no ε added); unlike :func:`effective_rank`,
+    which normalises λ itself, this spreads weight further into the tail. ``tracing`` (Li et al.
+    2025): p_k = λ_k/Σλ + 1e-7 over every eigenvalue given (zeros included). For a flat spectrum
+    of m values both give m (tracing up to its ε).
     """
-    s = np.sqrt(np.clip(np.asarray(eigvals, dtype=np.float64), 0.0, None))
-    total = s.sum()
-    if not total > 0:
+    choices = CONVENTIONS["rankme"][0]
+    if convention not in choices:
+        raise ValueError(f"unknown RankMe convention {convention!r}; choose from {choices}")
+    lam = np.clip(np.asarray(eigvals, dtype=np.float64), 0.0, None)
+    if not lam.sum() > 0:
         raise ValueError("no positive eigenvalue: RankMe is undefined")
-    p = s[s > 0] / total
+    if convention == "tracing":
+        p = lam / lam.sum() + TRACING_RANKME_EPS
+    else:
+        s = np.sqrt(lam)
+        p = s[s > 0] / s.sum()
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(eigvals: np.ndarray, first: int, last: int) -> float:
+def alpha_req(eigvals: np.ndarray, first: int, last: int, weighted: bool = False) -> float:
     """α-ReQ (Agrawal et al. 2022): the decay exponent α of the eigenspectrum, λ_i ∝ i^−α.
 
     The eigenvalues are in descending order and ranked from 1 (the largest). α is minus the
     slope of the least-squares line log λ_i = c − α·log i over the ranks i = ``first`` …
-    ``last``, both inclusive. ``last`` is capped at the number of positive eigenvalues (zeros,
-    or rounding below zero, have no logarithm); fewer than 2 ranks left raises ValueError.
+    ``last``, both inclusive; ``weighted``: each rank weighted 1/i, so every unit of log rank
+    counts the same (the tracing convention's fit, over :data:`TRACING_ALPHA_RANKS`). ``last``
+    is capped at the number of positive eigenvalues (zeros, or rounding below zero, have no
+    logarithm); fewer than 2 ranks left raises ValueError.
     """
     w = np.asarray(eigvals, dtype=np.float64)
     if w.ndim != 1:
@@ -102,6 +117,10 @@ def alpha_req(eigvals: np.ndarray, first: int, last: int) -> float:
     ranks = np.arange(first, stop + 1)
     u = np.log(ranks)
     v = np.log(w[first - 1 : stop])
+    if weighted:
+        weight = (1.0 / ranks) / (1.0 / ranks).sum()
+        u = u - weight @ u
+        return float(-((weight * u) @ (v - weight @ v)) / ((weight * u) @ u))
     u = u - u.mean()
     return float(-(u @ (v - v.mean())) / (u @ u))
 

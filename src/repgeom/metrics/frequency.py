@@ -8,7 +8,7 @@ the counts) have no logarithm of frequency: with ``unseen="bucket"`` they form b
 default), with ``unseen="exclude"`` they are left out of the buckets. They are always left out
 of the frequency drift.
 
-Per bucket (:func:`frequency_geometry`):
+Per bucket (:func:`frequency_accumulator`):
 
 - ``mean_cosine``: the mean cosine over ordered pairs of distinct tokens of the bucket, exact over
   all its tokens (:func:`repgeom.metrics.family.mean_cosine_from_sum`); zero vectors have no
@@ -62,7 +62,7 @@ from scipy.stats import rankdata
 from repgeom.activations.source import LayerSource
 from repgeom.data.tokens import read_tokens, tokens_attrs
 from repgeom.metrics.anisotropy import anisotropy_from_eigvals
-from repgeom.metrics.dimensions import Rows, run_two_passes
+from repgeom.metrics.dimensions import Rows
 from repgeom.metrics.family import mean_cosine_from_sum, rankme
 from repgeom.metrics.moments import Moments
 from repgeom.sampling import seeded_subsample
@@ -95,7 +95,7 @@ ATTRS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class FrequencyOptions:
-    """Parameters of :func:`frequency_geometry` (module doc): the config's ``metrics.frequency``
+    """Parameters of :func:`frequency_accumulator` (module doc): the config's ``metrics.frequency``
     section (:func:`repgeom.options.build`; every default lives in the schema)."""
 
     n_buckets: int
@@ -183,14 +183,15 @@ def centred_eigvals(x: np.ndarray) -> np.ndarray:
     return w
 
 
-def _spectrum_metrics(x: np.ndarray) -> tuple[float, float]:
-    """(anisotropy, RankMe) of the rows of x; NaN for fewer than 2 rows or zero variance."""
+def _spectrum_metrics(x: np.ndarray, convention: str = "garrido") -> tuple[float, float]:
+    """(anisotropy, RankMe by ``convention``) of the rows of x; NaN for fewer than 2 rows or
+    zero variance."""
     if len(x) < 2:
         return np.nan, np.nan
     w = centred_eigvals(x)
     if not w.sum() > 0:
         return np.nan, np.nan
-    return anisotropy_from_eigvals(w), rankme(w)
+    return anisotropy_from_eigvals(w), rankme(w, convention)
 
 
 def fix_sign(v: np.ndarray) -> np.ndarray:
@@ -410,6 +411,7 @@ def frequency_accumulator(
     rows: np.ndarray | None = None,
     directions: tuple[np.ndarray, np.ndarray] | None = None,
     moments: Moments | None = None,
+    rankme: str = "garrido",
 ) -> FrequencyAccumulator:
     """The frequency analysis of one layer of ``source`` (the sorted ``rows`` if given), ready
     for its two passes over ``source.iter_blocks(layer, rows)``: the buckets' subsamples and the
@@ -418,7 +420,8 @@ def frequency_accumulator(
     ``moments``: the moments another accumulator of the same passes fills with the same rows
     in pass 1, before this one's ``end_first`` (the geometry job's anisotropy scatter). With
     ``direction_sample`` None and no ``directions``, the exact principal direction comes from
-    them, and no second scatter is accumulated here."""
+    them, and no second scatter is accumulated here. ``rankme``: the buckets' RankMe convention
+    (:func:`repgeom.metrics.family.rankme`)."""
     o = options
     d = source.hidden_size
     index = np.arange(source.n_tokens) if rows is None else np.asarray(rows)
@@ -442,26 +445,9 @@ def frequency_accumulator(
         principal = principal_direction_of(x[np.searchsorted(union, direction_rows)], o.seed)
     shared = moments if directions is None and o.direction_sample is None else None
     acc = FrequencyAccumulator(label, count, d, columns, principal, shared)
-    acc.spectra = [_spectrum_metrics(x[np.searchsorted(union, s)]) for s in samples]
+    acc.spectra = [_spectrum_metrics(x[np.searchsorted(union, s)], rankme) for s in samples]
     acc.samples, acc.edges, acc.unseen, acc.seed = samples, edges, o.unseen, o.seed
     acc.n_direction = len(direction_rows)
     if directions is not None:
         acc.mean = np.asarray(directions[0], dtype=np.float64)
     return acc
-
-
-def frequency_geometry(
-    source: LayerSource,
-    layer: int,
-    counts: np.ndarray,
-    options: FrequencyOptions,
-    rows: np.ndarray | None = None,
-    directions: tuple[np.ndarray, np.ndarray] | None = None,
-) -> FrequencyResult:
-    """Frequency-stratified geometry of one layer of ``source`` (the sorted ``rows`` if given),
-    from the train ``counts`` of every token id (module doc): one read of the subsamples and two
-    streaming reads of the layer. ``directions`` (mean, principal), if given, replace the
-    estimated ones (e.g. the exact principal direction from the geometry job's scatter)."""
-    acc = frequency_accumulator(source, layer, counts, options, rows, directions)
-    run_two_passes(lambda: source.iter_blocks(layer, rows), [acc])
-    return acc.result()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
+from repgeom.metrics.conventions import convention_coords
 from repgeom.steps import Checkpoint, as_checkpoints, step_coords
 
 
@@ -22,12 +23,28 @@ def gather(
     missing = [(s, c) for s in steps for c in corpora if (s, c) not in datasets]
     if missing:
         raise KeyError(f"no dataset for (step, corpus) {missing}")
+    check_same_conventions({k: datasets[k] for k in ((s, c) for s in steps for c in corpora)})
     per_step = [
         xr.concat([datasets[(s, c)] for c in corpora], dim="corpus", combine_attrs="drop_conflicts")
         for s in steps
     ]
     out = xr.concat(per_step, dim="step", combine_attrs="drop_conflicts")
     return out.assign_coords({**step_coords(checkpoints), "corpus": list(corpora)})
+
+
+def check_same_conventions(datasets: Mapping[tuple[str, str], xr.Dataset]) -> None:
+    """ValueError naming the (step, corpus) keys of each convention when the datasets were
+    computed under different ``metrics.geometry.conventions`` (never mixed in one dataset)."""
+    seen: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+    for key, ds in datasets.items():
+        seen.setdefault(tuple(sorted(convention_coords(ds).items())), []).append(key)
+    if len(seen) > 1:
+        listed = "; ".join(f"{dict(c) or 'none recorded'}: {keys}" for c, keys in seen.items())
+        raise ValueError(
+            f"the datasets to gather were computed under different conventions ({listed}); "
+            "rerun their geometry jobs under one metrics.geometry.conventions (snakemake "
+            "--forcerun geometry), or gather each convention apart"
+        )
 
 
 def with_model(ds: xr.Dataset, model: str) -> xr.Dataset:

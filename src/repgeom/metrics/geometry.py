@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from repgeom.activations.source import LayerSource
+from repgeom.activations.source import LayerSource, final_norm_view
 from repgeom.metrics.anisotropy import anisotropy_from_eigvals
+from repgeom.metrics.conventions import Conventions
 from repgeom.metrics.estimators import (
     REGISTRY,
     REPORTED,
@@ -21,6 +22,7 @@ from repgeom.metrics.estimators import (
     variables,
 )
 from repgeom.metrics.family import (
+    TRACING_ALPHA_RANKS,
     FamilyAccumulator,
     alpha_req,
     anisotropy_power,
@@ -30,10 +32,12 @@ from repgeom.metrics.family import (
     rankme,
 )
 from repgeom.metrics.gride import gride_scales
+from repgeom.metrics.intrinsic import twonn_microscope_llm
 from repgeom.metrics.layerwise import layers_to_use, select_rows
 from repgeom.metrics.linearity import linearity
 from repgeom.metrics.neighbors import TooFewPoints
 from repgeom.metrics.origins import LayerOrigins, Origins, layer_origins, origins_datasets
+from repgeom.options import build
 from repgeom.sampling import seeded_subsample
 
 POSITIONS = {"all": False, "no_first": True}
@@ -85,8 +89,12 @@ class GeometryOptions:
     power_tol: float
     power_max_iter: int
     seed: int
+    conventions: Conventions
 
     def __post_init__(self) -> None:
+        if not isinstance(self.conventions, Conventions):
+            convention = build(Conventions, self.conventions, "metrics.geometry.conventions")
+            object.__setattr__(self, "conventions", convention)
         bad = [p for p in self.positions if p not in POSITIONS]
         if bad:
             raise ValueError(f"positions {bad} unknown; choose from {sorted(POSITIONS)}")
@@ -99,11 +107,12 @@ class GeometryOptions:
         return IDOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
     def attrs(self) -> dict[str, Any]:
-        """The options as dataset attrs (all but ``layers``; sequences as lists)."""
+        """The options as dataset attrs (all but ``layers`` and the conventions, which are
+        coordinates; sequences as lists)."""
         return {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()
-            if k != "layers"
+            if k not in ("layers", "conventions")
         }
 
 
@@ -121,13 +130,18 @@ def _family_of_layer(acc: FamilyAccumulator, o: GeometryOptions) -> dict[str, An
     w = acc.moments.eigvalsh()
     power = anisotropy_power(acc.moments.scatter(), o.power_tol, o.power_max_iter, o.seed)
     span = min(len(w), acc.moments.n - 1)  # ranks the centred tokens can fill
-    last = span if o.alpha_req_last is None else min(o.alpha_req_last, span)
+    c = o.conventions
+    if c.alpha_req == "tracing":
+        first, last = TRACING_ALPHA_RANKS[0], min(TRACING_ALPHA_RANKS[1], span)
+    else:
+        first = o.alpha_req_first
+        last = span if o.alpha_req_last is None else min(o.alpha_req_last, span)
     return {
         "anisotropy": anisotropy_from_eigvals(w),
         "explained_variance": explained_variance(w, o.top_k),
         "effective_rank": effective_rank(w),
-        "rankme": rankme(w),
-        "alpha_req": alpha_req(w, o.alpha_req_first, last),
+        "rankme": rankme(w, c.rankme),
+        "alpha_req": alpha_req(w, first, last, weighted=c.alpha_req == "tracing"),
         "anisotropy_power": power.value,
         "power_iterations": power.iterations,
         "power_residual": power.residual,
@@ -217,8 +231,11 @@ def _variant(
 ) -> tuple[dict[str, xr.Dataset], list[LayerOrigins]]:
     """The three datasets of one ``positions`` variant (with or without position 0), and
     where its anisotropy comes from, by layer (with ``origins``)."""
-    rows = select_rows(source, drop_first, o.token_budget, o.seed)
-    every = rows if o.token_budget is None else select_rows(source, drop_first, None, o.seed)
+    pooling = o.conventions.pooling
+    rows = select_rows(source, drop_first, o.token_budget, o.seed, pooling)
+    every = (
+        rows if o.token_budget is None else select_rows(source, drop_first, None, o.seed, pooling)
+    )
     pool = source.n_tokens if rows is None else rows
     store = getattr(source, "path", "the activation store")
     where = f"without position 0 of {store}" if drop_first else f"of {store}"
@@ -281,10 +298,13 @@ def id_of_sample(x: np.ndarray, options: GeometryOptions) -> dict[str, Any]:
     neighbour search on its distinct rows), by variable; GRIDE is NaN at the scales whose n2
     exceeds the distinct points − 1, and where its likelihood has no root."""
     try:
-        return estimate_sample(x, options.id_options, registry=REGISTRY)
+        out = estimate_sample(x, options.id_options, registry=REGISTRY)
     except TooFewPoints as e:
         advice = "raise metrics.geometry.id_sample or lower mle_k"
         raise TooFewPoints(e.n_points, e.n_duplicates, e.needed, advice) from None
+    if options.conventions.twonn_microscope == "llm_microscope":  # every row, duplicates too
+        out["twonn_microscope"] = twonn_microscope_llm(x, options.microscope_keep)
+    return out
 
 
 def geometry_datasets(
@@ -301,9 +321,14 @@ def geometry_datasets(
     subsample; linearity of layer l is that of the map from layer l−1 on the first subsample
     (NaN at the first layer). Rogue dimensions, massive activations and the frequency buckets
     use every token of each token set (never ``token_budget``), on the reads of the anisotropy
-    pass where it uses them too. The options go into each dataset's attrs.
+    pass where it uses them too. The options go into each dataset's attrs, the conventions
+    (``options.conventions``: RankMe, α-ReQ, LLM-Microscope's TwoNN, pooling, the last layer
+    before or after the final norm) into its coordinates.
     """
+    source = final_norm_view(source, options.conventions.final_norm)
     layers = layers_to_use(source, None if options.layers is None else list(options.layers))
+    if origins is not None:  # the buckets' RankMe follows the geometry job's convention
+        origins = dataclasses.replace(origins, rankme=options.conventions.rankme)
     variants = {
         p: _variant(source, layers, POSITIONS[p], options, origins) for p in options.positions
     }
@@ -317,4 +342,4 @@ def geometry_datasets(
         out[name] = ds
     if origins is not None:
         out |= origins_datasets({p: found for p, (_, found) in variants.items()}, layers, origins)
-    return out
+    return {k: options.conventions.record(ds) for k, ds in out.items()}

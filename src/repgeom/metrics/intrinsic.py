@@ -21,7 +21,8 @@ Conventions, with N the number of distinct points and μ₍₁₎ ≤ … ≤ μ
   the first min(⌊(N − u)·keep⌋, N − u − 1) of them (keep = 0.2: the smallest 20 % of μ).
   Differences from the notebook: exact duplicates are removed beforehand (the notebook counted
   points with r₁ < 1e-8 among the u set-aside ones and in N), and no rescaling by the mean norm
-  is done (μ is scale invariant).
+  is done (μ is scale invariant). ``twonn_microscope_llm`` is the notebook's own convention
+  (``metrics.geometry.conventions.twonn_microscope: llm_microscope``), duplicates included.
 - ``mle`` — Levina & Bickel (2005) with k neighbours: per point
   m̂ᵢ = [(1/(k − 1)) Σⱼ₌₁ᵏ⁻¹ log(Tₖ/Tⱼ)]⁻¹, combined as MacKay & Ghahramani propose, by the
   inverse of the mean of the inverses: d = 1 / mean(1/m̂ᵢ).
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repgeom.metrics.neighbors import neighbours
+from repgeom.metrics.neighbors import neighbour_distances, neighbours
 
 _MU_EPS = 1e-8  # LLM-Microscope's threshold for μ ≈ 1
 
@@ -85,20 +86,45 @@ def twonn_from_ratios(mu: np.ndarray, discard: float = 0.1, fit: str = "lsq") ->
 
 def twonn_microscope_from_ratios(mu: np.ndarray, keep: float = 0.2) -> float:
     """LLM-Microscope's TwoNN from the ratios μ of N distinct points (see the module doc)."""
+    return _microscope_fit(np.sort(_check_ratios(mu)), keep, np.float64)
+
+
+def _microscope_fit(mu: np.ndarray, keep: float, cdf_dtype: type) -> float:
+    """LLM-Microscope's fit of the sorted ratios ``mu`` (those ≤ 1 + 1e-8 set aside but
+    counted), its empirical CDF computed in ``cdf_dtype`` (the package's is float32)."""
     if not 0 < keep <= 1:
         raise ValueError(f"twonn_microscope keep fraction must be in (0, 1], got {keep}")
-    mu = np.sort(_check_ratios(mu))
     n_all = len(mu)
     useless = int((mu <= 1 + _MU_EPS).sum())
     mu = mu[useless:]
     n = len(mu)
-    f_emp = np.arange(1 + useless, n + 1 + useless) / n_all
+    f_emp = np.arange(1 + useless, n + 1 + useless).astype(cdf_dtype) / cdf_dtype(n_all)
     use = min(math.floor(n * keep + 1e-9), n - 1)
     if use < 1:
         raise ValueError(
             f"{n} ratio(s) above 1 among {n_all} points keep {use} for the fit; use more points"
         )
-    return _slope_through_origin(np.log(mu[:use]), -np.log(1.0 - f_emp[:use]))
+    dist = -np.log(cdf_dtype(1) - f_emp[:use]).astype(np.float64)
+    return _slope_through_origin(np.log(mu[:use]), dist)
+
+
+def twonn_microscope_llm(x: np.ndarray, keep: float = 0.2, backend: str = "auto") -> float:
+    """What LLM-Microscope 0.0.7's ``intrinsic_dimension`` returns on the rows of x (its
+    ``reduction_factor`` = 1/keep): float64 rows centred and divided by their mean norm, every
+    row kept; a row whose nearest other row is closer than 1e-8 (a duplicate) gets μ = −1 and
+    is set aside with the μ ≤ 1 + 1e-8, yet counted in the CDF; the CDF is float32, as there."""
+    x64 = np.asarray(x, dtype=np.float64)
+    if x64.ndim != 2 or len(x64) < 3 or not np.isfinite(x64).all():
+        raise ValueError(f"expected ≥ 3 finite row vectors, got shape {x64.shape}")
+    x64 = x64 - x64.mean(axis=0)
+    scale = np.sqrt((x64 * x64).sum(axis=1)).mean()
+    if not scale > 0:
+        raise ValueError("every row is the same point: the intrinsic dimension is undefined")
+    x64 /= scale
+    r = neighbour_distances(x64, 2, backend)
+    bad = r[:, 0] < _MU_EPS
+    mu = np.where(bad, -1.0, r[:, 1] / np.where(bad, 1.0, r[:, 0]))
+    return _microscope_fit(np.sort(mu), keep, np.float32)
 
 
 def twonn_bootstrap_error(

@@ -51,6 +51,7 @@ class Origins:
     dimensions: DimensionOptions
     frequency: FrequencyOptions
     counts: np.ndarray
+    rankme: str = "garrido"  # the RankMe convention of the buckets (the geometry job's)
 
 
 class FamilyPass:
@@ -95,6 +96,7 @@ def layer_origins(
         origins.frequency,
         rows,
         moments=None if family is None else family.moments,
+        rankme=origins.rankme,
     )
     also = [freq] if family is None else [FamilyPass(family), freq]  # the family first
     dims = layer_dimensions(source, layer, rows, origins.dimensions, also=also)

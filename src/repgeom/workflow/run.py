@@ -60,6 +60,13 @@ class RunPlan(CorePlan):
         """Model -> what gathering jobs record on their step dim (label, step, tokens seen)."""
         return {m: [dataclasses.asdict(c) for c in v] for m, v in self.checkpoints.items()}
 
+    @property
+    def pre_final_norm(self) -> bool:
+        """Whether extraction stores the input of the final norm beside the layers: where the
+        geometry job reads the last layer before it (metrics.geometry.conventions.final_norm:
+        before)."""
+        return self.config["metrics"]["geometry"]["conventions"]["final_norm"] == "before"
+
     def store_passes(self, model: str, corpus: str) -> Mapping[str, Any]:
         """The passes the extraction of one store computes besides the hidden states."""
         return self.passes.get((model, corpus), {})
